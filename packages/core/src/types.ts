@@ -1,0 +1,280 @@
+import type { KeygateError } from './errors.js';
+
+/**
+ * Scopes known to the application. Augment `Register` once to make every
+ * `requireScope()` call check its argument at compile time:
+ *
+ * ```ts
+ * declare module '@keygate/core' {
+ *   interface Register { scopes: 'read:data' | 'write:llm' | 'track:events' }
+ * }
+ * ```
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: augmented by applications
+export interface Register {}
+
+export type Scope = Register extends { scopes: infer S extends string } ? S : string;
+
+export type KeyType = 'secret' | 'public';
+export type KeyEnvironment = 'live' | 'test';
+
+/** The request as the core sees it; each adapter builds one in a few lines. */
+export interface KeygateRequest {
+  method: string;
+  /** Path with optional query string (`/v1/x?api_key=...`), or an absolute URL. */
+  url: string;
+  headers: { get(name: string): string | null };
+  /** Client IP as the framework resolved it (its proxy-trust setting applies). */
+  ip: string | undefined;
+}
+
+export interface KeyRestrictions {
+  /** IPv4/IPv6 addresses or CIDR ranges allowed to use the key. */
+  ips?: string[];
+  /** Allowed `Origin`/`Referer` origins; `*` wildcards a label, e.g. `https://*.example.com`. */
+  referrers?: string[];
+  /** Allowed endpoints as `"METHOD /path/pattern"`; `*` in the method or a path segment matches any, a trailing `/**` any suffix. */
+  endpoints?: string[];
+}
+
+export interface RateLimitOverride {
+  /** Sustained rate: tokens refilled per second. */
+  perSecond?: number;
+  /** Token-bucket capacity. */
+  burst?: number;
+  /** Requests per UTC day. */
+  daily?: number;
+}
+
+/** A key as stored: everything but the secret, which is never stored. */
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  ownerId: string;
+  type: KeyType;
+  environment: KeyEnvironment;
+  /** Hex digest of the secret (SHA-256, or HMAC-SHA256 with a pepper). */
+  digest: string;
+  /** Which digest function produced `digest` (0: SHA-256, 1: HMAC-SHA256 with the configured pepper). */
+  digestVersion: number;
+  prefix: string;
+  /** Prefix plus the first body characters, safe to display. */
+  start: string;
+  scopes: string[];
+  /** `null` grants every resource of the owner; otherwise e.g. `['website:w_1', 'link:*']`. */
+  resources: string[] | null;
+  restrictions: KeyRestrictions | null;
+  rateLimit: RateLimitOverride | null;
+  metadata: Record<string, unknown> | null;
+  expiresAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+  /** The digest that worked before the last rotation, honoured until `previousDigestExpiresAt`. */
+  previousDigest: string | null;
+  previousDigestExpiresAt: Date | null;
+}
+
+/** A key as shown to callers: no digests. */
+export type ApiKey = Omit<ApiKeyRecord, 'digest' | 'previousDigest' | 'digestVersion'>;
+
+export interface NewKeyRecord
+  extends Omit<
+    ApiKeyRecord,
+    'createdAt' | 'updatedAt' | 'lastUsedAt' | 'revokedAt' | 'previousDigest' | 'previousDigestExpiresAt'
+  > {}
+
+export type KeyPatch = Partial<
+  Pick<
+    ApiKeyRecord,
+    'name' | 'scopes' | 'resources' | 'restrictions' | 'rateLimit' | 'metadata' | 'expiresAt'
+  >
+>;
+
+export interface KeyRotation {
+  digest: string;
+  digestVersion: number;
+  start: string;
+  /** When the old digest stops working; `null` or a past time: at once. */
+  previousDigestExpiresAt: Date | null;
+}
+
+export interface ListKeysQuery {
+  ownerId?: string;
+  includeRevoked?: boolean;
+  limit?: number;
+  /** Return keys created before this key id (opaque cursor from a previous page). */
+  after?: string;
+}
+
+/**
+ * Where keys live. Implementations: `MemoryKeyStore` (core), `PostgresKeyStore`
+ * (@keygate/postgres). Every method may throw when the backend is unreachable;
+ * the core turns that into `SERVICE_UNAVAILABLE` or serves from its cache.
+ */
+export interface KeyStore {
+  /** The key whose current or previous (grace-period) digest equals `digest`. */
+  findByDigest(digest: string): Promise<ApiKeyRecord | null>;
+  create(key: NewKeyRecord): Promise<ApiKeyRecord>;
+  get(id: string): Promise<ApiKeyRecord | null>;
+  list(query: ListKeysQuery): Promise<ApiKeyRecord[]>;
+  update(id: string, patch: KeyPatch): Promise<ApiKeyRecord | null>;
+  rotate(id: string, rotation: KeyRotation): Promise<ApiKeyRecord | null>;
+  revoke(id: string, at: Date): Promise<ApiKeyRecord | null>;
+  /** Record last use for many keys at once; called in the background, in batches. */
+  touchLastUsed(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** One limit applied to a key. */
+export type RateLimitPolicy =
+  | {
+      name: string;
+      kind: 'token-bucket';
+      /** Bucket capacity (burst). */
+      capacity: number;
+      /** Tokens added per second (sustained rate). */
+      refillPerSecond: number;
+    }
+  | {
+      name: string;
+      kind: 'fixed-window';
+      limit: number;
+      /** Window length; windows are aligned to the Unix epoch (a day window starts at UTC midnight). */
+      windowSeconds: number;
+    };
+
+export interface PolicyState {
+  policy: RateLimitPolicy;
+  /** The policy's quota: capacity for a bucket, limit for a window. */
+  limit: number;
+  /** Whole requests still admissible now (after this request when admitted). */
+  remaining: number;
+  /** Seconds until the policy is back to its full quota. */
+  resetSeconds: number;
+}
+
+export interface RateLimitResult {
+  allowed: boolean;
+  policies: PolicyState[];
+  /** When rejected: seconds until a request could be admitted. */
+  retryAfterSeconds?: number;
+}
+
+/**
+ * Consumes one request against all of a key's policies atomically: either every
+ * policy admits it and each is charged, or none is charged.
+ */
+export interface RateLimiter {
+  consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult>;
+  close?(): Promise<void>;
+}
+
+/** Counts failed authentications per client IP (brute-force guard). */
+export interface AuthFailureGuard {
+  /** Record one failure; returns the seconds the IP is now blocked for (0: not blocked). */
+  recordFailure(ip: string): Promise<number>;
+  close?(): Promise<void>;
+}
+
+/** Tells every instance to drop cached verifications of a key. */
+export interface InvalidationBus {
+  publish(keyId: string): Promise<void>;
+  /** Subscribe; `onReset` is called when the subscription was interrupted (drop everything). */
+  subscribe(onInvalidate: (keyId: string) => void, onReset: () => void): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export type AuditAction =
+  | 'auth.succeeded'
+  | 'auth.failed'
+  | 'scope.checked'
+  | 'resource.checked'
+  | 'key.created'
+  | 'key.updated'
+  | 'key.rotated'
+  | 'key.revoked';
+
+export type AuditOutcome = 'success' | 'failure';
+
+export interface AuditEvent {
+  id: string;
+  at: Date;
+  action: AuditAction;
+  outcome: AuditOutcome;
+  /** Why it failed: `missing`, `malformed`, `unknown`, `revoked`, `expired`, `wrong_environment`, `restricted_ip`, ... */
+  reason: string | null;
+  keyId: string | null;
+  keyStart: string | null;
+  ownerId: string | null;
+  /** Who performed an administrative action (key id, session id or `cli`). */
+  actor: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  method: string | null;
+  /** Request path with any `api_key` query value removed. */
+  path: string | null;
+  requestId: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export interface AuditSink {
+  write(events: readonly AuditEvent[]): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export interface AuditQuery {
+  keyId?: string;
+  ownerId?: string;
+  limit?: number;
+}
+
+/** A sink that can also be read back (`GET /v1/api-keys/:id/events`, `keygate audit`). */
+export interface AuditReader {
+  query(query: AuditQuery): Promise<AuditEvent[]>;
+}
+
+/** A browser session resolved by the application when no key is sent. */
+export interface Session {
+  id: string;
+  ownerId: string;
+  scopes: string[];
+  /** `null` or absent: every resource of the owner. */
+  resources?: string[] | null;
+  /** Grants use of the management router (owner/admin of `ownerId`). */
+  admin?: boolean;
+}
+
+export type SessionResolver = (req: KeygateRequest) => Session | null | Promise<Session | null>;
+
+/** Who a request acts as, put on the framework's context by each adapter. */
+export type Principal =
+  | {
+      kind: 'key';
+      id: string;
+      ownerId: string;
+      scopes: readonly string[];
+      resources: readonly string[] | null;
+      type: KeyType;
+      environment: KeyEnvironment;
+      key: ApiKey;
+    }
+  | {
+      kind: 'session';
+      id: string;
+      ownerId: string;
+      scopes: readonly string[];
+      resources: readonly string[] | null;
+      /** Sessions act as secret-key holders in the given environment. */
+      type: 'secret';
+      environment: KeyEnvironment;
+      session: Session;
+    };
+
+export type Headers = Record<string, string>;
+
+/** What `authenticate()` and `authorize()` decide; adapters render it. */
+export type Decision =
+  | { ok: true; principal: Principal; headers: Headers }
+  | { ok: false; error: KeygateError; headers: Headers };
