@@ -1,0 +1,102 @@
+import type { ApiKeyRecord } from './types.js';
+
+export interface VerificationCacheOptions {
+  /** Most digests remembered (known and unknown together). Default 10,000. */
+  maxEntries?: number;
+  /** How long a known key is served without asking the store, in ms. Default 30,000. */
+  ttlMs?: number;
+  /** How long an unknown digest is remembered as unknown, in ms. Default 10,000. */
+  negativeTtlMs?: number;
+  /** How long past its TTL a known key may still be served while the store is failing, in ms. Default 300,000. */
+  staleIfErrorMs?: number;
+}
+
+interface Entry {
+  record: ApiKeyRecord | null;
+  freshUntil: number;
+  staleUntil: number;
+}
+
+/**
+ * Bounded LRU of verified digests in front of any store, so a request with a
+ * known key costs no database round trip. Concurrent misses for one digest share
+ * one store call.
+ */
+export class VerificationCache {
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<ApiKeyRecord | null>>();
+  readonly #max: number;
+  readonly #ttl: number;
+  readonly #negativeTtl: number;
+  readonly #staleIfError: number;
+
+  constructor(options: VerificationCacheOptions = {}) {
+    this.#max = options.maxEntries ?? 10_000;
+    this.#ttl = options.ttlMs ?? 30_000;
+    this.#negativeTtl = options.negativeTtlMs ?? 10_000;
+    this.#staleIfError = options.staleIfErrorMs ?? 300_000;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The record for `digest`: from the cache while fresh, else from `load` (falling back to a stale entry if it throws). */
+  async lookup(
+    digest: string,
+    load: (digest: string) => Promise<ApiKeyRecord | null>,
+    nowMs: number,
+  ): Promise<ApiKeyRecord | null> {
+    const entry = this.#entries.get(digest);
+    if (entry && entry.freshUntil > nowMs) {
+      this.#entries.delete(digest);
+      this.#entries.set(digest, entry);
+      return entry.record;
+    }
+    const pending = this.#inflight.get(digest);
+    if (pending) return pending;
+    const request = load(digest).then(
+      (record) => {
+        this.#remember(digest, record, Date.now());
+        return record;
+      },
+      (error: unknown) => {
+        if (entry?.record && entry.staleUntil > Date.now()) return entry.record;
+        throw error;
+      },
+    );
+    this.#inflight.set(digest, request);
+    try {
+      return await request;
+    } finally {
+      this.#inflight.delete(digest);
+    }
+  }
+
+  #remember(digest: string, record: ApiKeyRecord | null, nowMs: number): void {
+    this.#entries.delete(digest);
+    if (this.#entries.size >= this.#max) this.#entries.delete(this.#entries.keys().next().value!);
+    const ttl = record ? this.#ttl : this.#negativeTtl;
+    this.#entries.set(digest, {
+      record,
+      freshUntil: nowMs + ttl,
+      staleUntil: record ? nowMs + ttl + this.#staleIfError : nowMs + ttl,
+    });
+  }
+
+  /** Forget every digest of a key (after revoke, rotate or update, here or on another instance). */
+  invalidateKey(keyId: string): void {
+    for (const [digest, entry] of this.#entries) {
+      if (entry.record?.id === keyId) this.#entries.delete(digest);
+    }
+  }
+
+  /** Forget one digest (e.g. a just-created key that was cached as unknown). */
+  invalidateDigest(digest: string): void {
+    this.#entries.delete(digest);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+}

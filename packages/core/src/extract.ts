@@ -1,0 +1,107 @@
+import { KeygateConfigError, KeygateError } from './errors.js';
+import type { KeygateRequest } from './types.js';
+
+export type KeySource = 'authorization' | 'header' | 'query';
+
+export const ALL_SOURCES: readonly KeySource[] = ['authorization', 'header', 'query'];
+
+export interface ExtractOptions {
+  sources: readonly KeySource[];
+  headerName: string;
+  queryParam: string;
+}
+
+export type Extraction =
+  | { kind: 'none' }
+  | { kind: 'key'; key: string; source: KeySource }
+  | { kind: 'error'; error: KeygateError };
+
+const BEARER = /^bearer(?:[ \t]+(.*))?$/is;
+// Printable ASCII only: anything else cannot be a key and is refused before any I/O.
+const PRINTABLE = /^[\x21-\x7e]*$/;
+const MAX_CREDENTIAL_LENGTH = 1024;
+
+export function validateSources(sources: readonly string[]): readonly KeySource[] {
+  if (sources.length === 0) {
+    throw new KeygateConfigError('NO_KEY_SOURCE', 'at least one key source must be enabled');
+  }
+  for (const source of sources) {
+    if (!ALL_SOURCES.includes(source as KeySource)) {
+      throw new KeygateConfigError(
+        'UNKNOWN_KEY_SOURCE',
+        `unknown key source ${JSON.stringify(source)}; expected one of ${ALL_SOURCES.join(', ')}`,
+      );
+    }
+  }
+  return sources as KeySource[];
+}
+
+function invalidRequest(message: string, reason: string): Extraction {
+  return { kind: 'error', error: new KeygateError('INVALID_REQUEST', { message, reason }) };
+}
+
+/** Reads the credential from the enabled sources, in order, refusing conflicts and unusable bytes. */
+export function extractKey(req: KeygateRequest, options: ExtractOptions): Extraction {
+  const found: Array<{ key: string; source: KeySource }> = [];
+  for (const source of options.sources) {
+    let value: string | null = null;
+    if (source === 'authorization') {
+      const header = req.headers.get('authorization');
+      if (header === null) continue;
+      const match = BEARER.exec(header.trim());
+      // Other schemes (Basic, Digest, ...) are not ours to read.
+      if (!match) continue;
+      value = (match[1] ?? '').trim();
+    } else if (source === 'header') {
+      value = req.headers.get(options.headerName);
+      if (value === null) continue;
+      value = value.trim();
+    } else {
+      const params = queryParams(req.url);
+      if (params === null) continue;
+      const bracketed = [...params.keys()].some((name) =>
+        name.startsWith(`${options.queryParam}[`),
+      );
+      const values = params.getAll(options.queryParam);
+      if (bracketed || values.length > 1) {
+        return invalidRequest(
+          `The ${options.queryParam} query parameter must be given once, as a plain value`,
+          'query_array',
+        );
+      }
+      if (values.length === 0) continue;
+      value = values[0]!.trim();
+    }
+    if (value.length > MAX_CREDENTIAL_LENGTH || !PRINTABLE.test(value)) {
+      return invalidRequest('The API key contains characters an API key cannot have', 'encoding');
+    }
+    found.push({ key: value, source });
+  }
+  if (found.length === 0) return { kind: 'none' };
+  const first = found[0]!;
+  if (found.some((f) => f.key !== first.key)) {
+    return invalidRequest('Different API keys were sent in more than one place', 'conflicting_keys');
+  }
+  return { kind: 'key', key: first.key, source: first.source };
+}
+
+function queryParams(url: string): URLSearchParams | null {
+  const q = url.indexOf('?');
+  if (q === -1) return null;
+  const hash = url.indexOf('#', q);
+  return new URLSearchParams(url.slice(q + 1, hash === -1 ? undefined : hash));
+}
+
+/** The request path, without the query string, for restrictions and audit records. */
+export function pathOf(url: string): string {
+  let path = url;
+  if (!url.startsWith('/')) {
+    try {
+      path = new URL(url).pathname;
+    } catch {
+      path = '/';
+    }
+  }
+  const cut = path.search(/[?#]/);
+  return cut === -1 ? path : path.slice(0, cut);
+}

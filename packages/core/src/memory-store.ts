@@ -1,0 +1,105 @@
+import type {
+  ApiKeyRecord,
+  KeyPatch,
+  KeyRotation,
+  KeyStore,
+  ListKeysQuery,
+  NewKeyRecord,
+} from './types.js';
+
+/** Keys in process memory: for tests, demos and single-process apps that provision keys at start. */
+export class MemoryKeyStore implements KeyStore {
+  readonly #byId = new Map<string, ApiKeyRecord>();
+  readonly #byDigest = new Map<string, string>();
+
+  async findByDigest(digest: string): Promise<ApiKeyRecord | null> {
+    const id = this.#byDigest.get(digest);
+    return id ? clone(this.#byId.get(id)!) : null;
+  }
+
+  async create(key: NewKeyRecord): Promise<ApiKeyRecord> {
+    if (this.#byId.has(key.id) || this.#byDigest.has(key.digest)) {
+      throw new Error(`key ${key.id} already exists`);
+    }
+    const now = new Date();
+    const record: ApiKeyRecord = {
+      ...clone(key as ApiKeyRecord),
+      createdAt: now,
+      updatedAt: now,
+      lastUsedAt: null,
+      revokedAt: null,
+      previousDigest: null,
+      previousDigestExpiresAt: null,
+    };
+    this.#byId.set(record.id, record);
+    this.#byDigest.set(record.digest, record.id);
+    return clone(record);
+  }
+
+  async get(id: string): Promise<ApiKeyRecord | null> {
+    const record = this.#byId.get(id);
+    return record ? clone(record) : null;
+  }
+
+  async list(query: ListKeysQuery): Promise<ApiKeyRecord[]> {
+    let records = [...this.#byId.values()]
+      .filter((r) => query.ownerId === undefined || r.ownerId === query.ownerId)
+      .filter((r) => query.includeRevoked || r.revokedAt === null)
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
+    if (query.after !== undefined) {
+      const index = records.findIndex((r) => r.id === query.after);
+      records = index === -1 ? [] : records.slice(index + 1);
+    }
+    return records.slice(0, query.limit ?? 100).map(clone);
+  }
+
+  async update(id: string, patch: KeyPatch): Promise<ApiKeyRecord | null> {
+    const record = this.#byId.get(id);
+    if (!record) return null;
+    Object.assign(record, clone(patch), { updatedAt: new Date() });
+    return clone(record);
+  }
+
+  async rotate(id: string, rotation: KeyRotation): Promise<ApiKeyRecord | null> {
+    const record = this.#byId.get(id);
+    if (!record) return null;
+    if (record.previousDigest) this.#byDigest.delete(record.previousDigest);
+    const graceful =
+      rotation.previousDigestExpiresAt !== null && rotation.previousDigestExpiresAt > new Date();
+    if (graceful) {
+      record.previousDigest = record.digest;
+      record.previousDigestExpiresAt = rotation.previousDigestExpiresAt;
+    } else {
+      this.#byDigest.delete(record.digest);
+      record.previousDigest = null;
+      record.previousDigestExpiresAt = null;
+    }
+    record.digest = rotation.digest;
+    record.digestVersion = rotation.digestVersion;
+    record.start = rotation.start;
+    record.updatedAt = new Date();
+    this.#byDigest.set(rotation.digest, id);
+    return clone(record);
+  }
+
+  async revoke(id: string, at: Date): Promise<ApiKeyRecord | null> {
+    const record = this.#byId.get(id);
+    if (!record) return null;
+    record.revokedAt ??= at;
+    record.updatedAt = at;
+    return clone(record);
+  }
+
+  async touchLastUsed(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
+    for (const use of uses) {
+      const record = this.#byId.get(use.id);
+      if (record && (record.lastUsedAt === null || record.lastUsedAt < use.at)) {
+        record.lastUsedAt = use.at;
+      }
+    }
+  }
+}
+
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}

@@ -1,0 +1,188 @@
+import { KeygateConfigError } from './errors.js';
+import type {
+  Headers,
+  KeyType,
+  PolicyState,
+  RateLimitOverride,
+  RateLimitPolicy,
+  RateLimiter,
+  RateLimitResult,
+} from './types.js';
+
+export interface RateLimitTier {
+  /** Sustained requests per second (token refill rate). */
+  perSecond: number;
+  /** Token-bucket capacity. */
+  burst: number;
+  /** Requests per UTC day. */
+  daily: number;
+}
+
+export type RateLimitTiers = Record<KeyType, RateLimitTier>;
+
+export const DEFAULT_TIERS: RateLimitTiers = {
+  public: { perSecond: 100, burst: 1_000, daily: 1_000_000 },
+  secret: { perSecond: 1_000, burst: 10_000, daily: 10_000_000 },
+};
+
+const DAY_SECONDS = 86_400;
+
+export function validateTier(tier: Partial<RateLimitTier>, where: string): void {
+  for (const [field, value] of Object.entries(tier)) {
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new KeygateConfigError(
+        'INVALID_LIMIT',
+        `${where}.${field} must be a positive number (got ${String(value)})`,
+      );
+    }
+    if (field !== 'perSecond' && !Number.isInteger(value)) {
+      throw new KeygateConfigError('INVALID_LIMIT', `${where}.${field} must be an integer`);
+    }
+  }
+}
+
+/** The policies that apply to a key: its tier, field by field overridden by the key's own limits. */
+export function policiesFor(
+  tier: RateLimitTier,
+  override: RateLimitOverride | null,
+): RateLimitPolicy[] {
+  const perSecond = override?.perSecond ?? tier.perSecond;
+  const burst = override?.burst ?? tier.burst;
+  const daily = override?.daily ?? tier.daily;
+  return [
+    { name: 'burst', kind: 'token-bucket', capacity: burst, refillPerSecond: perSecond },
+    { name: 'daily', kind: 'fixed-window', limit: daily, windowSeconds: DAY_SECONDS },
+  ];
+}
+
+/** Seconds a token bucket with `tokens` takes to be full again. */
+export function bucketResetSeconds(tokens: number, capacity: number, rate: number): number {
+  return Math.max(0, Math.ceil((capacity - tokens) / rate));
+}
+
+/** `X-RateLimit-*` for the policy closest to exhaustion, IETF `RateLimit-Policy`/`RateLimit`, `Retry-After`. */
+export function rateLimitHeaders(result: RateLimitResult, nowMs: number): Headers {
+  const headers: Headers = {};
+  if (result.policies.length === 0) return headers;
+  let tightest = result.policies[0]!;
+  for (const state of result.policies) {
+    if (state.remaining < tightest.remaining) tightest = state;
+  }
+  headers['X-RateLimit-Limit'] = String(tightest.limit);
+  headers['X-RateLimit-Remaining'] = String(tightest.remaining);
+  headers['X-RateLimit-Reset'] = String(Math.ceil(nowMs / 1000 + tightest.resetSeconds));
+  headers['RateLimit-Policy'] = result.policies
+    .map((s) => `"${s.policy.name}";q=${s.limit};w=${windowOf(s.policy)}`)
+    .join(', ');
+  headers.RateLimit = result.policies
+    .map((s) => `"${s.policy.name}";r=${s.remaining};t=${s.resetSeconds}`)
+    .join(', ');
+  if (!result.allowed) {
+    headers['Retry-After'] = String(Math.max(1, Math.ceil(result.retryAfterSeconds ?? 1)));
+  }
+  return headers;
+}
+
+function windowOf(policy: RateLimitPolicy): number {
+  return policy.kind === 'fixed-window'
+    ? policy.windowSeconds
+    : Math.max(1, Math.ceil(policy.capacity / policy.refillPerSecond));
+}
+
+interface BucketState {
+  tokens: number;
+  atMs: number;
+}
+interface WindowState {
+  window: number;
+  count: number;
+}
+
+export interface MemoryRateLimiterOptions {
+  /** Most subjects tracked at once; the least recently seen are forgotten first. Default 100,000. */
+  maxSubjects?: number;
+  /** Clock, for tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+/**
+ * Exact limits for one process. Used when no Redis is configured, and as the
+ * per-instance insurance while Redis is unreachable.
+ */
+export class MemoryRateLimiter implements RateLimiter {
+  readonly #subjects = new Map<string, Map<string, BucketState | WindowState>>();
+  readonly #max: number;
+  readonly #now: () => number;
+
+  constructor(options: MemoryRateLimiterOptions = {}) {
+    this.#max = options.maxSubjects ?? 100_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult> {
+    return this.consumeSync(subject, policies);
+  }
+
+  consumeSync(subject: string, policies: readonly RateLimitPolicy[]): RateLimitResult {
+    const nowMs = this.#now();
+    let states = this.#subjects.get(subject);
+    if (states) {
+      this.#subjects.delete(subject);
+    } else {
+      states = new Map();
+      if (this.#subjects.size >= this.#max) {
+        this.#subjects.delete(this.#subjects.keys().next().value!);
+      }
+    }
+    this.#subjects.set(subject, states);
+
+    // First pass: what each policy has now, without charging anything.
+    const current = policies.map((policy) => {
+      if (policy.kind === 'token-bucket') {
+        const prev = states.get(policy.name) as BucketState | undefined;
+        const elapsed = prev ? Math.max(0, nowMs - prev.atMs) / 1000 : 0;
+        const tokens = prev
+          ? Math.min(policy.capacity, prev.tokens + elapsed * policy.refillPerSecond)
+          : policy.capacity;
+        return { policy, available: tokens };
+      }
+      const window = Math.floor(nowMs / 1000 / policy.windowSeconds);
+      const prev = states.get(policy.name) as WindowState | undefined;
+      const count = prev && prev.window === window ? prev.count : 0;
+      return { policy, available: policy.limit - count, window, count };
+    });
+    const allowed = current.every((c) => c.available >= 1);
+
+    const result: PolicyState[] = [];
+    let retryAfter = 0;
+    for (const c of current) {
+      const { policy } = c;
+      if (policy.kind === 'token-bucket') {
+        const tokens = allowed ? c.available - 1 : c.available;
+        states.set(policy.name, { tokens, atMs: nowMs });
+        result.push({
+          policy,
+          limit: policy.capacity,
+          remaining: Math.floor(tokens),
+          resetSeconds: bucketResetSeconds(tokens, policy.capacity, policy.refillPerSecond),
+        });
+        if (c.available < 1) {
+          retryAfter = Math.max(retryAfter, (1 - c.available) / policy.refillPerSecond);
+        }
+      } else {
+        const count = allowed ? c.count! + 1 : c.count!;
+        states.set(policy.name, { window: c.window!, count });
+        const resetSeconds = Math.max(
+          1,
+          Math.ceil((c.window! + 1) * policy.windowSeconds - nowMs / 1000),
+        );
+        result.push({ policy, limit: policy.limit, remaining: policy.limit - count, resetSeconds });
+        if (c.available < 1) retryAfter = Math.max(retryAfter, resetSeconds);
+      }
+    }
+    return allowed
+      ? { allowed, policies: result }
+      : { allowed, policies: result, retryAfterSeconds: Math.max(1, Math.ceil(retryAfter)) };
+  }
+}
