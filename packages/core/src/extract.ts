@@ -80,7 +80,10 @@ export function extractKey(req: KeygateRequest, options: ExtractOptions): Extrac
   if (found.length === 0) return { kind: 'none' };
   const first = found[0]!;
   if (found.some((f) => f.key !== first.key)) {
-    return invalidRequest('Different API keys were sent in more than one place', 'conflicting_keys');
+    return invalidRequest(
+      'Different API keys were sent in more than one place',
+      'conflicting_keys',
+    );
   }
   return { kind: 'key', key: first.key, source: first.source };
 }

@@ -61,7 +61,8 @@ export function createKeyFormat(prefixes: KeyPrefixes = DEFAULT_PREFIXES): KeyFo
   }
   // Longest first, so a brand prefix that extends another is matched whole.
   entries.sort((a, b) => b.prefix.length - a.prefix.length);
-  const maxLength = Math.max(...entries.map((e) => e.prefix.length)) + BODY_LENGTH + CHECKSUM_LENGTH;
+  const maxLength =
+    Math.max(...entries.map((e) => e.prefix.length)) + BODY_LENGTH + CHECKSUM_LENGTH;
 
   const describe = (secret: string, entry: (typeof entries)[number]): ParsedKey => ({
     secret,

@@ -3,9 +3,9 @@ import type {
   Headers,
   KeyType,
   PolicyState,
+  RateLimiter,
   RateLimitOverride,
   RateLimitPolicy,
-  RateLimiter,
   RateLimitResult,
 } from './types.js';
 

@@ -82,7 +82,12 @@ export type ApiKey = Omit<ApiKeyRecord, 'digest' | 'previousDigest' | 'digestVer
 export interface NewKeyRecord
   extends Omit<
     ApiKeyRecord,
-    'createdAt' | 'updatedAt' | 'lastUsedAt' | 'revokedAt' | 'previousDigest' | 'previousDigestExpiresAt'
+    | 'createdAt'
+    | 'updatedAt'
+    | 'lastUsedAt'
+    | 'revokedAt'
+    | 'previousDigest'
+    | 'previousDigestExpiresAt'
   > {}
 
 export type KeyPatch = Partial<

@@ -1,0 +1,77 @@
+import { KeygateConfigError, type KeygateError } from './errors.js';
+import {
+  resolveResource,
+  type ScopeRequirement,
+  type ScopeSpec,
+  scopeRequirement,
+} from './guard.js';
+import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
+import type { Headers, KeyType } from './types.js';
+
+/** What every adapter needs to turn the core's decisions into responses. */
+
+export function isKeygate(value: unknown): value is Keygate {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Keygate).authenticate === 'function' &&
+    typeof (value as Keygate).authorize === 'function'
+  );
+}
+
+/** Accepts a shared instance (so the router and middleware see the same keys) or options for a new one. */
+export function toKeygate(input: Keygate | KeygateOptions | undefined): Keygate {
+  return isKeygate(input) ? input : createKeygate(input);
+}
+
+export interface RenderedFailure {
+  status: number;
+  body: { success: false; error: string; code: string };
+  headers: Headers;
+}
+
+/** Status, JSON body and headers (`WWW-Authenticate`, `Retry-After`, rate-limit headers) of a failure. */
+export function renderFailure(error: KeygateError, headers: Headers): RenderedFailure {
+  const all: Headers = { ...headers };
+  if (error.wwwAuthenticate) all['WWW-Authenticate'] = error.wwwAuthenticate;
+  return { status: error.status, body: error.toJSON(), headers: all };
+}
+
+export interface GuardOptions<Ctx> {
+  /**
+   * The resource the route acts on: a template filled from route params (`'website:{websiteId}'`)
+   * or a function of the framework's context. Default: none (scopes only).
+   */
+  resource?: string | ((ctx: Ctx) => string | null | undefined);
+  /** Only this key type passes; e.g. `'secret'` marks a secret-only route. Default: any. */
+  keyType?: KeyType;
+}
+
+export interface PreparedGuard<Ctx> {
+  requirement: ScopeRequirement;
+  /** The resource for this request: `undefined` if the route names none, `null` if the request lacks it. */
+  resource(ctx: Ctx, param: (name: string) => string | undefined): string | null | undefined;
+}
+
+/** Validates a guard when the route is declared, and returns how to evaluate it per request. */
+export function prepareGuard<Ctx>(
+  spec: ScopeSpec,
+  options: GuardOptions<Ctx> = {},
+): PreparedGuard<Ctx> {
+  const requirement = scopeRequirement(spec, options.keyType);
+  const { resource } = options;
+  if (resource !== undefined && typeof resource !== 'string' && typeof resource !== 'function') {
+    throw new KeygateConfigError(
+      'INVALID_RESOURCE',
+      'resource must be a template string or a function',
+    );
+  }
+  return {
+    requirement,
+    resource(ctx, param) {
+      if (resource === undefined) return undefined;
+      if (typeof resource === 'string') return resolveResource(resource, param);
+      return resource(ctx) || null;
+    },
+  };
+}

@@ -1,0 +1,36 @@
+export * from './adapter-kit.js';
+export {
+  AuditLog,
+  type AuditLogOptions,
+  type AuditQueueFullPolicy,
+  JsonLinesAuditSink,
+  MemoryAuditSink,
+} from './audit.js';
+export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export * from './errors.js';
+export { ALL_SOURCES, type KeySource, pathOf } from './extract.js';
+export * from './guard.js';
+export {
+  brandPrefixes,
+  crc32,
+  createKeyFormat,
+  createKeyHasher,
+  DEFAULT_PREFIXES,
+  type KeyFormat,
+  type KeyHasher,
+  type KeyPrefixes,
+  type ParsedKey,
+} from './key-format.js';
+export * from './key-input.js';
+export { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
+export { type Actor, type IssuedKey, KeyService, toApiKey } from './keys.js';
+export {
+  type AuthFailureLimit,
+  LocalInvalidationBus,
+  MemoryAuthFailureGuard,
+} from './local-backends.js';
+export * from './management.js';
+export { MemoryKeyStore } from './memory-store.js';
+export * from './rate-limit.js';
+export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
+export type * from './types.js';

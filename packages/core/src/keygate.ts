@@ -1,0 +1,498 @@
+import { randomUUID } from 'node:crypto';
+import { AuditLog, type AuditQueueFullPolicy, MemoryAuditSink } from './audit.js';
+import { VerificationCache, type VerificationCacheOptions } from './cache.js';
+import { KeygateConfigError, KeygateError } from './errors.js';
+import { ALL_SOURCES, extractKey, type KeySource, pathOf, validateSources } from './extract.js';
+import { checkRequirement, type ScopeRequirement } from './guard.js';
+import { createKeyFormat, createKeyHasher, type KeyPrefixes } from './key-format.js';
+import { KeyService, toApiKey } from './keys.js';
+import {
+  type AuthFailureLimit,
+  LocalInvalidationBus,
+  MemoryAuthFailureGuard,
+} from './local-backends.js';
+import { MemoryKeyStore } from './memory-store.js';
+import {
+  DEFAULT_TIERS,
+  MemoryRateLimiter,
+  policiesFor,
+  type RateLimitTier,
+  type RateLimitTiers,
+  rateLimitHeaders,
+  validateTier,
+} from './rate-limit.js';
+import { checkRestrictions } from './restrictions.js';
+import type {
+  ApiKeyRecord,
+  AuditEvent,
+  AuditReader,
+  AuditSink,
+  AuthFailureGuard,
+  Decision,
+  Headers,
+  InvalidationBus,
+  KeyEnvironment,
+  KeygateRequest,
+  KeyStore,
+  Principal,
+  RateLimiter,
+  SessionResolver,
+} from './types.js';
+
+export interface KeygateOptions {
+  /** Where keys live. Default: an in-memory store (single process, lost on restart). */
+  store?: KeyStore;
+  /** Per-key rate limiter, or `false` to add no limits. Default: in-memory limiter. */
+  limiter?: RateLimiter | false;
+  /** Limits per key type; each field overrides the default tier (public 100/s, burst 1,000, 1M/day; secret 1,000/s, burst 10,000, 10M/day). */
+  tiers?: { secret?: Partial<RateLimitTier>; public?: Partial<RateLimitTier> };
+  /** Per-IP limit on failed authentications, or `false` to disable. Default: 20 per minute, then blocked 5 minutes. */
+  authFailureLimit?: AuthFailureLimit | false;
+  /** Backend for the failed-authentication counter. Default: in-memory, built from `authFailureLimit`. */
+  authFailureGuard?: AuthFailureGuard;
+  /** Carries cache invalidations to other instances. Default: this process only. */
+  invalidation?: InvalidationBus;
+  /** Where audit events go. Default: a bounded in-memory sink. */
+  auditSinks?: AuditSink[];
+  /** Where `GET /v1/api-keys/:id/events` and `keygate audit` read from. Default: the first sink that can be read. */
+  auditReader?: AuditReader;
+  /** Audit queue tuning: batch size, flush interval, bound, and what to drop when full. */
+  auditQueue?: {
+    batchSize?: number;
+    flushIntervalMs?: number;
+    maxQueue?: number;
+    onQueueFull?: AuditQueueFullPolicy;
+  };
+  /** Record a `scope.checked` event for every guard decision. Default `true`. */
+  auditScopeChecks?: boolean;
+  /** Where a key is looked for, in order. Default `['authorization', 'header', 'query']`. */
+  sources?: readonly KeySource[];
+  /** Header read by the `header` source. Default `x-api-key`. */
+  headerName?: string;
+  /** Query parameter read by the `query` source. Default `api_key`. */
+  queryParam?: string;
+  /** Key prefixes by type and environment. Default `sk_live_`, `sk_test_`, `pk_live_`, `pk_test_`. */
+  prefixes?: KeyPrefixes;
+  /** Server-side secret mixed into digests (HMAC-SHA256); at least 16 characters. Default: none (SHA-256). */
+  pepper?: string;
+  /** Environments this app accepts; a key from another is invalid. Default `['live', 'test']`. */
+  environments?: readonly KeyEnvironment[];
+  /** Scopes a public key may hold. Default `['track:events', 'read:config']`. */
+  publicScopes?: readonly string[];
+  /** Resolves a browser session when no key is sent. Default: none. */
+  session?: SessionResolver;
+  /** Verified-key cache, or `false` to ask the store on every request. Default: 10,000 entries, 30 s TTL. */
+  cache?: VerificationCacheOptions | false;
+  /** Least time between two `last_used_at` writes for one key, in ms. Default 60,000. */
+  lastUsedIntervalMs?: number;
+  /** Owner given to keys created without one. Default `org_default`. */
+  defaultOwnerId?: string;
+  /** Scope that lets a key use the management router. Default `manage:keys`. */
+  adminScope?: string;
+  /** Where operational warnings go. Default `console`. */
+  logger?: Pick<Console, 'warn' | 'error'>;
+}
+
+export interface Keygate {
+  /** Identifies the caller: a key (or session) with its rate limit applied, or the failure to render. */
+  authenticate(req: KeygateRequest): Promise<Decision>;
+  /**
+   * Checks a principal against a route's requirement. `resource` is `undefined` when the route
+   * names none and `null` when it names one the request does not carry.
+   */
+  authorize(
+    principal: Principal | undefined,
+    requirement: ScopeRequirement,
+    req: KeygateRequest,
+    resource?: string | null,
+  ): Decision;
+  readonly keys: KeyService;
+  readonly audit: AuditLog;
+  readonly auditReader: AuditReader | null;
+  readonly adminScope: string;
+  readonly logger: Pick<Console, 'warn' | 'error'>;
+  /** Flushes the audit trail and last-used times, and closes every backend. */
+  close(): Promise<void>;
+}
+
+/** What an audit record says about the key (or session) involved. */
+interface AuditSubject {
+  id: string | null;
+  start: string | null;
+  ownerId: string | null;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const MAX_BLOCKED_IPS = 100_000;
+
+function resolveTiers(tiers: KeygateOptions['tiers']): RateLimitTiers {
+  const resolved = {
+    secret: { ...DEFAULT_TIERS.secret, ...tiers?.secret },
+    public: { ...DEFAULT_TIERS.public, ...tiers?.public },
+  };
+  validateTier(resolved.secret, 'tiers.secret');
+  validateTier(resolved.public, 'tiers.public');
+  return resolved;
+}
+
+function isReader(sink: AuditSink): sink is AuditSink & AuditReader {
+  return typeof (sink as Partial<AuditReader>).query === 'function';
+}
+
+export function createKeygate(options: KeygateOptions = {}): Keygate {
+  const logger = options.logger ?? console;
+  const format = createKeyFormat(options.prefixes);
+  const hasher = createKeyHasher(options.pepper);
+  const sources = validateSources(options.sources ?? ALL_SOURCES);
+  const headerName = (options.headerName ?? 'x-api-key').toLowerCase();
+  const queryParam = options.queryParam ?? 'api_key';
+  const environments = options.environments ?? ['live', 'test'];
+  if (environments.length === 0 || environments.some((e) => e !== 'live' && e !== 'test')) {
+    throw new KeygateConfigError(
+      'INVALID_ENVIRONMENT',
+      `environments must list 'live' and/or 'test'`,
+    );
+  }
+  const tiers = resolveTiers(options.tiers);
+  const store: KeyStore = options.store ?? new MemoryKeyStore();
+  const limiter: RateLimiter | null =
+    options.limiter === false ? null : (options.limiter ?? new MemoryRateLimiter());
+  const failureGuard: AuthFailureGuard | null =
+    options.authFailureLimit === false
+      ? null
+      : (options.authFailureGuard ?? new MemoryAuthFailureGuard(options.authFailureLimit || {}));
+  const cache = options.cache === false ? null : new VerificationCache(options.cache);
+  const invalidation = options.invalidation ?? new LocalInvalidationBus();
+  const sinks = options.auditSinks ?? [new MemoryAuditSink()];
+  const audit = new AuditLog({ sinks, logger, ...options.auditQueue });
+  const auditReader = options.auditReader ?? sinks.find(isReader) ?? null;
+  const auditScopeChecks = options.auditScopeChecks ?? true;
+  const lastUsedInterval = options.lastUsedIntervalMs ?? 60_000;
+  const adminScope = options.adminScope ?? 'manage:keys';
+  const publicScopes = options.publicScopes ?? ['track:events', 'read:config'];
+
+  const keys = new KeyService({
+    store,
+    format,
+    hasher,
+    cache,
+    invalidation,
+    audit,
+    publicScopes,
+    defaultOwnerId: options.defaultOwnerId ?? 'org_default',
+  });
+
+  if (cache) {
+    invalidation
+      .subscribe(
+        (keyId) => cache.invalidateKey(keyId),
+        () => cache.clear(),
+      )
+      .catch((error: unknown) =>
+        logger.warn('[keygate] cache invalidation subscription failed:', error),
+      );
+  }
+
+  const lastUsed = new LastUsedRecorder(store, lastUsedInterval, logger);
+  // IPs the failure guard has blocked, so a blocked client's guesses cost no store lookup.
+  const blockedUntil = new Map<string, number>();
+
+  const lookup = (digest: string): Promise<ApiKeyRecord | null> =>
+    cache
+      ? cache.lookup(digest, (d) => store.findByDigest(d), Date.now())
+      : store.findByDigest(digest);
+
+  type Context = Pick<AuditEvent, 'ip' | 'userAgent' | 'method' | 'path' | 'requestId'>;
+
+  function contextOf(req: KeygateRequest): Context {
+    const requested = req.headers.get('x-request-id');
+    return {
+      ip: req.ip ?? null,
+      userAgent: req.headers.get('user-agent')?.slice(0, 512) ?? null,
+      method: req.method,
+      path: pathOf(req.url).slice(0, 2048),
+      requestId: requested && REQUEST_ID.test(requested) ? requested : randomUUID(),
+    };
+  }
+
+  function recordAuth(
+    ctx: Context,
+    outcome: 'success' | 'failure',
+    reason: string | null,
+    key: AuditSubject | null,
+    detail: Record<string, unknown> | null = null,
+  ): void {
+    audit.record({
+      action: outcome === 'success' ? 'auth.succeeded' : 'auth.failed',
+      outcome,
+      reason,
+      keyId: key?.id ?? null,
+      keyStart: key?.start ?? null,
+      ownerId: key?.ownerId ?? null,
+      actor: null,
+      detail,
+      ...ctx,
+    });
+  }
+
+  async function failAttempt(
+    ctx: Context,
+    error: KeygateError,
+    key: AuditSubject | null,
+  ): Promise<Decision> {
+    recordAuth(ctx, 'failure', error.reason, key);
+    const ip = ctx.ip ?? 'unknown';
+    if (failureGuard) {
+      let blockedFor = 0;
+      try {
+        blockedFor = await failureGuard.recordFailure(ip);
+      } catch (guardError) {
+        logger.warn('[keygate] failed-authentication guard unavailable:', guardError);
+      }
+      if (blockedFor > 0) {
+        if (blockedUntil.size >= MAX_BLOCKED_IPS) blockedUntil.clear();
+        blockedUntil.set(ip, Date.now() + blockedFor * 1000);
+        return blocked(blockedFor);
+      }
+    }
+    return { ok: false, error, headers: {} };
+  }
+
+  function blocked(seconds: number): Decision {
+    return {
+      ok: false,
+      error: new KeygateError('RATE_LIMITED', {
+        message: 'Too many failed authentication attempts',
+        reason: 'auth_failures',
+      }),
+      headers: { 'Retry-After': String(Math.max(1, Math.ceil(seconds))) },
+    };
+  }
+
+  async function limit(
+    ctx: Context,
+    subject: string,
+    tier: RateLimitTier,
+    record: (AuditSubject & Pick<ApiKeyRecord, 'rateLimit'>) | null,
+  ): Promise<{ headers: Headers; failure?: Decision }> {
+    if (!limiter) return { headers: {} };
+    let result: Awaited<ReturnType<RateLimiter['consume']>>;
+    try {
+      result = await limiter.consume(subject, policiesFor(tier, record?.rateLimit ?? null));
+    } catch (error) {
+      logger.warn('[keygate] rate limiter unavailable:', error);
+      const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' });
+      recordAuth(ctx, 'failure', failure.reason, record);
+      return {
+        headers: {},
+        failure: { ok: false, error: failure, headers: { 'Retry-After': '1' } },
+      };
+    }
+    const headers = rateLimitHeaders(result, Date.now());
+    if (!result.allowed) {
+      const error = new KeygateError('RATE_LIMITED', { reason: 'rate_limited' });
+      recordAuth(ctx, 'failure', error.reason, record);
+      return { headers, failure: { ok: false, error, headers } };
+    }
+    return { headers };
+  }
+
+  async function authenticateSession(req: KeygateRequest, ctx: Context): Promise<Decision> {
+    const session = options.session ? await options.session(req) : null;
+    if (!session) {
+      const error = new KeygateError('AUTH_REQUIRED', { reason: 'missing' });
+      recordAuth(ctx, 'failure', error.reason, null);
+      return { ok: false, error, headers: {} };
+    }
+    const who = { id: session.id, start: null, ownerId: session.ownerId };
+    const limited = await limit(ctx, `session:${session.id}`, tiers.secret, {
+      ...who,
+      rateLimit: null,
+    });
+    if (limited.failure) return limited.failure;
+    recordAuth(ctx, 'success', null, who, { via: 'session' });
+    return {
+      ok: true,
+      principal: {
+        kind: 'session',
+        id: session.id,
+        ownerId: session.ownerId,
+        scopes: session.scopes,
+        resources: session.resources ?? null,
+        type: 'secret',
+        environment: environments.includes('live') ? 'live' : 'test',
+        session,
+      },
+      headers: limited.headers,
+    };
+  }
+
+  async function authenticate(req: KeygateRequest): Promise<Decision> {
+    const ctx = contextOf(req);
+    const extraction = extractKey(req, { sources, headerName, queryParam });
+    if (extraction.kind === 'error') return failAttempt(ctx, extraction.error, null);
+    if (extraction.kind === 'none') return authenticateSession(req, ctx);
+
+    const parsed = format.parse(extraction.key);
+    if (!parsed) {
+      return failAttempt(ctx, new KeygateError('INVALID_API_KEY', { reason: 'malformed' }), null);
+    }
+    const ip = ctx.ip ?? 'unknown';
+    const until = blockedUntil.get(ip);
+    if (until !== undefined) {
+      if (until > Date.now()) {
+        recordAuth(ctx, 'failure', 'auth_failures', null);
+        return blocked((until - Date.now()) / 1000);
+      }
+      blockedUntil.delete(ip);
+    }
+
+    const digest = hasher.digest(parsed.secret);
+    let record: ApiKeyRecord | null;
+    try {
+      record = await lookup(digest);
+    } catch (error) {
+      logger.warn('[keygate] key store unavailable:', error);
+      const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
+      recordAuth(ctx, 'failure', failure.reason, null);
+      return { ok: false, error: failure, headers: { 'Retry-After': '1' } };
+    }
+    const shown = { id: record?.id ?? null, start: parsed.start, ownerId: record?.ownerId ?? null };
+    const invalid = (reason: string) =>
+      failAttempt(ctx, new KeygateError('INVALID_API_KEY', { reason }), shown);
+    if (!record || record.type !== parsed.type || record.environment !== parsed.environment) {
+      return invalid('unknown');
+    }
+    const now = Date.now();
+    if (record.digest !== digest) {
+      const graceEnds = record.previousDigestExpiresAt?.getTime() ?? 0;
+      if (graceEnds <= now) return invalid('rotated');
+    }
+    if (record.revokedAt) return invalid('revoked');
+    if (record.expiresAt && record.expiresAt.getTime() <= now) return invalid('expired');
+    if (!environments.includes(record.environment)) return invalid('wrong_environment');
+
+    const restricted = checkRestrictions(record.restrictions, req, ctx.path ?? '/');
+    if (restricted) {
+      recordAuth(ctx, 'failure', restricted.reason, record);
+      return { ok: false, error: restricted, headers: {} };
+    }
+
+    const limited = await limit(ctx, record.id, tiers[record.type], record);
+    if (limited.failure) return limited.failure;
+
+    lastUsed.mark(record.id, now);
+    recordAuth(ctx, 'success', null, record);
+    return {
+      ok: true,
+      principal: {
+        kind: 'key',
+        id: record.id,
+        ownerId: record.ownerId,
+        scopes: record.scopes,
+        resources: record.resources,
+        type: record.type,
+        environment: record.environment,
+        key: toApiKey(record),
+      },
+      headers: limited.headers,
+    };
+  }
+
+  function authorize(
+    principal: Principal | undefined,
+    requirement: ScopeRequirement,
+    req: KeygateRequest,
+    resource?: string | null,
+  ): Decision {
+    if (!principal) {
+      return {
+        ok: false,
+        error: new KeygateError('AUTH_REQUIRED', { reason: 'no_authentication_middleware' }),
+        headers: {},
+      };
+    }
+    const error = checkRequirement(principal, requirement, resource);
+    if (auditScopeChecks) {
+      const ctx = contextOf(req);
+      audit.record({
+        action: resource === undefined ? 'scope.checked' : 'resource.checked',
+        outcome: error ? 'failure' : 'success',
+        reason: error?.reason ?? null,
+        keyId: principal.id,
+        keyStart: principal.kind === 'key' ? principal.key.start : null,
+        ownerId: principal.ownerId,
+        actor: null,
+        detail: {
+          required: requirement.scopes,
+          mode: requirement.mode,
+          granted: principal.scopes,
+          ...(resource !== undefined ? { resource } : {}),
+        },
+        ...ctx,
+      });
+    }
+    return error ? { ok: false, error, headers: {} } : { ok: true, principal, headers: {} };
+  }
+
+  return {
+    authenticate,
+    authorize,
+    keys,
+    audit,
+    auditReader,
+    adminScope,
+    logger,
+    async close() {
+      await lastUsed.close();
+      await audit.close();
+      await Promise.all([
+        limiter?.close?.(),
+        failureGuard?.close?.(),
+        invalidation.close?.(),
+        store.close?.(),
+      ]);
+    },
+  };
+}
+
+/** Writes `last_used_at` in the background, at most once per interval per key, in batches. */
+class LastUsedRecorder {
+  readonly #written = new Map<string, number>();
+  readonly #pending = new Map<string, Date>();
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly intervalMs: number,
+    private readonly logger: Pick<Console, 'warn'>,
+  ) {}
+
+  mark(id: string, nowMs: number): void {
+    const last = this.#written.get(id);
+    if (last !== undefined && nowMs - last < this.intervalMs) return;
+    if (this.#written.size >= 100_000) this.#written.clear();
+    this.#written.set(id, nowMs);
+    this.#pending.set(id, new Date(nowMs));
+    this.#timer ??= setTimeout(() => void this.flush(), Math.min(this.intervalMs, 5_000)).unref();
+  }
+
+  async flush(): Promise<void> {
+    this.#timer = undefined;
+    if (this.#flushing) await this.#flushing;
+    if (this.#pending.size === 0) return;
+    const uses = [...this.#pending].map(([id, at]) => ({ id, at }));
+    this.#pending.clear();
+    this.#flushing = this.store.touchLastUsed(uses).catch((error: unknown) => {
+      this.logger.warn('[keygate] could not record last use of keys:', error);
+    });
+    await this.#flushing;
+    this.#flushing = undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.flush();
+  }
+}

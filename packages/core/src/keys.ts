@@ -1,0 +1,240 @@
+import { randomBytes } from 'node:crypto';
+import type { AuditLog } from './audit.js';
+import type { VerificationCache } from './cache.js';
+import { KeyManagementError } from './errors.js';
+import type { KeyFormat, KeyHasher } from './key-format.js';
+import {
+  type CreateKeyInput,
+  createKeyInput,
+  describeIssues,
+  type RotateKeyInput,
+  rotateKeyInput,
+  type UpdateKeyInput,
+  updateKeyInput,
+} from './key-input.js';
+import type {
+  ApiKey,
+  ApiKeyRecord,
+  AuditAction,
+  InvalidationBus,
+  KeyPatch,
+  KeyStore,
+  ListKeysQuery,
+} from './types.js';
+
+/** Who performs an administrative action, for the audit trail. */
+export interface Actor {
+  /** Key id, session id, or e.g. `cli`. */
+  id: string;
+  /** When set, the action only reaches keys of this owner (others answer not found). */
+  ownerId?: string;
+  ip?: string | null;
+  userAgent?: string | null;
+  requestId?: string | null;
+}
+
+export interface IssuedKey {
+  key: ApiKey;
+  /** The full secret: shown this once, never stored. */
+  secret: string;
+}
+
+export interface KeyServiceDeps {
+  store: KeyStore;
+  format: KeyFormat;
+  hasher: KeyHasher;
+  cache: VerificationCache | null;
+  invalidation: InvalidationBus;
+  audit: AuditLog;
+  publicScopes: readonly string[];
+  defaultOwnerId: string;
+}
+
+const SYSTEM: Actor = { id: 'system' };
+
+export function toApiKey(record: ApiKeyRecord): ApiKey {
+  const { digest: _d, previousDigest: _p, digestVersion: _v, ...key } = record;
+  return key;
+}
+
+function parse<T>(
+  schema: {
+    safeParse(
+      v: unknown,
+    ): { success: true; data: T } | { success: false; error: import('zod').ZodError };
+  },
+  input: unknown,
+): T {
+  const result = schema.safeParse(input);
+  if (!result.success)
+    throw new KeyManagementError('INVALID_REQUEST', describeIssues(result.error));
+  return result.data;
+}
+
+/** Issue, list, update, rotate and revoke keys: the programmatic API behind the router and the CLI. */
+export class KeyService {
+  readonly #deps: KeyServiceDeps;
+
+  constructor(deps: KeyServiceDeps) {
+    this.#deps = deps;
+  }
+
+  async create(input: CreateKeyInput, actor: Actor = SYSTEM): Promise<IssuedKey> {
+    const data = parse(createKeyInput, input);
+    const ownerId = actor.ownerId ?? data.ownerId ?? this.#deps.defaultOwnerId;
+    if (actor.ownerId && data.ownerId && data.ownerId !== actor.ownerId) {
+      throw new KeyManagementError(
+        'INVALID_REQUEST',
+        'ownerId: cannot create keys for another owner',
+      );
+    }
+    if (data.type === 'public') this.#checkPublicScopes(data.scopes);
+    const { format, hasher, store } = this.#deps;
+    const generated = format.generate(data.type, data.environment);
+    const digest = hasher.digest(generated.secret);
+    const record = await store.create({
+      id: `key_${randomId()}`,
+      name: data.name,
+      ownerId,
+      type: data.type,
+      environment: data.environment,
+      digest,
+      digestVersion: hasher.version,
+      prefix: generated.prefix,
+      start: generated.start,
+      scopes: dedupe(data.scopes),
+      resources: data.resources === null ? null : dedupe(data.resources),
+      restrictions: data.restrictions,
+      rateLimit: data.rateLimit,
+      metadata: data.metadata,
+      expiresAt: data.expiresAt,
+    });
+    this.#deps.cache?.invalidateDigest(digest);
+    this.#record('key.created', record, actor, {
+      name: record.name,
+      type: record.type,
+      environment: record.environment,
+      scopes: record.scopes,
+    });
+    return { key: toApiKey(record), secret: generated.secret };
+  }
+
+  async list(query: ListKeysQuery = {}, actor?: Actor): Promise<ApiKey[]> {
+    const ownerId = actor?.ownerId ?? query.ownerId;
+    const limit = Math.min(Math.max(1, query.limit ?? 100), 1_000);
+    const records = await this.#deps.store.list({ ...query, ownerId, limit });
+    return records.map(toApiKey);
+  }
+
+  async get(id: string, actor?: Actor): Promise<ApiKey> {
+    return toApiKey(await this.#find(id, actor));
+  }
+
+  async update(id: string, input: UpdateKeyInput, actor: Actor = SYSTEM): Promise<ApiKey> {
+    const data = parse(updateKeyInput, input);
+    const current = await this.#find(id, actor);
+    if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
+    if (current.type === 'public' && data.scopes) this.#checkPublicScopes(data.scopes);
+    const patch: KeyPatch = { ...data };
+    if (data.scopes) patch.scopes = dedupe(data.scopes);
+    if (data.resources) patch.resources = dedupe(data.resources);
+    const record = await this.#deps.store.update(id, patch);
+    if (!record) throw notFound();
+    await this.#invalidate(id);
+    this.#record('key.updated', record, actor, { fields: Object.keys(data) });
+    return toApiKey(record);
+  }
+
+  async rotate(id: string, input: RotateKeyInput = {}, actor: Actor = SYSTEM): Promise<IssuedKey> {
+    const { gracePeriodSeconds } = parse(rotateKeyInput, input);
+    const current = await this.#find(id, actor);
+    if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
+    const { format, hasher } = this.#deps;
+    const generated = format.generate(current.type, current.environment);
+    const record = await this.#deps.store.rotate(id, {
+      digest: hasher.digest(generated.secret),
+      digestVersion: hasher.version,
+      start: generated.start,
+      previousDigestExpiresAt:
+        gracePeriodSeconds > 0 ? new Date(Date.now() + gracePeriodSeconds * 1000) : null,
+    });
+    if (!record) throw notFound();
+    await this.#invalidate(id);
+    this.#record('key.rotated', record, actor, {
+      gracePeriodSeconds,
+      previousStart: current.start,
+    });
+    return { key: toApiKey(record), secret: generated.secret };
+  }
+
+  async revoke(id: string, actor: Actor = SYSTEM): Promise<ApiKey> {
+    await this.#find(id, actor);
+    const record = await this.#deps.store.revoke(id, new Date());
+    if (!record) throw notFound();
+    await this.#invalidate(id);
+    this.#record('key.revoked', record, actor, null);
+    return toApiKey(record);
+  }
+
+  async #find(id: string, actor: Actor | undefined): Promise<ApiKeyRecord> {
+    const record =
+      typeof id === 'string' && id.length <= 200 ? await this.#deps.store.get(id) : null;
+    // Another owner's key is indistinguishable from a missing one.
+    if (!record || (actor?.ownerId !== undefined && record.ownerId !== actor.ownerId))
+      throw notFound();
+    return record;
+  }
+
+  #checkPublicScopes(scopes: readonly string[]): void {
+    const refused = scopes.filter((s) => !this.#deps.publicScopes.includes(s));
+    if (refused.length > 0) {
+      throw new KeyManagementError(
+        'INVALID_REQUEST',
+        `scopes: a public key cannot hold ${refused.join(', ')} (allowed: ${this.#deps.publicScopes.join(', ')})`,
+      );
+    }
+  }
+
+  async #invalidate(id: string): Promise<void> {
+    this.#deps.cache?.invalidateKey(id);
+    await this.#deps.invalidation.publish(id);
+  }
+
+  #record(
+    action: AuditAction,
+    record: ApiKeyRecord,
+    actor: Actor,
+    detail: Record<string, unknown> | null,
+  ): void {
+    this.#deps.audit.record({
+      action,
+      outcome: 'success',
+      reason: null,
+      keyId: record.id,
+      keyStart: record.start,
+      ownerId: record.ownerId,
+      actor: actor.id,
+      ip: actor.ip ?? null,
+      userAgent: actor.userAgent ?? null,
+      method: null,
+      path: null,
+      requestId: actor.requestId ?? null,
+      detail,
+    });
+  }
+}
+
+function notFound(): KeyManagementError {
+  return new KeyManagementError('NOT_FOUND', 'API key not found');
+}
+
+function dedupe(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}
+
+function randomId(): string {
+  const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
+  let out = '';
+  for (const byte of randomBytes(20)) out += alphabet[byte % 36];
+  return out;
+}

@@ -1,0 +1,161 @@
+import { KeygateError, KeyManagementError } from './errors.js';
+import type { Keygate } from './keygate.js';
+import type { Actor } from './keys.js';
+import type { Principal } from './types.js';
+
+export interface ManagementRequest {
+  method: string;
+  /** Path below the mount point: `/`, `/key_1`, `/key_1/rotate`, `/key_1/events`. */
+  path: string;
+  query: URLSearchParams;
+  /** The request body: JSON text, an already-parsed object, or `undefined` when there is none. */
+  body: unknown;
+  principal: Principal | undefined;
+  ip: string | null;
+  userAgent: string | null;
+  requestId?: string | null;
+}
+
+export interface ManagementResponse {
+  status: number;
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+/** Largest management request body accepted, in bytes. */
+export const MAX_MANAGEMENT_BODY = 64 * 1024;
+
+const ID = '([A-Za-z0-9_-]{1,200})';
+const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
+  { method: 'GET', pattern: /^\/?$/, action: 'list' },
+  { method: 'POST', pattern: /^\/?$/, action: 'create' },
+  { method: 'GET', pattern: new RegExp(`^/${ID}/?$`), action: 'get' },
+  { method: 'PATCH', pattern: new RegExp(`^/${ID}/?$`), action: 'update' },
+  { method: 'DELETE', pattern: new RegExp(`^/${ID}/?$`), action: 'revoke' },
+  { method: 'POST', pattern: new RegExp(`^/${ID}/rotate/?$`), action: 'rotate' },
+  { method: 'GET', pattern: new RegExp(`^/${ID}/events/?$`), action: 'events' },
+];
+type Action = 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events';
+
+function failure(error: KeygateError): ManagementResponse {
+  const headers: Record<string, string> = {};
+  if (error.wwwAuthenticate) headers['WWW-Authenticate'] = error.wwwAuthenticate;
+  return { status: error.status, body: error.toJSON(), headers };
+}
+
+function ok(data: unknown, status = 200): ManagementResponse {
+  return { status, body: { success: true, data }, headers: {} };
+}
+
+/** Only owners/admins of an organisation manage its keys: a secret key with the admin scope, or an admin session. */
+function checkAdmin(keygate: Keygate, principal: Principal | undefined): KeygateError | null {
+  if (!principal) return new KeygateError('AUTH_REQUIRED');
+  if (principal.kind === 'session') {
+    return principal.session.admin
+      ? null
+      : new KeygateError('FORBIDDEN', { message: 'Managing API keys requires an admin session' });
+  }
+  if (principal.type !== 'secret') {
+    return new KeygateError('FORBIDDEN', {
+      message: 'Public keys cannot manage API keys',
+      reason: 'key_type',
+    });
+  }
+  if (!principal.scopes.includes(keygate.adminScope)) {
+    return new KeygateError('INSUFFICIENT_SCOPE', {
+      message: `API key lacks the required scope: ${keygate.adminScope}`,
+      requiredScope: keygate.adminScope,
+    });
+  }
+  return null;
+}
+
+function parseBody(body: unknown): unknown {
+  if (body === undefined || body === null || body === '') return {};
+  if (typeof body !== 'string') return body;
+  if (body.length > MAX_MANAGEMENT_BODY) {
+    throw new KeyManagementError('INVALID_REQUEST', 'the request body is too large');
+  }
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new KeyManagementError('INVALID_REQUEST', 'the request body is not valid JSON');
+  }
+}
+
+function intParam(query: URLSearchParams, name: string, max: number): number | undefined {
+  const value = query.get(name);
+  if (value === null) return undefined;
+  if (!/^\d{1,7}$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw new KeyManagementError('INVALID_REQUEST', `${name} must be an integer from 1 to ${max}`);
+  }
+  return Number(value);
+}
+
+/** The management API (`/v1/api-keys`) as one function, so every adapter mounts the same behaviour. */
+export async function handleManagementRequest(
+  keygate: Keygate,
+  req: ManagementRequest,
+): Promise<ManagementResponse> {
+  const method = req.method.toUpperCase();
+  const route = ROUTES.find((r) => r.method === method && r.pattern.test(req.path));
+  if (!route) {
+    return failure(new KeygateError('NOT_FOUND', { message: 'No such API key endpoint' }));
+  }
+  const denied = checkAdmin(keygate, req.principal);
+  if (denied) return failure(denied);
+  const principal = req.principal!;
+  const actor: Actor = {
+    id: principal.id,
+    ownerId: principal.ownerId,
+    ip: req.ip,
+    userAgent: req.userAgent,
+    requestId: req.requestId ?? null,
+  };
+  const id = route.pattern.exec(req.path)?.[1] ?? '';
+  try {
+    switch (route.action) {
+      case 'list': {
+        const limit = intParam(req.query, 'limit', 1_000);
+        const after = req.query.get('after') ?? undefined;
+        const includeRevoked = req.query.get('include_revoked') === 'true';
+        return ok(await keygate.keys.list({ limit, after, includeRevoked }, actor));
+      }
+      case 'create': {
+        const issued = await keygate.keys.create(parseBody(req.body) as never, actor);
+        return ok({ ...issued.key, secret: issued.secret }, 201);
+      }
+      case 'get':
+        return ok(await keygate.keys.get(id, actor));
+      case 'update':
+        return ok(await keygate.keys.update(id, parseBody(req.body) as never, actor));
+      case 'rotate': {
+        const issued = await keygate.keys.rotate(id, parseBody(req.body) as never, actor);
+        return ok({ ...issued.key, secret: issued.secret });
+      }
+      case 'revoke':
+        await keygate.keys.revoke(id, actor);
+        return {
+          status: 200,
+          body: { success: true, message: 'API key revoked successfully' },
+          headers: {},
+        };
+      case 'events': {
+        await keygate.keys.get(id, actor);
+        const limit = intParam(req.query, 'limit', 1_000) ?? 100;
+        const events = (await keygate.auditReader?.query({ keyId: id, limit })) ?? [];
+        return ok(events);
+      }
+    }
+  } catch (error) {
+    if (error instanceof KeyManagementError) {
+      return failure(
+        new KeygateError(error.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'INVALID_REQUEST', {
+          message: error.code === 'NOT_FOUND' ? 'API key not found' : error.message,
+        }),
+      );
+    }
+    keygate.logger.error('[keygate] key management failed:', error);
+    return failure(new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' }));
+  }
+}
