@@ -1,4 +1,4 @@
-import { KeygateConfigError, type KeygateError } from './errors.js';
+import { KeygateConfigError, type KeygateError, KeyManagementError } from './errors.js';
 import {
   resolveResource,
   type ScopeRequirement,
@@ -6,7 +6,7 @@ import {
   scopeRequirement,
 } from './guard.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
-import type { Headers, KeyType } from './types.js';
+import type { Headers, KeygateRequest, KeyType } from './types.js';
 
 /** What every adapter needs to turn the core's decisions into responses. */
 
@@ -19,9 +19,29 @@ export function isKeygate(value: unknown): value is Keygate {
   );
 }
 
+/** What an adapter's factories take: a shared instance, or options for a new one. */
+export type KeygateInput = { keygate: Keygate } | KeygateOptions;
+
 /** Accepts a shared instance (so the router and middleware see the same keys) or options for a new one. */
-export function toKeygate(input: Keygate | KeygateOptions | undefined): Keygate {
-  return isKeygate(input) ? input : createKeygate(input);
+export function toKeygate(input: KeygateInput = {}): Keygate {
+  if (!('keygate' in input)) return createKeygate(input);
+  if (!isKeygate(input.keygate) || Object.keys(input).length > 1) {
+    throw new KeygateConfigError(
+      'INVALID_OPTIONS',
+      'pass either { keygate } or keygate options, not both',
+    );
+  }
+  return input.keygate;
+}
+
+/** Node's header object (Express, Koa) as the core's header reader. */
+export function nodeHeaders(headers: NodeJS.Dict<string | string[]>): KeygateRequest['headers'] {
+  return {
+    get(name) {
+      const value = headers[name];
+      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+    },
+  };
 }
 
 export interface RenderedFailure {
@@ -74,4 +94,26 @@ export function prepareGuard<Ctx>(
       return resource(ctx) || null;
     },
   };
+}
+
+/** Reads a Node request body as text, refusing more than `limit` bytes (Express and Koa). */
+export async function readNodeBody(
+  stream: AsyncIterable<Buffer | string>,
+  declaredLength: string | undefined,
+  limit: number,
+): Promise<string> {
+  if (declaredLength !== undefined && Number(declaredLength) > limit) throw bodyTooLarge();
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    size += buffer.length;
+    if (size > limit) throw bodyTooLarge();
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function bodyTooLarge(): KeyManagementError {
+  return new KeyManagementError('INVALID_REQUEST', 'the request body is too large');
 }

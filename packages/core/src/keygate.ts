@@ -204,7 +204,19 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
 
   type Context = Pick<AuditEvent, 'ip' | 'userAgent' | 'method' | 'path' | 'requestId'>;
 
+  // One request's authentication and guard checks share one audit context (and request id).
+  const contexts = new WeakMap<KeygateRequest, Context>();
+
   function contextOf(req: KeygateRequest): Context {
+    let ctx = contexts.get(req);
+    if (!ctx) {
+      ctx = buildContext(req);
+      contexts.set(req, ctx);
+    }
+    return ctx;
+  }
+
+  function buildContext(req: KeygateRequest): Context {
     const requested = req.headers.get('x-request-id');
     return {
       ip: req.ip ?? null,

@@ -8,8 +8,8 @@ export interface ManagementRequest {
   /** Path below the mount point: `/`, `/key_1`, `/key_1/rotate`, `/key_1/events`. */
   path: string;
   query: URLSearchParams;
-  /** The request body: JSON text, an already-parsed object, or `undefined` when there is none. */
-  body: unknown;
+  /** Reads the body (called only by routes that take one): JSON text, an already-parsed object, or `undefined`. */
+  body: () => Promise<unknown>;
   principal: Principal | undefined;
   ip: string | null;
   userAgent: string | null;
@@ -122,15 +122,15 @@ export async function handleManagementRequest(
         return ok(await keygate.keys.list({ limit, after, includeRevoked }, actor));
       }
       case 'create': {
-        const issued = await keygate.keys.create(parseBody(req.body) as never, actor);
+        const issued = await keygate.keys.create(parseBody(await req.body()) as never, actor);
         return ok({ ...issued.key, secret: issued.secret }, 201);
       }
       case 'get':
         return ok(await keygate.keys.get(id, actor));
       case 'update':
-        return ok(await keygate.keys.update(id, parseBody(req.body) as never, actor));
+        return ok(await keygate.keys.update(id, parseBody(await req.body()) as never, actor));
       case 'rotate': {
-        const issued = await keygate.keys.rotate(id, parseBody(req.body) as never, actor);
+        const issued = await keygate.keys.rotate(id, parseBody(await req.body()) as never, actor);
         return ok({ ...issued.key, secret: issued.secret });
       }
       case 'revoke':
