@@ -1,0 +1,49 @@
+import '@keygate/example-shared';
+import type { Keygate } from '@keygate/core';
+import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
+import { apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/express';
+import express, { type Express } from 'express';
+
+/** The reference analytics API on Express (SPEC §8). */
+export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {}): Express {
+  const app = express();
+  const options = { keygate };
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy ?? false);
+  app.get('/health', (_req, res) => {
+    res.json({ success: true, data: { status: 'ok' } });
+  });
+  app.use('/v1/api-keys', apiKeyRoutes(options));
+  app.use('/v1', apiKeyAuth(options));
+
+  app.get('/v1/query/websites', requireScope('read:data', { keyType: 'secret' }), (req, res) => {
+    res.json({ success: true, data: visibleWebsites(req.apiKey!) });
+  });
+  app.get(
+    '/v1/websites/:websiteId/analytics',
+    requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
+    (req, res) => {
+      res.json({ success: true, data: websiteAnalytics(req.params.websiteId as string) });
+    },
+  );
+  app.get(
+    '/v1/links/:linkId/analytics',
+    requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
+    (req, res) => {
+      res.json({ success: true, data: linkAnalytics(req.params.linkId as string) });
+    },
+  );
+  app.post('/v1/events', requireScope('track:events'), (req, res) => {
+    res
+      .status(202)
+      .json({ success: true, data: { accepted: true, environment: req.apiKey!.environment } });
+  });
+  app.post('/v1/llm/traces', requireScope('write:llm', { keyType: 'secret' }), (_req, res) => {
+    res.status(201).json({ success: true, data: { accepted: true } });
+  });
+
+  app.use((_req, res) => {
+    res.status(404).json({ success: false, error: 'Not found', code: 'NOT_FOUND' });
+  });
+  return app;
+}

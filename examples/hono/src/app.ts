@@ -1,0 +1,52 @@
+import '@keygate/example-shared';
+import type { Keygate } from '@keygate/core';
+import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
+import { apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/hono';
+import { type Context, Hono } from 'hono';
+
+/** The reference analytics API on Hono (SPEC §8). */
+export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {}): Hono {
+  const app = new Hono();
+  const options = { keygate, getIp: clientIp(config.trustProxy ?? false) };
+  app.get('/health', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  app.route('/v1/api-keys', apiKeyRoutes(options));
+  app.use('/v1/*', apiKeyAuth(options));
+
+  app.get('/v1/query/websites', requireScope('read:data', { keyType: 'secret' }), (c) =>
+    c.json({ success: true, data: visibleWebsites(c.get('apiKey')) }),
+  );
+  app.get(
+    '/v1/websites/:websiteId/analytics',
+    requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
+    (c) => c.json({ success: true, data: websiteAnalytics(c.req.param('websiteId')) }),
+  );
+  app.get(
+    '/v1/links/:linkId/analytics',
+    requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
+    (c) => c.json({ success: true, data: linkAnalytics(c.req.param('linkId')) }),
+  );
+  app.post('/v1/events', requireScope('track:events'), (c) =>
+    c.json(
+      { success: true, data: { accepted: true, environment: c.get('apiKey').environment } },
+      202,
+    ),
+  );
+  app.post('/v1/llm/traces', requireScope('write:llm', { keyType: 'secret' }), (c) =>
+    c.json({ success: true, data: { accepted: true } }, 201),
+  );
+
+  app.notFound((c) => c.json({ success: false, error: 'Not found', code: 'NOT_FOUND' }, 404));
+  return app;
+}
+
+/** Hono leaves proxy trust to the app: the socket address, or the proxy's `X-Forwarded-For` when trusted. */
+function clientIp(trustProxy: boolean): (c: Context) => string | undefined {
+  return (c) => {
+    if (trustProxy) {
+      const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
+      if (forwarded) return forwarded;
+    }
+    const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+    return env?.incoming?.socket?.remoteAddress;
+  };
+}

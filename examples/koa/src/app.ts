@@ -1,0 +1,64 @@
+import '@keygate/example-shared';
+import type { Keygate } from '@keygate/core';
+import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
+import {
+  type ApiKeyAuthOptions,
+  type ApiKeyState,
+  apiKeyAuth,
+  apiKeyRoutes,
+  requireScope,
+} from '@keygate/koa';
+import Router from '@koa/router';
+import Koa from 'koa';
+
+/** The reference analytics API on Koa (SPEC §8). */
+export function createApp(
+  keygate: Keygate,
+  config: { trustProxy?: boolean } = {},
+): Koa<ApiKeyState> {
+  const app = new Koa<ApiKeyState>();
+  const options = { keygate };
+  app.proxy = config.trustProxy ?? false;
+  const router = new Router<ApiKeyState>();
+  router.get('/health', (ctx) => {
+    ctx.body = { success: true, data: { status: 'ok' } };
+  });
+  router.get('/v1/query/websites', requireScope('read:data', { keyType: 'secret' }), (ctx) => {
+    ctx.body = { success: true, data: visibleWebsites(ctx.state.apiKey) };
+  });
+  router.get(
+    '/v1/websites/:websiteId/analytics',
+    requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
+    (ctx) => {
+      ctx.body = { success: true, data: websiteAnalytics(ctx.params.websiteId!) };
+    },
+  );
+  router.get(
+    '/v1/links/:linkId/analytics',
+    requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
+    (ctx) => {
+      ctx.body = { success: true, data: linkAnalytics(ctx.params.linkId!) };
+    },
+  );
+  router.post('/v1/events', requireScope('track:events'), (ctx) => {
+    ctx.status = 202;
+    ctx.body = {
+      success: true,
+      data: { accepted: true, environment: ctx.state.apiKey.environment },
+    };
+  });
+  router.post('/v1/llm/traces', requireScope('write:llm', { keyType: 'secret' }), (ctx) => {
+    ctx.status = 201;
+    ctx.body = { success: true, data: { accepted: true } };
+  });
+
+  const authenticate = apiKeyAuth(options);
+  app.use(apiKeyRoutes(options));
+  app.use(async (ctx, next) => (ctx.path.startsWith('/v1/') ? authenticate(ctx, next) : next()));
+  app.use(router.routes());
+  app.use((ctx) => {
+    ctx.status = 404;
+    ctx.body = { success: false, error: 'Not found', code: 'NOT_FOUND' };
+  });
+  return app;
+}

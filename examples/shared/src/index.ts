@@ -1,0 +1,4 @@
+import './scopes.js';
+
+export * from './data.js';
+export * from './session.js';
