@@ -1,4 +1,5 @@
 import './scopes.js';
 
 export * from './data.js';
+export * from './runtime.js';
 export * from './session.js';

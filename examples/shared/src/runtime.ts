@@ -1,0 +1,110 @@
+import { createKeygate, type IssuedKey, type Keygate, type KeygateOptions } from '@keygate/core';
+import { openKeyDatabase } from '@keygate/postgres';
+import { createRedisBackends } from '@keygate/redis';
+
+export interface Runtime {
+  keygate: Keygate;
+  /** One line saying where keys and limits live. */
+  description: string;
+  /** The admin key created on the first start with an empty embedded store. */
+  bootstrap: IssuedKey | null;
+  close(): Promise<void>;
+}
+
+export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:config', 'manage:keys'];
+
+/**
+ * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
+ * `.keygate/` otherwise), Redis when `REDIS_URL` is set (in-process limits otherwise).
+ */
+export async function openRuntime(
+  env: NodeJS.ProcessEnv = process.env,
+  options: KeygateOptions = {},
+): Promise<Runtime> {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  const redisUrl = env.REDIS_URL || undefined;
+  const database = await openKeyDatabase({ databaseUrl });
+  const redis = redisUrl ? createRedisBackends({ url: redisUrl }) : null;
+  const keygate = createKeygate({
+    store: database.store,
+    auditSinks: [database.auditSink],
+    ...(redis
+      ? {
+          limiter: redis.limiter,
+          authFailureGuard: redis.failureGuard,
+          invalidation: redis.invalidation,
+        }
+      : {}),
+    ...options,
+  });
+
+  let bootstrap: IssuedKey | null = null;
+  if (
+    !databaseUrl &&
+    (await database.store.list({ limit: 1, includeRevoked: true })).length === 0
+  ) {
+    bootstrap = await keygate.keys.create({ name: 'Bootstrap admin', scopes: APP_SCOPES });
+  }
+
+  const description = [
+    databaseUrl ? 'keys in Postgres' : 'keys in embedded PGlite (.keygate/)',
+    redisUrl ? 'limits in Redis' : 'limits in memory',
+  ].join(', ');
+
+  return {
+    keygate,
+    description,
+    bootstrap,
+    async close() {
+      await keygate.close();
+      await redis?.close();
+      await database.close();
+    },
+  };
+}
+
+/** What to print once when a bootstrap key was created: the secret and how to use it. */
+export function bootstrapMessage(issued: IssuedKey, baseUrl: string): string {
+  return [
+    '',
+    'Created a bootstrap admin key (shown once; store it now):',
+    `  ${issued.secret}`,
+    '',
+    'Try it:',
+    `  curl -H "x-api-key: ${issued.secret}" ${baseUrl}/v1/query/websites`,
+    `  curl -H "Authorization: Bearer ${issued.secret}" ${baseUrl}/v1/websites/w_1/analytics`,
+    `  curl -H "x-api-key: ${issued.secret}" -H "content-type: application/json" \\`,
+    `       -d '{"name":"reporting","scopes":["read:data"],"resources":["website:w_1"]}' ${baseUrl}/v1/api-keys`,
+    '',
+  ].join('\n');
+}
+
+/** Closes the server and flushes keygate on SIGINT/SIGTERM, so no audit event is lost. */
+export function closeOnSignals(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (closing) return;
+    closing = true;
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(`keygate: error while stopping on ${signal}:`, error);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+export function portFrom(env: NodeJS.ProcessEnv = process.env): number {
+  const port = Number(env.PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new Error(`PORT must be an integer from 0 to 65535 (got ${env.PORT})`);
+  }
+  return port;
+}
+
+export function trustProxyFrom(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ['1', 'true', 'yes'].includes((env.TRUST_PROXY ?? '').toLowerCase());
+}

@@ -1,0 +1,284 @@
+import { parseArgs } from 'node:util';
+import {
+  type ApiKey,
+  type AuditEvent,
+  type CreateKeyInput,
+  createKeygate,
+  type Keygate,
+  KeyManagementError,
+} from '@keygate/core';
+import { openKeyDatabase } from '@keygate/postgres';
+import { createRedisBackends } from '@keygate/redis';
+
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+/** A mistake in the command line: printed with the usage hint, exit code 2. */
+class UsageError extends Error {}
+
+export const HELP = `keygate — manage API keys
+
+Usage:
+  keygate migrate
+  keygate keys create --name N --scopes a,b [--owner O] [--type secret|public] [--env live|test]
+                      [--resource website:w1 ...] [--expires ISO-8601]
+                      [--rate PER_SECOND] [--burst N] [--daily N]
+                      [--allow-ip CIDR ...] [--allow-referrer ORIGIN_PATTERN ...]
+                      [--allow-endpoint "METHOD /path/pattern" ...] [--json]
+  keygate keys list [--owner O] [--include-revoked] [--limit N] [--json]
+  keygate keys show ID [--json]
+  keygate keys rotate ID [--grace SECONDS] [--json]
+  keygate keys revoke ID [--json]
+  keygate audit [--key ID] [--limit N] [--json]
+
+Environment:
+  DATABASE_URL  Postgres to use; without it, the embedded database under .keygate/
+  REDIS_URL     Redis to tell running apps about changed keys (cache invalidation)
+
+Secrets are printed once, by create and rotate; nothing else ever shows one.
+Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.
+`;
+
+const OPTIONS = {
+  name: { type: 'string' },
+  owner: { type: 'string' },
+  type: { type: 'string' },
+  env: { type: 'string' },
+  scopes: { type: 'string' },
+  resource: { type: 'string', multiple: true },
+  expires: { type: 'string' },
+  rate: { type: 'string' },
+  burst: { type: 'string' },
+  daily: { type: 'string' },
+  'allow-ip': { type: 'string', multiple: true },
+  'allow-referrer': { type: 'string', multiple: true },
+  'allow-endpoint': { type: 'string', multiple: true },
+  grace: { type: 'string' },
+  key: { type: 'string' },
+  limit: { type: 'string' },
+  'include-revoked': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
+>['values'];
+
+function number(value: string | undefined, flag: string, integer: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (
+    value.trim() === '' ||
+    !Number.isFinite(parsed) ||
+    parsed <= 0 ||
+    (integer && !Number.isInteger(parsed))
+  ) {
+    throw new UsageError(
+      `--${flag} must be a positive ${integer ? 'integer' : 'number'} (got ${value})`,
+    );
+  }
+  return parsed;
+}
+
+function createInput(values: Values): CreateKeyInput {
+  if (!values.name) throw new UsageError('keys create needs --name');
+  if (values.scopes === undefined)
+    throw new UsageError('keys create needs --scopes (comma-separated)');
+  const rate = number(values.rate, 'rate', false);
+  const burst = number(values.burst, 'burst', true);
+  const daily = number(values.daily, 'daily', true);
+  const restrictions = {
+    ...(values['allow-ip'] ? { ips: values['allow-ip'] } : {}),
+    ...(values['allow-referrer'] ? { referrers: values['allow-referrer'] } : {}),
+    ...(values['allow-endpoint'] ? { endpoints: values['allow-endpoint'] } : {}),
+  };
+  if (values.expires !== undefined && Number.isNaN(Date.parse(values.expires))) {
+    throw new UsageError(`--expires must be an ISO-8601 date (got ${values.expires})`);
+  }
+  return {
+    name: values.name,
+    ownerId: values.owner,
+    type: values.type as CreateKeyInput['type'],
+    environment: values.env as CreateKeyInput['environment'],
+    scopes: values.scopes
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    resources: values.resource ?? null,
+    expiresAt: values.expires ?? null,
+    rateLimit:
+      rate || burst || daily
+        ? {
+            ...(rate ? { perSecond: rate } : {}),
+            ...(burst ? { burst } : {}),
+            ...(daily ? { daily } : {}),
+          }
+        : null,
+    restrictions: Object.keys(restrictions).length > 0 ? restrictions : null,
+  };
+}
+
+function describeKey(key: ApiKey): string {
+  const lines = [
+    `id:          ${key.id}`,
+    `name:        ${key.name}`,
+    `owner:       ${key.ownerId}`,
+    `type:        ${key.type} (${key.environment})`,
+    `start:       ${key.start}…`,
+    `scopes:      ${key.scopes.join(', ') || '(none)'}`,
+    `resources:   ${key.resources === null ? 'all' : key.resources.join(', ')}`,
+    `created:     ${key.createdAt.toISOString()}`,
+    `last used:   ${key.lastUsedAt?.toISOString() ?? 'never'}`,
+    `expires:     ${key.expiresAt?.toISOString() ?? 'never'}`,
+  ];
+  if (key.revokedAt) lines.push(`revoked:     ${key.revokedAt.toISOString()}`);
+  if (key.rateLimit) lines.push(`rate limit:  ${JSON.stringify(key.rateLimit)}`);
+  if (key.restrictions) lines.push(`restricted:  ${JSON.stringify(key.restrictions)}`);
+  return lines.join('\n');
+}
+
+function describeEvent(event: AuditEvent): string {
+  return [
+    event.at.toISOString(),
+    event.action,
+    event.outcome,
+    event.reason ?? '-',
+    event.keyStart ?? event.keyId ?? '-',
+    event.method && event.path ? `${event.method} ${event.path}` : '-',
+    event.ip ?? '-',
+  ].join('  ');
+}
+
+function requireId(positionals: string[], command: string): string {
+  const id = positionals[2];
+  if (!id) throw new UsageError(`keys ${command} needs a key ID`);
+  return id;
+}
+
+/** Runs one CLI invocation; returns the exit code. */
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    io.err(`keygate: ${(error as Error).message}\nRun 'keygate --help' for usage.\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, sub] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    io.out(HELP);
+    return values.help || command === 'help' ? 0 : 2;
+  }
+  const json = values.json ?? false;
+  const print = (data: unknown, text: string) =>
+    io.out(json ? `${JSON.stringify(data)}\n` : `${text}\n`);
+
+  const known =
+    command === 'migrate' ||
+    command === 'audit' ||
+    (command === 'keys' && ['create', 'list', 'show', 'rotate', 'revoke'].includes(sub ?? ''));
+  if (!known) {
+    io.err(
+      `keygate: unknown command '${positionals.join(' ')}'\nRun 'keygate --help' for usage.\n`,
+    );
+    return 2;
+  }
+
+  let keygate: Keygate | undefined;
+  let close = async () => {};
+  try {
+    const input = command === 'keys' && sub === 'create' ? createInput(values) : undefined;
+    const limit = number(values.limit, 'limit', true);
+    const grace = values.grace === undefined ? 0 : Number(values.grace);
+    if (!Number.isInteger(grace) || grace < 0) {
+      throw new UsageError(`--grace must be a whole number of seconds (got ${values.grace})`);
+    }
+
+    const database = await openKeyDatabase({ databaseUrl: io.env.DATABASE_URL || undefined });
+    const redis = io.env.REDIS_URL ? createRedisBackends({ url: io.env.REDIS_URL }) : null;
+    keygate = createKeygate({
+      store: database.store,
+      auditSinks: [database.auditSink],
+      limiter: false,
+      cache: false,
+      ...(redis ? { invalidation: redis.invalidation } : {}),
+    });
+    const opened = keygate;
+    close = async () => {
+      await opened.close();
+      await redis?.close();
+      await database.close();
+    };
+    const actor = { id: 'cli' };
+
+    if (command === 'migrate') {
+      // Opening the database applied the shipped migrations.
+      print({ migrated: true }, 'Migrations applied.');
+    } else if (command === 'audit') {
+      const events = await database.auditSink.query({ keyId: values.key, limit: limit ?? 50 });
+      print(
+        { events },
+        events.length === 0 ? 'No audit events.' : events.map(describeEvent).join('\n'),
+      );
+    } else if (sub === 'create') {
+      const issued = await keygate.keys.create(input!, actor);
+      print(
+        { ...issued.key, secret: issued.secret },
+        `${describeKey(issued.key)}\n\nsecret:      ${issued.secret}\n\nStore the secret now: it is not shown again.`,
+      );
+    } else if (sub === 'list') {
+      const keys = await keygate.keys.list({
+        ownerId: values.owner,
+        includeRevoked: values['include-revoked'] ?? false,
+        limit: limit ?? 100,
+      });
+      print(
+        { keys },
+        keys.length === 0
+          ? 'No keys.'
+          : keys
+              .map(
+                (k) =>
+                  `${k.id}  ${k.start}…  ${k.type}/${k.environment}  ${k.name}  [${k.scopes.join(',')}]${k.revokedAt ? '  revoked' : ''}`,
+              )
+              .join('\n'),
+      );
+    } else if (sub === 'show') {
+      const key = await keygate.keys.get(requireId(positionals, 'show'));
+      print(key, describeKey(key));
+    } else if (sub === 'rotate') {
+      const issued = await keygate.keys.rotate(
+        requireId(positionals, 'rotate'),
+        { gracePeriodSeconds: grace },
+        actor,
+      );
+      print(
+        { ...issued.key, secret: issued.secret },
+        `Rotated ${issued.key.id}${grace > 0 ? ` (the old secret works for ${grace} more seconds)` : ''}.\n\nsecret:      ${issued.secret}\n\nStore the secret now: it is not shown again.`,
+      );
+    } else if (sub === 'revoke') {
+      const key = await keygate.keys.revoke(requireId(positionals, 'revoke'), actor);
+      print({ id: key.id, revokedAt: key.revokedAt }, `Revoked ${key.id}.`);
+    }
+    await close();
+    return 0;
+  } catch (error) {
+    await close().catch(() => {});
+    if (error instanceof UsageError) {
+      io.err(`keygate: ${error.message}\nRun 'keygate --help' for usage.\n`);
+      return 2;
+    }
+    const message =
+      error instanceof KeyManagementError
+        ? error.message
+        : `${(error as Error).message ?? String(error)}`;
+    if (json) io.out(`${JSON.stringify({ error: message })}\n`);
+    io.err(`keygate: ${message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,1 @@
+export { type CliIO, HELP, run } from './cli.js';
