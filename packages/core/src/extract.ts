@@ -72,6 +72,8 @@ export function extractKey(req: KeygateRequest, options: ExtractOptions): Extrac
       if (values.length === 0) continue;
       value = values[0]!.trim();
     }
+    // An empty credential (`Bearer `, `x-api-key:`) is no credential: it neither fails nor conflicts.
+    if (value === '') continue;
     if (value.length > MAX_CREDENTIAL_LENGTH || !PRINTABLE.test(value)) {
       return invalidRequest('The API key contains characters an API key cannot have', 'encoding');
     }
