@@ -1,0 +1,159 @@
+import { join, resolve } from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
+import type { Logger } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+import { PostgresAuditSink } from './audit-sink.js';
+import { lockDataDirectory } from './data-dir-lock.js';
+import type { KeygateDatabase } from './database.js';
+import { PostgresKeyStore } from './key-store.js';
+import { migrate } from './migrate.js';
+
+/** An open key database: the drizzle handle, the store and audit sink over it, and how to close it. */
+export interface KeyDatabase {
+  /** `postgres`: a Postgres server; `embedded`: PGlite inside this process. */
+  readonly kind: 'postgres' | 'embedded';
+  readonly db: KeygateDatabase;
+  readonly store: PostgresKeyStore;
+  readonly auditSink: PostgresAuditSink;
+  /** Closes the connections (and frees the embedded data directory). Call after `keygate.close()`; safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface PostgresConnectionOptions {
+  /** Connection URL, e.g. `postgres://user:pass@host:5432/db?sslmode=require`. Required. */
+  url: string;
+  /** Most connections in the pool. Default `10`. */
+  max?: number;
+  /** Seconds to wait for a connection before a call rejects. Default `5`. */
+  connectTimeoutSeconds?: number;
+  /** Seconds before an idle connection is closed. Default `30`. */
+  idleTimeoutSeconds?: number;
+  /** Server-side limit on any one statement, in ms. Default `5000`. */
+  statementTimeoutMs?: number;
+  /** Apply the shipped migrations before returning. Default `false` (run `keygate migrate` on deploy). */
+  migrate?: boolean;
+  /** Receives every statement sent (drizzle's `Logger`), for debugging. Default: none. */
+  logger?: Logger;
+}
+
+/**
+ * Opens a pool on a Postgres server with bounded timeouts, so that a database that cannot be
+ * reached makes calls reject within seconds (the core then serves cached keys or answers 503).
+ */
+export async function connectPostgres(options: PostgresConnectionOptions): Promise<KeyDatabase> {
+  const {
+    url,
+    max = 10,
+    connectTimeoutSeconds = 5,
+    idleTimeoutSeconds = 30,
+    statementTimeoutMs = 5000,
+    migrate: runMigrations = false,
+    logger = false,
+  } = options;
+  const client = postgres(url, {
+    max,
+    connect_timeout: connectTimeoutSeconds,
+    idle_timeout: idleTimeoutSeconds,
+    connection: { statement_timeout: statementTimeoutMs, application_name: 'keygate' },
+    // Notices are only "already exists, skipping" from migrations; they would pollute CLI output.
+    onnotice: () => {},
+  });
+  const db = drizzle(client, { logger });
+  const close = once(() => client.end({ timeout: 5 }));
+  if (runMigrations) {
+    try {
+      await migrate(db);
+    } catch (error) {
+      await close();
+      throw error;
+    }
+  }
+  return handle('postgres', db, close);
+}
+
+export interface EmbeddedDatabaseOptions {
+  /** Where the data live, relative to the working directory. Default `.keygate/pglite`. */
+  dataDir?: string;
+  /** Apply the shipped migrations before returning. Default `true`. */
+  migrate?: boolean;
+  /** Receives every statement sent (drizzle's `Logger`), for debugging. Default: none. */
+  logger?: Logger;
+}
+
+/**
+ * Opens the embedded Postgres (PGlite) persisted under `dataDir`. PGlite serves one process:
+ * a second process opening the same directory is refused with `DataDirectoryLockedError`.
+ */
+export async function openEmbedded(options: EmbeddedDatabaseOptions = {}): Promise<KeyDatabase> {
+  const { dataDir = '.keygate/pglite', migrate: runMigrations = true, logger = false } = options;
+  const directory = resolve(dataDir);
+  const lock = lockDataDirectory(directory);
+  let client: PGlite | undefined;
+  try {
+    // Loaded on demand: apps on a Postgres server never load PGlite's WebAssembly build.
+    const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([
+      import('@electric-sql/pglite'),
+      import('drizzle-orm/pglite'),
+    ]);
+    // A subdirectory keeps the lock file out of the Postgres data directory.
+    const opened = await PGlite.create(join(directory, 'pgdata'));
+    client = opened;
+    const db = drizzlePglite(opened, { logger });
+    if (runMigrations) await migrate(db);
+    return handle(
+      'embedded',
+      db,
+      once(async () => {
+        try {
+          await opened.close();
+        } finally {
+          lock.release();
+        }
+      }),
+    );
+  } catch (error) {
+    await client?.close();
+    lock.release();
+    throw error;
+  }
+}
+
+export interface KeyDatabaseOptions {
+  /** A Postgres URL (usually `process.env.DATABASE_URL`); without one, the embedded database is used. */
+  databaseUrl?: string;
+  /** Data directory of the embedded database. Default `.keygate/pglite`. */
+  dataDir?: string;
+  /** Apply the shipped migrations before returning. Default `true`. */
+  migrate?: boolean;
+}
+
+/** Postgres when a URL is given, the embedded database otherwise: the zero-configuration entry point. */
+export function openKeyDatabase(options: KeyDatabaseOptions = {}): Promise<KeyDatabase> {
+  const { databaseUrl, dataDir, migrate: runMigrations = true } = options;
+  return databaseUrl
+    ? connectPostgres({ url: databaseUrl, migrate: runMigrations })
+    : openEmbedded({ dataDir, migrate: runMigrations });
+}
+
+function handle(
+  kind: KeyDatabase['kind'],
+  db: KeygateDatabase,
+  close: () => Promise<void>,
+): KeyDatabase {
+  return {
+    kind,
+    db,
+    store: new PostgresKeyStore(db),
+    auditSink: new PostgresAuditSink(db),
+    close,
+  };
+}
+
+function once(close: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => {
+    closing ??= close();
+    return closing;
+  };
+}

@@ -1,0 +1,16 @@
+export { PostgresAuditSink } from './audit-sink.js';
+export {
+  connectPostgres,
+  type EmbeddedDatabaseOptions,
+  type KeyDatabase,
+  type KeyDatabaseOptions,
+  openEmbedded,
+  openKeyDatabase,
+  type PostgresConnectionOptions,
+} from './connect.js';
+export { DataDirectoryLockedError } from './data-dir-lock.js';
+export type { KeygateDatabase } from './database.js';
+export { PostgresKeyStore } from './key-store.js';
+export { type MigrationResult, migrate, migrationsFolder } from './migrate.js';
+export { apiKeys, auditEvents } from './schema.js';
+export { PostgresStoreError } from './store-error.js';

@@ -1,0 +1,185 @@
+import type {
+  ApiKeyRecord,
+  KeyPatch,
+  KeyRotation,
+  KeyStore,
+  ListKeysQuery,
+  NewKeyRecord,
+} from '@keygate/core';
+import { and, desc, eq, isNull, or, sql } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
+import type { KeygateDatabase } from './database.js';
+import { apiKeys } from './schema.js';
+import { attempt } from './store-error.js';
+
+const DEFAULT_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
+
+/**
+ * Keys in Postgres (server or PGlite) through drizzle. Every call is one statement, so the
+ * store is safe to share between instances; it never closes the database it was given.
+ */
+export class PostgresKeyStore implements KeyStore {
+  readonly #db: KeygateDatabase;
+
+  constructor(db: KeygateDatabase) {
+    this.#db = db;
+  }
+
+  findByDigest(digest: string): Promise<ApiKeyRecord | null> {
+    return attempt('findByDigest', async () => {
+      const [row] = await this.#db
+        .select()
+        .from(apiKeys)
+        .where(or(eq(apiKeys.digest, digest), eq(apiKeys.previousDigest, digest)))
+        .limit(1);
+      return row ?? null;
+    });
+  }
+
+  create(key: NewKeyRecord): Promise<ApiKeyRecord> {
+    return attempt('create', async () => {
+      const [row] = await this.#db
+        .insert(apiKeys)
+        .values({
+          id: key.id,
+          name: key.name,
+          ownerId: key.ownerId,
+          type: key.type,
+          environment: key.environment,
+          digest: key.digest,
+          digestVersion: key.digestVersion,
+          prefix: key.prefix,
+          start: key.start,
+          scopes: key.scopes,
+          resources: key.resources,
+          restrictions: key.restrictions,
+          rateLimit: key.rateLimit,
+          metadata: key.metadata,
+          expiresAt: key.expiresAt,
+        })
+        .returning();
+      return row!;
+    });
+  }
+
+  get(id: string): Promise<ApiKeyRecord | null> {
+    return attempt('get', async () => {
+      const [row] = await this.#db.select().from(apiKeys).where(eq(apiKeys.id, id)).limit(1);
+      return row ?? null;
+    });
+  }
+
+  list(query: ListKeysQuery): Promise<ApiKeyRecord[]> {
+    return attempt('list', () => {
+      // A cursor that names no key matches nothing, as in the in-memory store.
+      const cursor = alias(apiKeys, 'cursor');
+      const after =
+        query.after === undefined
+          ? undefined
+          : sql`(${apiKeys.createdAt}, ${apiKeys.id}) < (${this.#db
+              .select({ createdAt: cursor.createdAt, id: cursor.id })
+              .from(cursor)
+              .where(eq(cursor.id, query.after))})`;
+      return this.#db
+        .select()
+        .from(apiKeys)
+        .where(
+          and(
+            query.ownerId === undefined ? undefined : eq(apiKeys.ownerId, query.ownerId),
+            query.includeRevoked ? undefined : isNull(apiKeys.revokedAt),
+            after,
+          ),
+        )
+        .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
+        .limit(pageSize(query.limit));
+    });
+  }
+
+  update(id: string, patch: KeyPatch): Promise<ApiKeyRecord | null> {
+    // Named one by one so that nothing outside `KeyPatch` (a digest, an owner) can be changed here.
+    const { name, scopes, resources, restrictions, rateLimit, metadata, expiresAt } = patch;
+    return attempt('update', async () => {
+      const [row] = await this.#db
+        .update(apiKeys)
+        .set({
+          name,
+          scopes,
+          resources,
+          restrictions,
+          rateLimit,
+          metadata,
+          expiresAt,
+          updatedAt: sql`now()`,
+        })
+        .where(eq(apiKeys.id, id))
+        .returning();
+      return row ?? null;
+    });
+  }
+
+  rotate(id: string, rotation: KeyRotation): Promise<ApiKeyRecord | null> {
+    const graceUntil =
+      rotation.previousDigestExpiresAt !== null && rotation.previousDigestExpiresAt > new Date()
+        ? rotation.previousDigestExpiresAt
+        : null;
+    return attempt('rotate', async () => {
+      const [row] = await this.#db
+        .update(apiKeys)
+        .set({
+          // SET reads the row as it was before the update: this keeps the outgoing digest.
+          previousDigest: graceUntil ? apiKeys.digest : null,
+          previousDigestExpiresAt: graceUntil,
+          digest: rotation.digest,
+          digestVersion: rotation.digestVersion,
+          start: rotation.start,
+          updatedAt: sql`now()`,
+        })
+        .where(eq(apiKeys.id, id))
+        .returning();
+      return row ?? null;
+    });
+  }
+
+  revoke(id: string, at: Date): Promise<ApiKeyRecord | null> {
+    return attempt('revoke', async () => {
+      const [row] = await this.#db
+        .update(apiKeys)
+        .set({
+          // Revocation is irreversible: a second revoke keeps the first time.
+          revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${at.toISOString()}::timestamptz)`,
+          updatedAt: at,
+        })
+        .where(eq(apiKeys.id, id))
+        .returning();
+      return row ?? null;
+    });
+  }
+
+  async touchLastUsed(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
+    if (uses.length === 0) return;
+    // One parameter for the whole batch, so its size is not bounded by Postgres's parameter limit.
+    const batch = JSON.stringify(uses.map(({ id, at }) => ({ id, at: at.toISOString() })));
+    const latest = sql`(select id, max(at) as at
+      from jsonb_to_recordset(${batch}::text::jsonb) as used(id text, at timestamptz)
+      group by id) as latest`;
+    await attempt('touchLastUsed', () =>
+      this.#db
+        .update(apiKeys)
+        .set({ lastUsedAt: sql`latest.at` })
+        .from(latest)
+        .where(
+          and(
+            sql`${apiKeys.id} = latest.id`,
+            // Batches from several instances may arrive out of order; last use only moves forward.
+            or(isNull(apiKeys.lastUsedAt), sql`${apiKeys.lastUsedAt} < latest.at`),
+          ),
+        ),
+    );
+  }
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return DEFAULT_PAGE_SIZE;
+  return Math.min(Math.max(Math.trunc(limit), 0), MAX_PAGE_SIZE);
+}

@@ -1,0 +1,88 @@
+import type {
+  AuditAction,
+  AuditOutcome,
+  KeyEnvironment,
+  KeyRestrictions,
+  KeyType,
+  RateLimitOverride,
+} from '@keygate/core';
+import { sql } from 'drizzle-orm';
+import {
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** API keys: everything but the secret, which is never stored. */
+export const apiKeys = pgTable(
+  'keygate_api_keys',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    ownerId: text('owner_id').notNull(),
+    type: text('type').$type<KeyType>().notNull(),
+    environment: text('environment').$type<KeyEnvironment>().notNull(),
+    digest: text('digest').notNull(),
+    digestVersion: integer('digest_version').notNull().default(0),
+    previousDigest: text('previous_digest'),
+    previousDigestExpiresAt: timestamptz('previous_digest_expires_at'),
+    prefix: text('prefix').notNull(),
+    start: text('start').notNull(),
+    scopes: text('scopes').array().notNull().default(sql`'{}'::text[]`),
+    /** `null` grants every resource of the owner. */
+    resources: jsonb('resources').$type<string[]>(),
+    restrictions: jsonb('restrictions').$type<KeyRestrictions>(),
+    rateLimit: jsonb('rate_limit').$type<RateLimitOverride>(),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>(),
+    expiresAt: timestamptz('expires_at'),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+    updatedAt: timestamptz('updated_at').notNull().defaultNow(),
+    lastUsedAt: timestamptz('last_used_at'),
+    revokedAt: timestamptz('revoked_at'),
+  },
+  (table) => [
+    uniqueIndex('keygate_api_keys_digest_key').on(table.digest),
+    // Partial: only keys inside a rotation grace period carry a previous digest.
+    index('keygate_api_keys_previous_digest_idx')
+      .on(table.previousDigest)
+      .where(sql`${table.previousDigest} is not null`),
+    index('keygate_api_keys_owner_created_idx').on(table.ownerId, table.createdAt, table.id),
+    index('keygate_api_keys_created_idx').on(table.createdAt, table.id),
+    check('keygate_api_keys_type_check', sql`${table.type} in ('secret', 'public')`),
+    check('keygate_api_keys_environment_check', sql`${table.environment} in ('live', 'test')`),
+  ],
+);
+
+/** The audit trail: who used or changed which key, when, from where, and the outcome. */
+export const auditEvents = pgTable(
+  'keygate_audit_events',
+  {
+    id: text('id').primaryKey(),
+    at: timestamptz('at').notNull(),
+    action: text('action').$type<AuditAction>().notNull(),
+    outcome: text('outcome').$type<AuditOutcome>().notNull(),
+    reason: text('reason'),
+    keyId: text('key_id'),
+    keyStart: text('key_start'),
+    ownerId: text('owner_id'),
+    actor: text('actor'),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    method: text('method'),
+    path: text('path'),
+    requestId: text('request_id'),
+    detail: jsonb('detail').$type<Record<string, unknown>>(),
+  },
+  (table) => [
+    index('keygate_audit_events_key_at_idx').on(table.keyId, table.at.desc(), table.id.desc()),
+    index('keygate_audit_events_owner_at_idx').on(table.ownerId, table.at.desc(), table.id.desc()),
+    index('keygate_audit_events_at_idx').on(table.at.desc(), table.id.desc()),
+  ],
+);

@@ -1,0 +1,98 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { connectPostgres, migrate, migrationsFolder } from '@keygate/postgres';
+import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+
+const shippedMigrations = (
+  JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as {
+    entries: unknown[];
+  }
+).entries.length;
+
+const opened: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((resource) => resource.close()));
+});
+
+async function emptyDatabase(): Promise<TestDatabase> {
+  const database = await createTestDatabase({ migrate: false });
+  opened.push(database);
+  return database;
+}
+
+async function tablesOf(database: TestDatabase): Promise<string[]> {
+  const rows = await database.sql<{ name: string }[]>`
+    select table_name as name from information_schema.tables
+    where table_schema = 'public' order by table_name`;
+  return rows.map((row) => row.name);
+}
+
+async function journalLength(database: TestDatabase): Promise<number> {
+  const [row] = await database.sql<{ count: number }[]>`
+    select count(*)::int as count from drizzle.__drizzle_migrations`;
+  return row!.count;
+}
+
+describe('migrate', () => {
+  it('ships its migrations next to the module, whatever the working directory', () => {
+    expect(isAbsolute(migrationsFolder)).toBe(true);
+    expect(existsSync(join(migrationsFolder, '0000_init.sql'))).toBe(true);
+    expect(shippedMigrations).toBeGreaterThan(0);
+  });
+
+  it('creates the tables once; later calls find nothing to do', async () => {
+    const database = await emptyDatabase();
+    expect(await migrate(database.db)).toEqual({ applied: shippedMigrations });
+    expect(await tablesOf(database)).toEqual(['keygate_api_keys', 'keygate_audit_events']);
+    expect(await migrate(database.db)).toEqual({ applied: 0 });
+    expect(await migrate(database.db)).toEqual({ applied: 0 });
+    expect(await journalLength(database)).toBe(shippedMigrations);
+  });
+
+  it('is safe to run from several pools at once (advisory lock)', async () => {
+    const database = await emptyDatabase();
+    const pools = await Promise.all([1, 2, 3].map(() => connectPostgres({ url: database.url })));
+    opened.push(...pools);
+    const results = await Promise.all([
+      ...pools.map((pool) => migrate(pool.db)),
+      migrate(pools[0]!.db),
+      migrate(database.db),
+    ]);
+    expect(results.reduce((sum, result) => sum + result.applied, 0)).toBe(shippedMigrations);
+    expect(await journalLength(database)).toBe(shippedMigrations);
+  });
+
+  it('works on a single-connection client', async () => {
+    const database = await emptyDatabase();
+    const single = await connectPostgres({ url: database.url, max: 1 });
+    opened.push(single);
+    const results = await Promise.all([migrate(single.db), migrate(single.db)]);
+    expect(results.map((result) => result.applied).sort()).toEqual([0, shippedMigrations]);
+  });
+
+  it("keeps drizzle's journal, so drizzle's own migrator agrees on what ran", async () => {
+    const ours = await emptyDatabase();
+    await migrate(ours.db);
+    await drizzleMigrate(ours.db as Parameters<typeof drizzleMigrate>[0], { migrationsFolder });
+    expect(await journalLength(ours)).toBe(shippedMigrations);
+
+    const theirs = await emptyDatabase();
+    await drizzleMigrate(theirs.db as Parameters<typeof drizzleMigrate>[0], { migrationsFolder });
+    expect(await migrate(theirs.db)).toEqual({ applied: 0 });
+  });
+
+  it('waits for another migrator longer than the statement timeout of key lookups', async () => {
+    const database = await emptyDatabase();
+    const pool = await connectPostgres({ url: database.url, statementTimeoutMs: 50 });
+    opened.push(pool);
+    let migrating: Promise<{ applied: number }> | undefined;
+    await database.sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(hashtext('keygate:migrations'))`;
+      migrating = migrate(pool.db);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    });
+    expect(await migrating).toEqual({ applied: shippedMigrations });
+  });
+});

@@ -1,0 +1,516 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type ApiKeyRecord,
+  type AuditEvent,
+  createKeyFormat,
+  createKeyHasher,
+  type KeyEnvironment,
+  type KeyType,
+  type NewKeyRecord,
+} from '@keygate/core';
+import {
+  apiKeys,
+  type KeygateDatabase,
+  openEmbedded,
+  PostgresAuditSink,
+  PostgresKeyStore,
+  PostgresStoreError,
+} from '@keygate/postgres';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from './support/postgres.js';
+
+const format = createKeyFormat();
+const hasher = createKeyHasher();
+
+/** A database for one driver, with every statement the store sends recorded in `statements`. */
+interface Backend {
+  db: KeygateDatabase;
+  statements: string[];
+  close(): Promise<void>;
+}
+
+const backends: Record<string, () => Promise<Backend>> = {
+  postgres: async () => {
+    const statements: string[] = [];
+    const database = await createTestDatabase({
+      logger: { logQuery: (query) => statements.push(query) },
+    });
+    return { db: database.db, statements, close: database.close };
+  },
+  pglite: async () => {
+    const statements: string[] = [];
+    const dataDir = await mkdtemp(join(tmpdir(), 'keygate-pglite-'));
+    const database = await openEmbedded({
+      dataDir,
+      logger: { logQuery: (query) => statements.push(query) },
+    });
+    return {
+      db: database.db,
+      statements,
+      close: async () => {
+        await database.close();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+let sequence = 0;
+
+/** A key as the core would hand it to the store, with the plaintext secret kept aside for the test. */
+function newKey(
+  overrides: Partial<NewKeyRecord> = {},
+  type: KeyType = 'secret',
+  environment: KeyEnvironment = 'live',
+): { secret: string; key: NewKeyRecord } {
+  const generated = format.generate(type, environment);
+  sequence++;
+  return {
+    secret: generated.secret,
+    key: {
+      id: `key_${sequence.toString().padStart(6, '0')}_${generated.start.slice(-6)}`,
+      name: `key ${sequence}`,
+      ownerId: 'org_a',
+      type,
+      environment,
+      digest: hasher.digest(generated.secret),
+      digestVersion: hasher.version,
+      prefix: generated.prefix,
+      start: generated.start,
+      scopes: ['read:data'],
+      resources: null,
+      restrictions: null,
+      rateLimit: null,
+      metadata: null,
+      expiresAt: null,
+      ...overrides,
+    },
+  };
+}
+
+function auditEvent(overrides: Partial<AuditEvent>): AuditEvent {
+  sequence++;
+  return {
+    id: `evt_${sequence}`,
+    at: new Date(),
+    action: 'auth.succeeded',
+    outcome: 'success',
+    reason: null,
+    keyId: null,
+    keyStart: null,
+    ownerId: null,
+    actor: null,
+    ip: '203.0.113.9',
+    userAgent: 'curl/8',
+    method: 'GET',
+    path: '/v1/query/websites',
+    requestId: null,
+    detail: null,
+    ...overrides,
+  };
+}
+
+/** Runs `action` and returns the statements it sent. */
+async function statementsOf(backend: Backend, action: () => Promise<unknown>): Promise<string[]> {
+  const before = backend.statements.length;
+  await action();
+  return backend.statements.slice(before);
+}
+
+describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
+  let backend: Backend;
+  let store: PostgresKeyStore;
+
+  beforeAll(async () => {
+    backend = await backends[driver]!();
+    store = new PostgresKeyStore(backend.db);
+  });
+  afterAll(() => backend.close());
+
+  describe('create, get, findByDigest', () => {
+    it('stores every field and returns the record', async () => {
+      const expiresAt = new Date(Date.now() + 86_400_000);
+      const { key } = newKey({
+        scopes: ['read:data', 'write:llm'],
+        resources: ['website:w_1', 'link:*'],
+        restrictions: {
+          ips: ['10.0.0.0/8'],
+          referrers: ['https://*.example.com'],
+          endpoints: ['GET /v1/**'],
+        },
+        rateLimit: { perSecond: 5, burst: 50, daily: 1000 },
+        metadata: { team: 'growth', nested: { count: 2 } },
+        expiresAt,
+      });
+      const created = await store.create(key);
+
+      expect(created).toEqual<ApiKeyRecord>({
+        ...key,
+        createdAt: expect.any(Date),
+        updatedAt: expect.any(Date),
+        lastUsedAt: null,
+        revokedAt: null,
+        previousDigest: null,
+        previousDigestExpiresAt: null,
+      });
+      expect(Math.abs(created.createdAt.getTime() - Date.now())).toBeLessThan(60_000);
+      expect(await store.get(key.id)).toEqual(created);
+      expect(await store.findByDigest(key.digest)).toEqual(created);
+    });
+
+    it('keeps an empty resource list apart from global access (null)', async () => {
+      const none = await store.create(newKey({ resources: [] }).key);
+      const global = await store.create(newKey({ resources: null }).key);
+      expect((await store.get(none.id))?.resources).toEqual([]);
+      expect((await store.get(global.id))?.resources).toBeNull();
+    });
+
+    it('answers null for unknown ids and digests', async () => {
+      expect(await store.get('key_missing')).toBeNull();
+      expect(await store.findByDigest(hasher.digest('sk_live_unknown'))).toBeNull();
+      expect(await store.update('key_missing', { name: 'x' })).toBeNull();
+      expect(await store.revoke('key_missing', new Date())).toBeNull();
+      expect(
+        await store.rotate('key_missing', {
+          digest: hasher.digest('x'),
+          digestVersion: 0,
+          start: 'sk_live_x',
+          previousDigestExpiresAt: null,
+        }),
+      ).toBeNull();
+    });
+
+    it('refuses a second key with the same id or digest', async () => {
+      const { key } = newKey();
+      await store.create(key);
+      const sameId = store.create({ ...newKey().key, id: key.id });
+      await expect(sameId).rejects.toBeInstanceOf(PostgresStoreError);
+      await expect(sameId).rejects.toMatchObject({ code: '23505' });
+      await expect(store.create({ ...newKey().key, digest: key.digest })).rejects.toMatchObject({
+        code: '23505',
+      });
+    });
+
+    it('looks a key up by its digest in one statement', async () => {
+      const { key } = newKey();
+      await store.create(key);
+      const statements = await statementsOf(backend, () => store.findByDigest(key.digest));
+      expect(statements).toHaveLength(1);
+    });
+  });
+
+  describe('update', () => {
+    it('changes the patched fields only and moves updatedAt', async () => {
+      const created = await store.create(
+        newKey({ metadata: { a: 1 }, resources: ['website:w_1'] }).key,
+      );
+      const updated = await store.update(created.id, {
+        name: 'renamed',
+        scopes: ['read:data', 'track:events'],
+        resources: null,
+        expiresAt: new Date('2030-01-01T00:00:00Z'),
+      });
+      expect(updated).toEqual({
+        ...created,
+        name: 'renamed',
+        scopes: ['read:data', 'track:events'],
+        resources: null,
+        expiresAt: new Date('2030-01-01T00:00:00Z'),
+        updatedAt: expect.any(Date),
+      });
+      expect(updated!.updatedAt.getTime()).toBeGreaterThanOrEqual(created.updatedAt.getTime());
+      expect(await store.get(created.id)).toEqual(updated);
+    });
+
+    it('ignores anything outside KeyPatch, such as a digest or an owner', async () => {
+      const created = await store.create(newKey().key);
+      const sneaky = { name: 'n', digest: 'f'.repeat(64), ownerId: 'org_other' };
+      const updated = await store.update(created.id, sneaky);
+      expect(updated).toMatchObject({ name: 'n', digest: created.digest, ownerId: 'org_a' });
+    });
+  });
+
+  describe('list', () => {
+    const owner = `org_list_${driver}`;
+    const ids: string[] = [];
+
+    beforeAll(async () => {
+      for (let i = 0; i < 7; i++) ids.push((await store.create(newKey({ ownerId: owner }).key)).id);
+      await store.create(newKey({ ownerId: `${owner}_other` }).key);
+      await store.revoke(ids[2]!, new Date());
+    });
+
+    it("lists an owner's keys newest first, without revoked keys by default", async () => {
+      const listed = await store.list({ ownerId: owner });
+      expect(listed.map((k) => k.id)).toEqual(ids.filter((id) => id !== ids[2]).reverse());
+      expect(listed.every((k) => k.ownerId === owner)).toBe(true);
+    });
+
+    it('includes revoked keys when asked', async () => {
+      const listed = await store.list({ ownerId: owner, includeRevoked: true });
+      expect(listed.map((k) => k.id)).toEqual([...ids].reverse());
+    });
+
+    it('pages with limit and an after cursor, without gaps or repeats', async () => {
+      const seen: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await store.list({ ownerId: owner, includeRevoked: true, limit: 3, after });
+        seen.push(...page.map((k) => k.id));
+        if (page.length < 3) break;
+        after = page.at(-1)!.id;
+      }
+      expect(seen).toEqual([...ids].reverse());
+    });
+
+    it('lists every owner when none is given', async () => {
+      const owners = new Set((await store.list({ limit: 1000 })).map((k) => k.ownerId));
+      expect(owners.has(owner)).toBe(true);
+      expect(owners.has(`${owner}_other`)).toBe(true);
+    });
+
+    it('returns nothing after a cursor that names no key', async () => {
+      expect(await store.list({ ownerId: owner, after: 'key_missing' })).toEqual([]);
+    });
+
+    it('breaks ties on creation time by id, descending', async () => {
+      const at = new Date('2001-01-01T00:00:00Z');
+      const tied = ['key_tie_a', 'key_tie_c', 'key_tie_b'];
+      await backend.db
+        .insert(apiKeys)
+        .values(
+          tied.map((id) => ({ ...newKey({ id, ownerId: `${owner}_tie` }).key, createdAt: at })),
+        );
+      const first = await store.list({ ownerId: `${owner}_tie`, limit: 2 });
+      const rest = await store.list({ ownerId: `${owner}_tie`, after: first.at(-1)!.id });
+      expect([...first, ...rest].map((k) => k.id)).toEqual(['key_tie_c', 'key_tie_b', 'key_tie_a']);
+    });
+
+    it('returns 100 keys by default and at most 1,000', async () => {
+      const bulkOwner = `${owner}_bulk`;
+      await backend.db
+        .insert(apiKeys)
+        .values(Array.from({ length: 1005 }, () => newKey({ ownerId: bulkOwner }).key));
+      expect(await store.list({ ownerId: bulkOwner })).toHaveLength(100);
+      expect(await store.list({ ownerId: bulkOwner, limit: 5000 })).toHaveLength(1000);
+      expect(await store.list({ ownerId: bulkOwner, limit: 0 })).toEqual([]);
+    });
+  });
+
+  describe('rotate', () => {
+    it('without grace, drops the old digest at once', async () => {
+      const { key } = newKey();
+      await store.create(key);
+      const next = newKey().key;
+      const rotated = await store.rotate(key.id, {
+        digest: next.digest,
+        digestVersion: 1,
+        start: next.start,
+        previousDigestExpiresAt: null,
+      });
+      expect(rotated).toMatchObject({
+        id: key.id,
+        digest: next.digest,
+        digestVersion: 1,
+        start: next.start,
+        previousDigest: null,
+        previousDigestExpiresAt: null,
+        scopes: key.scopes,
+      });
+      expect(await store.findByDigest(key.digest)).toBeNull();
+      expect((await store.findByDigest(next.digest))?.id).toBe(key.id);
+    });
+
+    it('with a grace end already past, drops the old digest at once', async () => {
+      const { key } = newKey();
+      await store.create(key);
+      const next = newKey().key;
+      await store.rotate(key.id, {
+        digest: next.digest,
+        digestVersion: 0,
+        start: next.start,
+        previousDigestExpiresAt: new Date(Date.now() - 1000),
+      });
+      expect(await store.findByDigest(key.digest)).toBeNull();
+      expect((await store.get(key.id))?.previousDigest).toBeNull();
+    });
+
+    it('with grace, finds the key by either digest until the next rotation', async () => {
+      const { key } = newKey();
+      await store.create(key);
+      const graceUntil = new Date(Date.now() + 3_600_000);
+      const second = newKey().key;
+      const rotated = await store.rotate(key.id, {
+        digest: second.digest,
+        digestVersion: 0,
+        start: second.start,
+        previousDigestExpiresAt: graceUntil,
+      });
+      expect(rotated).toMatchObject({
+        digest: second.digest,
+        previousDigest: key.digest,
+        previousDigestExpiresAt: graceUntil,
+      });
+      expect(await store.findByDigest(key.digest)).toEqual(rotated);
+      expect(await store.findByDigest(second.digest)).toEqual(rotated);
+
+      const third = newKey().key;
+      await store.rotate(key.id, {
+        digest: third.digest,
+        digestVersion: 0,
+        start: third.start,
+        previousDigestExpiresAt: graceUntil,
+      });
+      expect(await store.findByDigest(key.digest)).toBeNull();
+      expect((await store.findByDigest(second.digest))?.previousDigest).toBe(second.digest);
+      expect((await store.findByDigest(third.digest))?.id).toBe(key.id);
+
+      const fourth = newKey().key;
+      await store.rotate(key.id, {
+        digest: fourth.digest,
+        digestVersion: 0,
+        start: fourth.start,
+        previousDigestExpiresAt: null,
+      });
+      expect(await store.findByDigest(second.digest)).toBeNull();
+      expect(await store.findByDigest(third.digest)).toBeNull();
+      expect((await store.findByDigest(fourth.digest))?.id).toBe(key.id);
+    });
+  });
+
+  describe('revoke', () => {
+    it('sets revokedAt once and keeps the first time', async () => {
+      const { key } = newKey();
+      await store.create(key);
+      const first = new Date('2031-05-01T10:00:00.123Z');
+      const revoked = await store.revoke(key.id, first);
+      expect(revoked).toMatchObject({ revokedAt: first, updatedAt: first });
+      const again = await store.revoke(key.id, new Date('2031-06-01T10:00:00Z'));
+      expect(again?.revokedAt).toEqual(first);
+      // The store still finds it: telling the client apart from an unknown key is the core's call.
+      expect((await store.findByDigest(key.digest))?.revokedAt).toEqual(first);
+    });
+  });
+
+  describe('touchLastUsed', () => {
+    it('records many uses in one statement, keeping the latest per key', async () => {
+      const a = await store.create(newKey().key);
+      const b = await store.create(newKey().key);
+      const t = (seconds: number) => new Date(Date.UTC(2032, 0, 1, 0, 0, seconds, 250));
+      const statements = await statementsOf(backend, () =>
+        store.touchLastUsed([
+          { id: a.id, at: t(10) },
+          { id: b.id, at: t(5) },
+          { id: a.id, at: t(30) },
+          { id: a.id, at: t(20) },
+          { id: 'key_missing', at: t(40) },
+        ]),
+      );
+      expect(statements).toHaveLength(1);
+      expect(statements[0]).toMatch(/^update /);
+      expect((await store.get(a.id))?.lastUsedAt).toEqual(t(30));
+      expect((await store.get(b.id))?.lastUsedAt).toEqual(t(5));
+    });
+
+    it('never moves last use backwards', async () => {
+      const key = await store.create(newKey().key);
+      const later = new Date('2032-02-01T00:00:00Z');
+      await store.touchLastUsed([{ id: key.id, at: later }]);
+      await store.touchLastUsed([{ id: key.id, at: new Date('2032-01-15T00:00:00Z') }]);
+      expect((await store.get(key.id))?.lastUsedAt).toEqual(later);
+    });
+
+    it('sends nothing for an empty batch', async () => {
+      expect(await statementsOf(backend, () => store.touchLastUsed([]))).toEqual([]);
+    });
+
+    it('takes a batch larger than the parameter limit of one statement', async () => {
+      const key = await store.create(newKey().key);
+      const uses = Array.from({ length: 40_000 }, (_, i) => ({
+        id: i === 39_999 ? key.id : `key_unknown_${i}`,
+        at: new Date(Date.UTC(2033, 0, 1) + i),
+      }));
+      await store.touchLastUsed(uses);
+      expect((await store.get(key.id))?.lastUsedAt).toEqual(uses[39_999]!.at);
+    });
+  });
+
+  describe('secrets at rest', () => {
+    it('no column of any row holds a plaintext secret', async () => {
+      const secrets: string[] = [];
+      for (const type of ['secret', 'public'] as const) {
+        const { secret, key } = newKey({}, type, 'test');
+        secrets.push(secret);
+        await store.create(key);
+        const rotatedTo = format.generate(type, 'test');
+        secrets.push(rotatedTo.secret);
+        await store.rotate(key.id, {
+          digest: hasher.digest(rotatedTo.secret),
+          digestVersion: hasher.version,
+          start: rotatedTo.start,
+          previousDigestExpiresAt: new Date(Date.now() + 60_000),
+        });
+      }
+      const rows = await backend.db.execute<{ row: string }>(
+        sql`select row_to_json(t)::text as row from keygate_api_keys t`,
+      );
+      const dump = JSON.stringify(rows);
+      expect(dump).toContain(hasher.digest(secrets[0]!));
+      for (const secret of secrets) {
+        expect(dump).not.toContain(secret);
+        // The body alone (without its prefix) must not be there either.
+        expect(dump).not.toContain(secret.slice(8));
+      }
+    });
+  });
+
+  describe('PostgresAuditSink', () => {
+    let sink: PostgresAuditSink;
+    beforeAll(() => {
+      sink = new PostgresAuditSink(backend.db);
+    });
+
+    it('writes a batch in one INSERT and reads it back newest first', async () => {
+      const base = Date.UTC(2034, 0, 1);
+      const events = [
+        auditEvent({ at: new Date(base + 1000), keyId: 'key_audit_1', ownerId: 'org_audit' }),
+        auditEvent({
+          at: new Date(base + 3000),
+          keyId: 'key_audit_1',
+          ownerId: 'org_audit',
+          action: 'auth.failed',
+          outcome: 'failure',
+          reason: 'revoked',
+          keyStart: 'sk_live_AbC123',
+          detail: { required: ['read:data'] },
+        }),
+        auditEvent({ at: new Date(base + 2000), keyId: 'key_audit_2', ownerId: 'org_audit' }),
+        auditEvent({ at: new Date(base + 4000), keyId: 'key_audit_3', ownerId: 'org_other' }),
+      ];
+      const statements = await statementsOf(backend, () => sink.write(events));
+      expect(statements).toHaveLength(1);
+      expect(statements[0]).toMatch(/^insert into/);
+
+      expect(await sink.query({ keyId: 'key_audit_1' })).toEqual([events[1], events[0]]);
+      expect(await sink.query({ ownerId: 'org_audit' })).toEqual([events[1], events[2], events[0]]);
+      expect(await sink.query({ ownerId: 'org_audit', limit: 1 })).toEqual([events[1]]);
+      expect((await sink.query({ limit: 1000 })).map((e) => e.id)).toEqual(
+        expect.arrayContaining(events.map((e) => e.id)),
+      );
+    });
+
+    it('does not duplicate a batch written twice (a retry after a lost reply)', async () => {
+      const events = [auditEvent({ keyId: 'key_audit_retry' })];
+      await sink.write(events);
+      await sink.write(events);
+      expect(await sink.query({ keyId: 'key_audit_retry' })).toHaveLength(1);
+    });
+
+    it('writes nothing for an empty batch', async () => {
+      expect(await statementsOf(backend, () => sink.write([]))).toEqual([]);
+    });
+  });
+});

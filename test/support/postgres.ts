@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type KeygateDatabase,
+  migrate,
+  PostgresAuditSink,
+  PostgresKeyStore,
+} from '@keygate/postgres';
+import type { Logger } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+
+/** The server the tests use; its `postgres` database is only used to create and drop test databases. */
+export const TEST_SERVER_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+const START_POSTGRES = 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
+
+export interface TestDatabaseOptions {
+  /** Apply keygate's migrations. Default `true`; `false` leaves the database empty. */
+  migrate?: boolean;
+  /** Receives every statement the store and audit sink send (e.g. to count round trips). */
+  logger?: Logger;
+}
+
+export interface TestDatabase {
+  /** URL of the new database, e.g. for `connectPostgres({ url })` or a child process's `DATABASE_URL`. */
+  url: string;
+  /** A plain postgres-js client on it for assertions in SQL (timestamps come back as `Date`). */
+  sql: postgres.Sql;
+  /** drizzle over a separate pool on the same database; the store and sink use it. */
+  db: KeygateDatabase;
+  store: PostgresKeyStore;
+  auditSink: PostgresAuditSink;
+  /** Closes every connection and drops the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a uniquely named database (`keygate_t_<random>`) on the test server, migrated by
+ * default, so test files run in parallel without sharing rows. Call `close()` in `afterAll`.
+ *
+ * ```ts
+ * let database: TestDatabase;
+ * beforeAll(async () => { database = await createTestDatabase(); });
+ * afterAll(() => database.close());
+ * ```
+ *
+ * Fails, never skips, when the server cannot be reached, saying how to start it.
+ */
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
+  const name = `keygate_t_${randomBytes(6).toString('hex')}`;
+  await administer(`create database ${name}`);
+  const url = new URL(TEST_SERVER_URL);
+  url.pathname = `/${name}`;
+  const sql = postgres(url.href, { max: 2, onnotice: () => {} });
+  const client = postgres(url.href, { max: 5, onnotice: () => {} });
+  const db = drizzle(client, { logger: options.logger ?? false });
+  const close = async () => {
+    await Promise.all([sql.end({ timeout: 5 }), client.end({ timeout: 5 })]);
+    await administer(`drop database if exists ${name} with (force)`);
+  };
+  try {
+    if (options.migrate ?? true) await migrate(db);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    url: url.href,
+    sql,
+    db,
+    store: new PostgresKeyStore(db),
+    auditSink: new PostgresAuditSink(db),
+    close,
+  };
+}
+
+/** Runs one statement on the server's `postgres` database, where test databases are created. */
+async function administer(statement: string): Promise<void> {
+  const admin = postgres(TEST_SERVER_URL, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    await admin.unsafe(statement);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ECONNREFUSED' || code === 'CONNECT_TIMEOUT' || code === 'ENOTFOUND') {
+      throw new Error(
+        `PostgreSQL is not reachable at ${TEST_SERVER_URL} (${code}). Start it with:\n  ${START_POSTGRES}`,
+        { cause: error },
+      );
+    }
+    throw error;
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
