@@ -108,7 +108,7 @@ describe('RedisRateLimiter arithmetic', () => {
     const [fromMemory] = await run(new MemoryRateLimiter(), subject, policies, 1);
     const now = Date.now();
     // The day's reset is read on two clocks a moment apart; everything else must be identical.
-    const headers = (result: RateLimitResult) => {
+    const headers = (result: RateLimitResult): Record<string, string> => {
       const all = rateLimitHeaders(result, now);
       return { ...all, RateLimit: all.RateLimit!.replace(/("daily";r=\d+;t=)\d+/, '$1…') };
     };

@@ -1,0 +1,119 @@
+import { connectRedis, RedisInvalidationBus } from '@keygate/redis';
+import type { Redis } from 'ioredis';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  freePort,
+  SHARED_REDIS_URL,
+  startRedisServer,
+  uniqueName,
+  waitFor,
+} from './support/redis.js';
+
+const cleanup: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+function client(url: string): Redis {
+  const redis = connectRedis(url);
+  cleanup.push(() => redis.disconnect());
+  return redis;
+}
+
+async function readyClient(url: string): Promise<Redis> {
+  const redis = client(url);
+  await waitFor('the client to connect', () => redis.status === 'ready');
+  return redis;
+}
+
+function bus(redis: Redis, namespace: string) {
+  const logger = { warn: vi.fn(), info: vi.fn() };
+  const created = new RedisInvalidationBus({ client: redis, namespace, logger });
+  cleanup.push(() => created.close());
+  return { bus: created, logger };
+}
+
+function listener() {
+  const received: string[] = [];
+  const onReset = vi.fn();
+  return { received, onReset, onInvalidate: (id: string) => received.push(id) };
+}
+
+describe('RedisInvalidationBus', () => {
+  it('delivers a published key id to another instance within a second', async () => {
+    const namespace = uniqueName('keygate-test');
+    const publisher = bus(await readyClient(SHARED_REDIS_URL), namespace);
+    const subscriber = bus(client(SHARED_REDIS_URL), namespace);
+    const other = listener();
+    await subscriber.bus.subscribe(other.onInvalidate, other.onReset);
+
+    const sent = Date.now();
+    await publisher.bus.publish('key_123');
+    await waitFor('the invalidation to arrive', () => other.received.length === 1, 1_000);
+    expect(Date.now() - sent).toBeLessThan(1_000);
+    expect(other.received).toEqual(['key_123']);
+    expect(other.onReset).not.toHaveBeenCalled();
+    expect(subscriber.logger.warn).not.toHaveBeenCalled();
+  });
+
+  it('ignores other namespaces', async () => {
+    const ours = bus(await readyClient(SHARED_REDIS_URL), uniqueName('keygate-test'));
+    const theirs = bus(await readyClient(SHARED_REDIS_URL), uniqueName('keygate-test'));
+    const mine = listener();
+    await ours.bus.subscribe(mine.onInvalidate, mine.onReset);
+    await theirs.bus.publish('key_other');
+    await ours.bus.publish('key_mine');
+    await waitFor('our invalidation', () => mine.received.includes('key_mine'), 1_000);
+    expect(mine.received).toEqual(['key_mine']);
+  });
+
+  it('calls onReset once the subscription is back after Redis restarts', async () => {
+    const server = await startRedisServer();
+    cleanup.push(() => server.kill());
+    const namespace = uniqueName('keygate-test');
+    const publisherClient = await readyClient(server.url);
+    const subscriber = bus(client(server.url), namespace);
+    const publisher = bus(publisherClient, namespace);
+    const other = listener();
+    await subscriber.bus.subscribe(other.onInvalidate, other.onReset);
+
+    await server.kill();
+    await waitFor('the loss to be noticed', () => subscriber.logger.warn.mock.calls.length === 1);
+    // Publishing while Redis is down neither throws nor waits.
+    const started = performance.now();
+    await publisher.bus.publish('key_lost');
+    expect(performance.now() - started).toBeLessThan(150);
+    expect(publisher.logger.warn).toHaveBeenCalledTimes(1);
+
+    const revived = await startRedisServer({ port: server.port });
+    cleanup.push(() => revived.kill());
+    await waitFor('onReset', () => other.onReset.mock.calls.length === 1, 15_000);
+    expect(subscriber.logger.info).toHaveBeenCalledTimes(1);
+
+    await waitFor('the publisher to reconnect', () => publisherClient.status === 'ready', 15_000);
+    await publisher.bus.publish('key_after');
+    await waitFor('the invalidation after the restart', () => other.received.includes('key_after'));
+    expect(other.received).toEqual(['key_after']);
+    expect(other.onReset).toHaveBeenCalledTimes(1);
+  });
+
+  it('does not hold up subscribe() when Redis is unreachable, and resets once it is reachable', async () => {
+    const port = await freePort();
+    const namespace = uniqueName('keygate-test');
+    const subscriber = bus(client(`redis://127.0.0.1:${port}`), namespace);
+    const other = listener();
+    const started = performance.now();
+    await subscriber.bus.subscribe(other.onInvalidate, other.onReset);
+    expect(performance.now() - started).toBeLessThan(3_000);
+    expect(subscriber.logger.warn).toHaveBeenCalledTimes(1);
+
+    const server = await startRedisServer({ port });
+    cleanup.push(() => server.kill());
+    await waitFor('onReset', () => other.onReset.mock.calls.length === 1, 15_000);
+    const publisher = bus(await readyClient(server.url), namespace);
+    await waitFor('the publisher', async () => {
+      await publisher.bus.publish('key_1');
+      return other.received.includes('key_1');
+    });
+  });
+});
