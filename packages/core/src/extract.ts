@@ -48,14 +48,14 @@ export function extractKey(req: KeygateRequest, options: ExtractOptions): Extrac
     if (source === 'authorization') {
       const header = req.headers.get('authorization');
       if (header === null) continue;
-      const match = BEARER.exec(header.trim());
+      const match = BEARER.exec(trimSpace(header));
       // Other schemes (Basic, Digest, ...) are not ours to read.
       if (!match) continue;
-      value = (match[1] ?? '').trim();
+      value = trimSpace(match[1] ?? '');
     } else if (source === 'header') {
       value = req.headers.get(options.headerName);
       if (value === null) continue;
-      value = value.trim();
+      value = trimSpace(value);
     } else {
       const params = queryParams(req.url);
       if (params === null) continue;
@@ -70,11 +70,14 @@ export function extractKey(req: KeygateRequest, options: ExtractOptions): Extrac
         );
       }
       if (values.length === 0) continue;
-      value = values[0]!.trim();
+      value = trimSpace(values[0]!);
     }
     // An empty credential (`Bearer `, `x-api-key:`) is no credential: it neither fails nor conflicts.
     if (value === '') continue;
-    if (value.length > MAX_CREDENTIAL_LENGTH || !PRINTABLE.test(value)) {
+    if (value.length > MAX_CREDENTIAL_LENGTH) {
+      return invalidRequest('The API key is longer than an API key can be', 'encoding');
+    }
+    if (!PRINTABLE.test(value)) {
       return invalidRequest('The API key contains characters an API key cannot have', 'encoding');
     }
     found.push({ key: value, source });
@@ -88,6 +91,18 @@ export function extractKey(req: KeygateRequest, options: ExtractOptions): Extrac
     );
   }
   return { kind: 'key', key: first.key, source: first.source };
+}
+
+/**
+ * Trims spaces and tabs only: `String#trim` would also drop Unicode spaces (NBSP, U+2028, ...),
+ * letting bytes an API key cannot hold pass as a valid key.
+ */
+function trimSpace(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value[start] === ' ' || value[start] === '\t')) start++;
+  while (end > start && (value[end - 1] === ' ' || value[end - 1] === '\t')) end--;
+  return value.slice(start, end);
 }
 
 function queryParams(url: string): URLSearchParams | null {

@@ -1,0 +1,140 @@
+import { createKeygate, type Keygate, KeyManagementError, MemoryKeyStore } from '@keygate/core';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import * as data from '../../examples/shared/src/data.js';
+import { DemoSessions } from '../../examples/shared/src/session.js';
+import { type CaseContext, type CaseRequest, type ConformanceCase, cases } from './cases.js';
+import { adapters, type RawResponse, type RunningApp, rawRequest, startApp } from './harness.js';
+
+// Every GET route's handler reads the synthetic data layer once, so counting those reads counts
+// handler runs without touching the apps.
+vi.mock(import('../../examples/shared/src/data.js'), async (importOriginal) => {
+  const original = await importOriginal();
+  return {
+    ...original,
+    visibleWebsites: vi.fn(original.visibleWebsites),
+    websiteAnalytics: vi.fn(original.websiteAnalytics),
+    linkAnalytics: vi.fn(original.linkAnalytics),
+  };
+});
+
+function handlerRuns(): number {
+  return [data.visibleWebsites, data.websiteAnalytics, data.linkAnalytics].reduce(
+    (runs, read) => runs + vi.mocked(read).mock.calls.length,
+    0,
+  );
+}
+
+const running: Array<{ app: RunningApp; keygate: Keygate }> = [];
+
+afterEach(async () => {
+  for (const { app, keygate } of running.splice(0)) {
+    await app.close();
+    await keygate.close();
+  }
+});
+
+async function arrange(
+  adapter: (typeof adapters)[number],
+  testCase: ConformanceCase,
+): Promise<{ app: RunningApp; ctx: CaseContext }> {
+  const store = new MemoryKeyStore();
+  const sessions = new DemoSessions();
+  const keygate = createKeygate({
+    store,
+    authFailureLimit: false,
+    ...(testCase.sessions ? { session: sessions.resolver } : {}),
+    ...testCase.options,
+  });
+  const secrets = new Map<string, string>();
+  for (const [name, { state, ...input }] of Object.entries(testCase.keys ?? {})) {
+    const issued = await keygate.keys.create(input);
+    secrets.set(name, issued.secret);
+    if (state === 'revoked') await keygate.keys.revoke(issued.key.id);
+    // The API refuses a past expiry, so the key expires in the store, as time would make it.
+    if (state === 'expired')
+      await store.update(issued.key.id, { expiresAt: new Date(Date.now() - 1000) });
+  }
+  const cookies = new Map<string, string>();
+  for (const [name, session] of Object.entries(testCase.sessions ?? {})) {
+    cookies.set(name, sessions.issue(session).cookie);
+  }
+  const app = await startApp(adapter, keygate, {
+    trustProxy: testCase.trustProxy,
+    host: testCase.host,
+  });
+  running.push({ app, keygate });
+  const lookup = (map: Map<string, string>, name: string) => {
+    const value = map.get(name);
+    if (value === undefined) throw new Error(`the case defines no ${name}`);
+    return value;
+  };
+  return {
+    app,
+    ctx: { key: (name) => lookup(secrets, name), cookie: (name) => lookup(cookies, name) },
+  };
+}
+
+async function send(app: RunningApp, request: CaseRequest): Promise<RawResponse> {
+  if (request.rawHeaders) {
+    return rawRequest(app, {
+      method: request.method,
+      target: request.path,
+      headers: [...Object.entries(request.headers ?? {}), ...request.rawHeaders],
+    });
+  }
+  const response = await fetch(`${app.origin}${request.path}`, {
+    method: request.method ?? 'GET',
+    headers: request.headers,
+    body: request.body,
+  });
+  return {
+    status: response.status,
+    headers: Object.fromEntries(response.headers),
+    body: await response.text(),
+  };
+}
+
+describe.each(adapters)('$name reference app', (adapter) => {
+  it.each(cases)('$name', async (testCase) => {
+    const { app, ctx } = await arrange(adapter, testCase);
+    for (const [index, step] of testCase.steps.entries()) {
+      const label = `step ${index + 1}`;
+      const runsBefore = handlerRuns();
+      const response = await send(app, step.request(ctx));
+
+      expect(response.status, label).toBe(step.status);
+      if (step.body !== undefined) {
+        expect(response.headers['content-type'], label).toMatch(/^application\/json/);
+        expect(JSON.parse(response.body), label).toEqual(step.body);
+      }
+      if (step.headers) expect(response.headers, label).toMatchObject(step.headers);
+      for (const name of step.absentHeaders ?? []) {
+        expect(response.headers, `${label}: ${name}`).not.toHaveProperty(name);
+      }
+      if (step.handlerRan !== undefined) {
+        expect(handlerRuns() - runsBefore, `${label}: handler runs`).toBe(step.handlerRan ? 1 : 0);
+      }
+    }
+  });
+});
+
+describe('issuing keys', () => {
+  it('refuses a public key with a secret-only scope', async () => {
+    const keygate = createKeygate({ authFailureLimit: false });
+    try {
+      const refused = keygate.keys.create({
+        name: 'browser',
+        type: 'public',
+        scopes: ['write:llm'],
+      });
+      await expect(refused).rejects.toBeInstanceOf(KeyManagementError);
+      await expect(refused).rejects.toMatchObject({
+        code: 'INVALID_REQUEST',
+        message: 'scopes: a public key cannot hold write:llm (allowed: track:events, read:config)',
+      });
+      expect(await keygate.keys.list()).toEqual([]);
+    } finally {
+      await keygate.close();
+    }
+  });
+});
