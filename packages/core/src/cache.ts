@@ -29,6 +29,8 @@ export class VerificationCache {
   readonly #ttl: number;
   readonly #negativeTtl: number;
   readonly #staleIfError: number;
+  /** Bumped by every invalidation, so a store read that began before one is neither cached nor shared after it. */
+  #generation = 0;
 
   constructor(options: VerificationCacheOptions = {}) {
     this.#max = options.maxEntries ?? 10_000;
@@ -55,13 +57,15 @@ export class VerificationCache {
     }
     const pending = this.#inflight.get(digest);
     if (pending) return pending;
+    const generation = this.#generation;
     const request = load(digest).then(
       (record) => {
-        this.#remember(digest, record, Date.now());
+        if (generation === this.#generation) this.#remember(digest, record, Date.now());
         return record;
       },
       (error: unknown) => {
-        if (entry?.record && entry.staleUntil > Date.now()) return entry.record;
+        const current = generation === this.#generation;
+        if (current && entry?.record && entry.staleUntil > Date.now()) return entry.record;
         throw error;
       },
     );
@@ -69,7 +73,7 @@ export class VerificationCache {
     try {
       return await request;
     } finally {
-      this.#inflight.delete(digest);
+      if (this.#inflight.get(digest) === request) this.#inflight.delete(digest);
     }
   }
 
@@ -86,6 +90,7 @@ export class VerificationCache {
 
   /** Forget every digest of a key (after revoke, rotate or update, here or on another instance). */
   invalidateKey(keyId: string): void {
+    this.#forgetInflight();
     for (const [digest, entry] of this.#entries) {
       if (entry.record?.id === keyId) this.#entries.delete(digest);
     }
@@ -93,10 +98,17 @@ export class VerificationCache {
 
   /** Forget one digest (e.g. a just-created key that was cached as unknown). */
   invalidateDigest(digest: string): void {
+    this.#forgetInflight();
     this.#entries.delete(digest);
   }
 
   clear(): void {
+    this.#forgetInflight();
     this.#entries.clear();
+  }
+
+  #forgetInflight(): void {
+    this.#generation++;
+    this.#inflight.clear();
   }
 }

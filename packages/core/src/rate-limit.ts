@@ -58,7 +58,17 @@ export function policiesFor(
 
 /** Seconds a token bucket with `tokens` takes to be full again. */
 export function bucketResetSeconds(tokens: number, capacity: number, rate: number): number {
-  return Math.max(0, Math.ceil((capacity - tokens) / rate));
+  return Math.max(0, ceilSeconds((capacity - tokens) / rate));
+}
+
+// Refills in floating point drift (ten refills of 0.1 make 0.9999999999999999 tokens), which
+// would refuse a request whose token is due; whole tokens are kept whole to 1e-9.
+function settleTokens(tokens: number): number {
+  return Math.round(tokens * 1e9) / 1e9;
+}
+
+function ceilSeconds(seconds: number): number {
+  return Math.ceil(seconds - 1e-9);
 }
 
 /** `X-RateLimit-*` for the policy closest to exhaustion, IETF `RateLimit-Policy`/`RateLimit`, `Retry-After`. */
@@ -143,7 +153,7 @@ export class MemoryRateLimiter implements RateLimiter {
         const prev = states.get(policy.name) as BucketState | undefined;
         const elapsed = prev ? Math.max(0, nowMs - prev.atMs) / 1000 : 0;
         const tokens = prev
-          ? Math.min(policy.capacity, prev.tokens + elapsed * policy.refillPerSecond)
+          ? settleTokens(Math.min(policy.capacity, prev.tokens + elapsed * policy.refillPerSecond))
           : policy.capacity;
         return { policy, available: tokens };
       }
@@ -183,6 +193,6 @@ export class MemoryRateLimiter implements RateLimiter {
     }
     return allowed
       ? { allowed, policies: result }
-      : { allowed, policies: result, retryAfterSeconds: Math.max(1, Math.ceil(retryAfter)) };
+      : { allowed, policies: result, retryAfterSeconds: Math.max(1, ceilSeconds(retryAfter)) };
   }
 }

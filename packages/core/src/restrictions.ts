@@ -28,9 +28,10 @@ function compile(restrictions: KeyRestrictions): CompiledRestrictions {
   if (restrictions.ips && restrictions.ips.length > 0) {
     const list = new BlockList();
     for (const entry of restrictions.ips) {
-      const [address = '', bits] = entry.split('/');
+      const [address = '', bits, ...extra] = entry.split('/');
       const family = isIP(address);
-      if (family === 0) throw new Error(`not an IP address or CIDR range: ${entry}`);
+      if (family === 0 || extra.length > 0)
+        throw new Error(`not an IP address or CIDR range: ${entry}`);
       const type = family === 4 ? 'ipv4' : 'ipv6';
       if (bits === undefined) {
         list.addAddress(address, type);
