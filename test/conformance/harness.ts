@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
-import type { Keygate, KeyStore } from '@keygate/core';
+import { createKeygate, type Keygate, type KeyStore, MemoryKeyStore } from '@keygate/core';
 import { createApp as createExpressApp } from '../../examples/express/src/app.js';
 import { createApp as createHonoApp } from '../../examples/hono/src/app.js';
 import { createApp as createKoaApp } from '../../examples/koa/src/app.js';
@@ -90,7 +90,7 @@ export interface RawRequest {
  */
 export function rawRequest(app: RunningApp, request: RawRequest): Promise<RawResponse> {
   const lines: Buffer[] = [
-    Buffer.from(`${request.method ?? 'GET'} ${request.target} HTTP/1.1\r\n`, 'latin1'),
+    Buffer.from(`${request.method ?? 'GET'} ${request.target} HTTP/1.1\r\n`),
     Buffer.from(`host: ${app.host.includes(':') ? `[${app.host}]` : app.host}:${app.port}\r\n`),
     Buffer.from('connection: close\r\n'),
   ];
@@ -157,4 +157,31 @@ export function countingStore(store: KeyStore): { store: KeyStore; calls: () => 
     },
   });
   return { store: counted, calls: () => calls };
+}
+
+/** A reference app whose store counts calls, with one valid key issued (not counted). */
+export interface CountedApp {
+  app: RunningApp;
+  /** A valid secret key with `read:data`. */
+  secret: string;
+  /** Store calls since the app started serving. */
+  storeCalls(): number;
+  close(): Promise<void>;
+}
+
+export async function startCountedApp(adapter: Adapter): Promise<CountedApp> {
+  const counting = countingStore(new MemoryKeyStore());
+  const keygate = createKeygate({ store: counting.store, authFailureLimit: false });
+  const { secret } = await keygate.keys.create({ name: 'reader', scopes: ['read:data'] });
+  const app = await startApp(adapter, keygate);
+  const baseline = counting.calls();
+  return {
+    app,
+    secret,
+    storeCalls: () => counting.calls() - baseline,
+    async close() {
+      await app.close();
+      await keygate.close();
+    },
+  };
 }

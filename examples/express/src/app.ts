@@ -2,7 +2,7 @@ import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
 import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
 import { apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/express';
-import express, { type Express } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 
 /** The reference analytics API on Express (SPEC §8). */
 export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {}): Express {
@@ -44,6 +44,11 @@ export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {
 
   app.use((_req, res) => {
     res.status(404).json({ success: false, error: 'Not found', code: 'NOT_FOUND' });
+  });
+  // Express refuses a malformed `%` escape in a path parameter with a 400 HTML page; answer in JSON.
+  app.use((error: { status?: unknown }, _req: Request, res: Response, next: NextFunction) => {
+    if (error.status !== 400 || res.headersSent) return next(error);
+    res.status(400).json({ success: false, error: 'Invalid request', code: 'INVALID_REQUEST' });
   });
   return app;
 }
