@@ -31,7 +31,7 @@ async function tablesOf(database: TestDatabase): Promise<string[]> {
 
 async function journalLength(database: TestDatabase): Promise<number> {
   const [row] = await database.sql<{ count: number }[]>`
-    select count(*)::int as count from drizzle.__drizzle_migrations`;
+    select count(*)::int as count from keygate_migrations`;
   return row!.count;
 }
 
@@ -45,7 +45,11 @@ describe('migrate', () => {
   it('creates the tables once; later calls find nothing to do', async () => {
     const database = await emptyDatabase();
     expect(await migrate(database.db)).toEqual({ applied: shippedMigrations });
-    expect(await tablesOf(database)).toEqual(['keygate_api_keys', 'keygate_audit_events']);
+    expect(await tablesOf(database)).toEqual([
+      'keygate_api_keys',
+      'keygate_audit_events',
+      'keygate_migrations',
+    ]);
     expect(await migrate(database.db)).toEqual({ applied: 0 });
     expect(await migrate(database.db)).toEqual({ applied: 0 });
     expect(await journalLength(database)).toBe(shippedMigrations);
@@ -72,15 +76,31 @@ describe('migrate', () => {
     expect(results.map((result) => result.applied).sort()).toEqual([0, shippedMigrations]);
   });
 
-  it("keeps drizzle's journal, so drizzle's own migrator agrees on what ran", async () => {
+  it("keeps a journal in drizzle's format, so drizzle's migrator agrees on what ran", async () => {
+    const journal = {
+      migrationsFolder,
+      migrationsTable: 'keygate_migrations',
+      migrationsSchema: 'public',
+    };
     const ours = await emptyDatabase();
     await migrate(ours.db);
-    await drizzleMigrate(ours.db as Parameters<typeof drizzleMigrate>[0], { migrationsFolder });
+    await drizzleMigrate(ours.db as Parameters<typeof drizzleMigrate>[0], journal);
     expect(await journalLength(ours)).toBe(shippedMigrations);
 
     const theirs = await emptyDatabase();
-    await drizzleMigrate(theirs.db as Parameters<typeof drizzleMigrate>[0], { migrationsFolder });
+    await drizzleMigrate(theirs.db as Parameters<typeof drizzleMigrate>[0], journal);
     expect(await migrate(theirs.db)).toEqual({ applied: 0 });
+  });
+
+  it("leaves the app's own drizzle journal alone", async () => {
+    const database = await emptyDatabase();
+    await database.sql`create schema drizzle`;
+    await database.sql`create table drizzle.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`;
+    await database.sql`insert into drizzle.__drizzle_migrations (hash, created_at) values ('app', ${Number.MAX_SAFE_INTEGER})`;
+    expect(await migrate(database.db)).toEqual({ applied: shippedMigrations });
+    const [row] = await database.sql<{ count: number }[]>`
+      select count(*)::int as count from drizzle.__drizzle_migrations`;
+    expect(row?.count).toBe(1);
   });
 
   it('waits for another migrator longer than the statement timeout of key lookups', async () => {

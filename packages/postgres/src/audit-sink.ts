@@ -2,7 +2,7 @@ import type { AuditEvent, AuditQuery, AuditReader, AuditSink } from '@keygate/co
 import { and, eq, type SQL, sql } from 'drizzle-orm';
 import type { KeygateDatabase } from './database.js';
 import { auditEvents } from './schema.js';
-import { attempt } from './store-error.js';
+import { attempt, DEFAULT_CALL_TIMEOUT_MS, type PostgresStoreOptions } from './store-error.js';
 
 const DEFAULT_QUERY_LIMIT = 100;
 const MAX_QUERY_LIMIT = 1000;
@@ -12,9 +12,11 @@ const MAX_EVENTS_PER_INSERT = 4000;
 /** The audit trail in Postgres (server or PGlite); it never closes the database it was given. */
 export class PostgresAuditSink implements AuditSink, AuditReader {
   readonly #db: KeygateDatabase;
+  readonly #timeoutMs: number;
 
-  constructor(db: KeygateDatabase) {
+  constructor(db: KeygateDatabase, options: PostgresStoreOptions = {}) {
     this.#db = db;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
   /** One multi-row INSERT per batch; a batch retried after a lost reply is not written twice. */
@@ -37,7 +39,7 @@ export class PostgresAuditSink implements AuditSink, AuditReader {
         requestId: event.requestId,
         detail: event.detail,
       }));
-      await attempt('write audit events', () =>
+      await attempt('write audit events', this.#timeoutMs, () =>
         this.#db.insert(auditEvents).values(rows).onConflictDoNothing({ target: auditEvents.id }),
       );
     }
@@ -45,7 +47,7 @@ export class PostgresAuditSink implements AuditSink, AuditReader {
 
   /** Newest first. */
   query(query: AuditQuery): Promise<AuditEvent[]> {
-    return attempt('query audit events', () =>
+    return attempt('query audit events', this.#timeoutMs, () =>
       this.#db
         .select()
         .from(auditEvents)

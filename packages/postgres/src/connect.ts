@@ -8,6 +8,7 @@ import { lockDataDirectory } from './data-dir-lock.js';
 import type { KeygateDatabase } from './database.js';
 import { PostgresKeyStore } from './key-store.js';
 import { migrate } from './migrate.js';
+import type { PostgresStoreOptions } from './store-error.js';
 
 /** An open key database: the drizzle handle, the store and audit sink over it, and how to close it. */
 export interface KeyDatabase {
@@ -69,7 +70,9 @@ export async function connectPostgres(options: PostgresConnectionOptions): Promi
       throw error;
     }
   }
-  return handle('postgres', db, close);
+  // A call may wait for a connection and then for its statement; past both, the server is gone.
+  const timeoutMs = Math.max(connectTimeoutSeconds * 1000, statementTimeoutMs) + 1000;
+  return handle('postgres', db, close, { timeoutMs });
 }
 
 export interface EmbeddedDatabaseOptions {
@@ -111,6 +114,7 @@ export async function openEmbedded(options: EmbeddedDatabaseOptions = {}): Promi
           lock.release();
         }
       }),
+      {},
     );
   } catch (error) {
     await client?.close();
@@ -140,12 +144,13 @@ function handle(
   kind: KeyDatabase['kind'],
   db: KeygateDatabase,
   close: () => Promise<void>,
+  options: PostgresStoreOptions,
 ): KeyDatabase {
   return {
     kind,
     db,
-    store: new PostgresKeyStore(db),
-    auditSink: new PostgresAuditSink(db),
+    store: new PostgresKeyStore(db, options),
+    auditSink: new PostgresAuditSink(db, options),
     close,
   };
 }

@@ -13,4 +13,4 @@ export type { KeygateDatabase } from './database.js';
 export { PostgresKeyStore } from './key-store.js';
 export { type MigrationResult, migrate, migrationsFolder } from './migrate.js';
 export { apiKeys, auditEvents } from './schema.js';
-export { PostgresStoreError } from './store-error.js';
+export { PostgresStoreError, type PostgresStoreOptions } from './store-error.js';

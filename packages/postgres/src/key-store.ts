@@ -10,7 +10,7 @@ import { and, desc, eq, isNull, or, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { KeygateDatabase } from './database.js';
 import { apiKeys } from './schema.js';
-import { attempt } from './store-error.js';
+import { attempt, DEFAULT_CALL_TIMEOUT_MS, type PostgresStoreOptions } from './store-error.js';
 
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
@@ -21,13 +21,15 @@ const MAX_PAGE_SIZE = 1000;
  */
 export class PostgresKeyStore implements KeyStore {
   readonly #db: KeygateDatabase;
+  readonly #timeoutMs: number;
 
-  constructor(db: KeygateDatabase) {
+  constructor(db: KeygateDatabase, options: PostgresStoreOptions = {}) {
     this.#db = db;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
   findByDigest(digest: string): Promise<ApiKeyRecord | null> {
-    return attempt('findByDigest', async () => {
+    return attempt('findByDigest', this.#timeoutMs, async () => {
       const [row] = await this.#db
         .select()
         .from(apiKeys)
@@ -38,7 +40,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   create(key: NewKeyRecord): Promise<ApiKeyRecord> {
-    return attempt('create', async () => {
+    return attempt('create', this.#timeoutMs, async () => {
       const [row] = await this.#db
         .insert(apiKeys)
         .values({
@@ -64,14 +66,14 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   get(id: string): Promise<ApiKeyRecord | null> {
-    return attempt('get', async () => {
+    return attempt('get', this.#timeoutMs, async () => {
       const [row] = await this.#db.select().from(apiKeys).where(eq(apiKeys.id, id)).limit(1);
       return row ?? null;
     });
   }
 
   list(query: ListKeysQuery): Promise<ApiKeyRecord[]> {
-    return attempt('list', () => {
+    return attempt('list', this.#timeoutMs, () => {
       // A cursor that names no key matches nothing, as in the in-memory store.
       const cursor = alias(apiKeys, 'cursor');
       const after =
@@ -99,7 +101,7 @@ export class PostgresKeyStore implements KeyStore {
   update(id: string, patch: KeyPatch): Promise<ApiKeyRecord | null> {
     // Named one by one so that nothing outside `KeyPatch` (a digest, an owner) can be changed here.
     const { name, scopes, resources, restrictions, rateLimit, metadata, expiresAt } = patch;
-    return attempt('update', async () => {
+    return attempt('update', this.#timeoutMs, async () => {
       const [row] = await this.#db
         .update(apiKeys)
         .set({
@@ -123,7 +125,7 @@ export class PostgresKeyStore implements KeyStore {
       rotation.previousDigestExpiresAt !== null && rotation.previousDigestExpiresAt > new Date()
         ? rotation.previousDigestExpiresAt
         : null;
-    return attempt('rotate', async () => {
+    return attempt('rotate', this.#timeoutMs, async () => {
       const [row] = await this.#db
         .update(apiKeys)
         .set({
@@ -142,7 +144,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   revoke(id: string, at: Date): Promise<ApiKeyRecord | null> {
-    return attempt('revoke', async () => {
+    return attempt('revoke', this.#timeoutMs, async () => {
       const [row] = await this.#db
         .update(apiKeys)
         .set({
@@ -163,7 +165,7 @@ export class PostgresKeyStore implements KeyStore {
     const latest = sql`(select id, max(at) as at
       from jsonb_to_recordset(${batch}::text::jsonb) as used(id text, at timestamptz)
       group by id) as latest`;
-    await attempt('touchLastUsed', () =>
+    await attempt('touchLastUsed', this.#timeoutMs, () =>
       this.#db
         .update(apiKeys)
         .set({ lastUsedAt: sql`latest.at` })

@@ -1,11 +1,11 @@
 import { DrizzleQueryError } from 'drizzle-orm';
 
 /**
- * A key-store or audit-trail query that failed (unreachable database, timeout, constraint).
+ * A key-store or audit-trail call that failed (unreachable database, timeout, constraint).
  * The message names the operation and the driver's reason, never the query's parameters.
  */
 export class PostgresStoreError extends Error {
-  /** SQLSTATE (e.g. `23505`) or network error code (e.g. `ECONNREFUSED`), when the driver gave one. */
+  /** SQLSTATE (e.g. `23505`), network error code (e.g. `ECONNREFUSED`), or `QUERY_TIMEOUT`. */
   readonly code: string | undefined;
 
   constructor(operation: string, error: unknown) {
@@ -18,16 +18,49 @@ export class PostgresStoreError extends Error {
   }
 }
 
-/** Runs one database call, turning any failure into a `PostgresStoreError`. */
-export async function attempt<T>(operation: string, call: () => Promise<T>): Promise<T> {
+/** Default for `timeoutMs`: past the 5 s connect and statement timeouts of `connectPostgres`. */
+export const DEFAULT_CALL_TIMEOUT_MS = 6000;
+
+export interface PostgresStoreOptions {
+  /** Longest a call waits for the database before it rejects, in ms. Default `6000`. */
+  timeoutMs?: number;
+}
+
+/**
+ * Runs one database call, turning any failure into a `PostgresStoreError`. The deadline covers
+ * what server-side timeouts cannot: a connection that stopped answering (a network partition).
+ */
+export async function attempt<T>(
+  operation: string,
+  timeoutMs: number,
+  call: () => PromiseLike<T>,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const answer = Promise.resolve(call());
+  // The call may still settle after the deadline; nobody waits for it then.
+  answer.catch(() => {});
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CallTimeout(timeoutMs)), timeoutMs);
+  });
   try {
-    return await call();
+    return await Promise.race([answer, deadline]);
   } catch (error) {
     throw new PostgresStoreError(operation, error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+class CallTimeout extends Error {
+  readonly code = 'QUERY_TIMEOUT';
+  constructor(timeoutMs: number) {
+    super(`no answer from the database within ${timeoutMs} ms`);
+    this.name = 'CallTimeout';
   }
 }
 
 function describe(cause: unknown): string {
-  if (cause instanceof Error) return cause.message || cause.name;
-  return String(cause);
+  if (!(cause instanceof Error)) return String(cause);
+  const code = (cause as { code?: unknown }).code;
+  return cause.message || (typeof code === 'string' ? code : cause.name);
 }
