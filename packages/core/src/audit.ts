@@ -31,6 +31,8 @@ export class AuditLog {
   #flushing: Promise<void> | undefined;
   #dropped = 0;
   #failures = 0;
+  /** Events taken off the queue for the sink call in progress. */
+  #inFlight = 0;
   readonly #interval: number;
 
   constructor(options: AuditLogOptions) {
@@ -48,16 +50,13 @@ export class AuditLog {
   }
 
   get pending(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#inFlight;
   }
 
   record(event: Omit<AuditEvent, 'id' | 'at'> & { at?: Date }): void {
     if (this.#sinks.length === 0) return;
     if (this.#queue.length >= this.#maxQueue) {
-      this.#dropped++;
-      if (this.#dropped === 1 || this.#dropped % 10_000 === 0) {
-        this.#logger.warn(`[keygate] audit queue full: ${this.#dropped} events dropped`);
-      }
+      this.#countDropped(1);
       if (this.#policy === 'drop-newest') return;
       this.#queue.shift();
     }
@@ -82,12 +81,20 @@ export class AuditLog {
 
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
-      const batch = this.#queue.slice(0, this.#batchSize);
+      // Off the queue while in flight, so dropping the oldest queued event never takes an unwritten one in its place.
+      const batch = this.#queue.splice(0, this.#batchSize);
+      this.#inFlight = batch.length;
       try {
         await Promise.all(this.#sinks.map((sink) => sink.write(batch)));
-        this.#queue.splice(0, batch.length);
         this.#failures = 0;
       } catch (error) {
+        this.#queue.unshift(...batch);
+        const excess = this.#queue.length - this.#maxQueue;
+        if (excess > 0) {
+          this.#countDropped(excess);
+          if (this.#policy === 'drop-newest') this.#queue.length = this.#maxQueue;
+          else this.#queue.splice(0, excess);
+        }
         this.#failures++;
         this.#logger.error(`[keygate] audit sink failed (attempt ${this.#failures}):`, error);
         // Keep the events and try later; the bounded queue caps what a dead sink costs.
@@ -96,15 +103,25 @@ export class AuditLog {
           Math.min(30_000, 100 * 2 ** this.#failures),
         ).unref();
         return;
+      } finally {
+        this.#inFlight = 0;
       }
+    }
+  }
+
+  #countDropped(count: number): void {
+    const before = this.#dropped;
+    this.#dropped += count;
+    if (before === 0 || Math.floor(before / 10_000) !== Math.floor(this.#dropped / 10_000)) {
+      this.#logger.warn(`[keygate] audit queue full: ${this.#dropped} events dropped`);
     }
   }
 
   /** Flush and close every sink (graceful shutdown). */
   async close(): Promise<void> {
-    for (let attempt = 0; attempt < 5 && this.#queue.length > 0; attempt++) {
+    for (let attempt = 0; attempt < 5 && this.pending > 0; attempt++) {
       await this.flush();
-      if (this.#queue.length > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      if (this.pending > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
     if (this.#timer) clearTimeout(this.#timer);
     await Promise.all(this.#sinks.map((sink) => sink.close?.()));

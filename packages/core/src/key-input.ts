@@ -38,7 +38,7 @@ const rateLimit = z
   .strict();
 
 const expiresAt = z.coerce
-  .date()
+  .date({ error: 'expiresAt must be an ISO-8601 date' })
   .refine((d) => d.getTime() > Date.now(), 'expiresAt must be in the future');
 
 const metadata = z

@@ -1,0 +1,597 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MemoryAuditSink } from './audit.js';
+import { scopeRequirement } from './guard.js';
+import { createKeyFormat } from './key-format.js';
+import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
+import { MemoryKeyStore } from './memory-store.js';
+import type { AuditEvent, AuditSink, Decision, KeygateRequest, RateLimiter } from './types.js';
+
+const open: Keygate[] = [];
+
+function setup(options: KeygateOptions = {}) {
+  const store = new MemoryKeyStore();
+  const logger = { warn: vi.fn(), error: vi.fn() };
+  const keygate = createKeygate({ store, authFailureLimit: false, logger, ...options });
+  open.push(keygate);
+  return { store, keygate, logger };
+}
+
+afterEach(async () => {
+  vi.useRealTimers();
+  await Promise.all(open.splice(0).map((keygate) => keygate.close()));
+});
+
+function request(
+  init: {
+    key?: string;
+    url?: string;
+    ip?: string;
+    method?: string;
+    headers?: Record<string, string>;
+  } = {},
+): KeygateRequest {
+  const headers = new Headers(init.headers);
+  if (init.key !== undefined) headers.set('authorization', `Bearer ${init.key}`);
+  return {
+    method: init.method ?? 'GET',
+    url: init.url ?? '/v1/query/websites',
+    headers,
+    ip: init.ip ?? '203.0.113.10',
+  };
+}
+
+function failed(decision: Decision) {
+  expect(decision.ok).toBe(false);
+  if (decision.ok) throw new Error('expected a failure');
+  return decision;
+}
+
+function succeeded(decision: Decision) {
+  expect(decision.ok, decision.ok ? '' : decision.error.code).toBe(true);
+  if (!decision.ok) throw new Error('expected a success');
+  return decision;
+}
+
+async function auditOf(keygate: Keygate): Promise<AuditEvent[]> {
+  await keygate.audit.flush();
+  return (await keygate.auditReader!.query({ limit: 10_000 })).reverse();
+}
+
+describe('authenticate: success', () => {
+  it('carries the principal and the rate-limit headers', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({
+      name: 'Reporting',
+      ownerId: 'org_1',
+      scopes: ['read:data'],
+      resources: ['website:w_1'],
+    });
+    const { principal, headers } = succeeded(
+      await keygate.authenticate(request({ key: issued.secret })),
+    );
+    expect(principal).toMatchObject({
+      kind: 'key',
+      id: issued.key.id,
+      ownerId: 'org_1',
+      scopes: ['read:data'],
+      resources: ['website:w_1'],
+      type: 'secret',
+      environment: 'live',
+    });
+    expect(principal.kind === 'key' && principal.key.start).toBe(issued.key.start);
+    expect(principal.kind === 'key' && principal.key).not.toHaveProperty('digest');
+    expect(headers).toMatchObject({
+      'X-RateLimit-Limit': '10000',
+      'X-RateLimit-Remaining': '9999',
+      'RateLimit-Policy': '"burst";q=10000;w=10, "daily";q=10000000;w=86400',
+    });
+    expect(Number(headers['X-RateLimit-Reset'])).toBeGreaterThanOrEqual(
+      Math.floor(Date.now() / 1_000),
+    );
+    expect(headers.RateLimit).toMatch(/^"burst";r=9999;t=1, "daily";r=9999999;t=\d+$/);
+    expect(headers['Retry-After']).toBeUndefined();
+  });
+
+  it('public keys get the public tier', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({
+      name: 'w',
+      type: 'public',
+      scopes: ['track:events'],
+    });
+    const { headers, principal } = succeeded(
+      await keygate.authenticate(request({ key: issued.secret })),
+    );
+    expect(principal.type).toBe('public');
+    expect(headers['X-RateLimit-Limit']).toBe('1000');
+  });
+
+  it('accepts the key from x-api-key and from the query string, which the audit path leaves out', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
+    succeeded(await keygate.authenticate(request({ headers: { 'x-api-key': issued.secret } })));
+    succeeded(
+      await keygate.authenticate(
+        request({ url: `/v1/query/websites?api_key=${issued.secret}&x=1` }),
+      ),
+    );
+    const events = await auditOf(keygate);
+    const successes = events.filter((e) => e.action === 'auth.succeeded');
+    expect(successes).toHaveLength(2);
+    expect(successes[1]).toMatchObject({
+      path: '/v1/query/websites',
+      keyId: issued.key.id,
+      keyStart: issued.key.start,
+    });
+    expect(JSON.stringify(events)).not.toContain(issued.secret);
+  });
+
+  it('records who called, from where, with the request id', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({
+      name: 'k',
+      ownerId: 'org_1',
+      scopes: ['read:data'],
+    });
+    await keygate.authenticate(
+      request({
+        key: issued.secret,
+        method: 'POST',
+        url: 'https://api.example.com/v1/events?x=1',
+        ip: '198.51.100.4',
+        headers: { 'user-agent': 'curl/8', 'x-request-id': 'req-123' },
+      }),
+    );
+    await keygate.authenticate(
+      request({ key: issued.secret, headers: { 'x-request-id': 'bad id with spaces' } }),
+    );
+    const [first, second] = (await auditOf(keygate)).filter((e) => e.action === 'auth.succeeded');
+    expect(first).toMatchObject({
+      action: 'auth.succeeded',
+      outcome: 'success',
+      reason: null,
+      keyId: issued.key.id,
+      keyStart: issued.key.start,
+      ownerId: 'org_1',
+      ip: '198.51.100.4',
+      userAgent: 'curl/8',
+      method: 'POST',
+      path: '/v1/events',
+      requestId: 'req-123',
+    });
+    expect(second!.requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('authenticate: failures', () => {
+  it('no key and no session: AUTH_REQUIRED with a Bearer challenge', async () => {
+    const { keygate } = setup();
+    const { error, headers } = failed(await keygate.authenticate(request()));
+    expect(error.code).toBe('AUTH_REQUIRED');
+    expect(error.status).toBe(401);
+    expect(error.wwwAuthenticate).toBe('Bearer realm="api"');
+    expect(error.toJSON()).toEqual({
+      success: false,
+      error: 'Authentication required',
+      code: 'AUTH_REQUIRED',
+    });
+    expect(headers).toEqual({});
+    expect((await auditOf(keygate)).map((e) => e.reason)).toEqual(['missing']);
+  });
+
+  it('each reason is audited; the client sees one message; no secret is recorded anywhere', async () => {
+    const { keygate, store } = setup({ environments: ['live'] });
+    const secrets: string[] = [];
+    const create = async (input: Parameters<Keygate['keys']['create']>[0]) => {
+      const issued = await keygate.keys.create(input);
+      secrets.push(issued.secret);
+      return issued;
+    };
+    const revoked = await create({ name: 'revoked', scopes: ['read:data'] });
+    await keygate.keys.revoke(revoked.key.id);
+    const expired = await create({ name: 'expired', scopes: ['read:data'] });
+    await store.update(expired.key.id, { expiresAt: new Date(Date.now() - 1_000) });
+    const testKey = await create({ name: 'test', environment: 'test', scopes: ['read:data'] });
+    const fenced = await create({
+      name: 'fenced',
+      scopes: ['read:data'],
+      restrictions: { ips: ['10.0.0.0/8'] },
+    });
+    const limited = await create({
+      name: 'limited',
+      scopes: ['read:data'],
+      rateLimit: { burst: 1, perSecond: 0.001 },
+    });
+    const unknown = createKeyFormat().generate('secret', 'live').secret;
+    const malformed = `sk_live_${'x'.repeat(30)}`;
+    secrets.push(unknown, malformed);
+
+    const attempts: Array<[string, KeygateRequest, string, number]> = [
+      ['malformed', request({ key: malformed }), 'INVALID_API_KEY', 401],
+      ['unknown', request({ key: unknown }), 'INVALID_API_KEY', 401],
+      ['revoked', request({ key: revoked.secret }), 'INVALID_API_KEY', 401],
+      ['expired', request({ key: expired.secret }), 'INVALID_API_KEY', 401],
+      ['wrong_environment', request({ key: testKey.secret }), 'INVALID_API_KEY', 401],
+      ['restricted_ip', request({ key: fenced.secret, ip: '192.168.1.1' }), 'FORBIDDEN', 403],
+    ];
+    const messages: string[] = [];
+    for (const [reason, req, code, status] of attempts) {
+      const { error } = failed(await keygate.authenticate(req));
+      expect(error.code, reason).toBe(code);
+      expect(error.status, reason).toBe(status);
+      messages.push(error.message, JSON.stringify(error.toJSON()), error.wwwAuthenticate ?? '');
+      if (code === 'INVALID_API_KEY') {
+        expect(error.message).toBe('Invalid API key');
+        expect(error.wwwAuthenticate).toBe('Bearer realm="api", error="invalid_token"');
+      }
+    }
+    succeeded(await keygate.authenticate(request({ key: limited.secret })));
+    const rateLimited = failed(await keygate.authenticate(request({ key: limited.secret })));
+    expect(rateLimited.error.code).toBe('RATE_LIMITED');
+    expect(rateLimited.error.status).toBe(429);
+    expect(Number(rateLimited.headers['Retry-After'])).toBeGreaterThanOrEqual(1);
+    expect(rateLimited.headers['X-RateLimit-Remaining']).toBe('0');
+    messages.push(rateLimited.error.message);
+
+    const events = await auditOf(keygate);
+    const failures = events.filter((e) => e.action === 'auth.failed');
+    expect(failures.map((e) => e.reason)).toEqual([
+      'malformed',
+      'unknown',
+      'revoked',
+      'expired',
+      'wrong_environment',
+      'restricted_ip',
+      'rate_limited',
+    ]);
+    expect(failures.every((e) => e.outcome === 'failure')).toBe(true);
+    const byReason = Object.fromEntries(failures.map((e) => [e.reason, e]));
+    expect(byReason.malformed).toMatchObject({ keyId: null, keyStart: null });
+    expect(byReason.unknown).toMatchObject({ keyId: null, keyStart: unknown.slice(0, 14) });
+    expect(byReason.revoked).toMatchObject({ keyId: revoked.key.id, keyStart: revoked.key.start });
+    expect(byReason.restricted_ip).toMatchObject({ keyId: fenced.key.id, ip: '192.168.1.1' });
+
+    const everything = JSON.stringify(events) + messages.join('\n');
+    for (const secret of secrets) expect(everything).not.toContain(secret);
+  });
+
+  it('a key restricted to some endpoints is refused elsewhere', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({
+      name: 'k',
+      scopes: ['read:data'],
+      restrictions: { endpoints: ['GET /v1/websites/*/analytics'] },
+    });
+    succeeded(
+      await keygate.authenticate(
+        request({ key: issued.secret, url: '/v1/websites/w_1/analytics?x=1' }),
+      ),
+    );
+    const { error } = failed(
+      await keygate.authenticate(
+        request({ key: issued.secret, url: '/v1/llm/traces', method: 'POST' }),
+      ),
+    );
+    expect(error.code).toBe('FORBIDDEN');
+    expect(error.reason).toBe('restricted_endpoint');
+  });
+
+  it('conflicting keys: INVALID_REQUEST 400', async () => {
+    const { keygate } = setup();
+    const a = await keygate.keys.create({ name: 'a', scopes: [] });
+    const b = await keygate.keys.create({ name: 'b', scopes: [] });
+    const { error } = failed(
+      await keygate.authenticate(request({ key: a.secret, headers: { 'x-api-key': b.secret } })),
+    );
+    expect(error.code).toBe('INVALID_REQUEST');
+    expect(error.status).toBe(400);
+    expect((await auditOf(keygate)).at(-1)?.reason).toBe('conflicting_keys');
+  });
+
+  it('an environment limited to test keys refuses live keys', async () => {
+    const { keygate } = setup({ environments: ['test'] });
+    const live = await keygate.keys.create({ name: 'live', scopes: [] });
+    const test = await keygate.keys.create({ name: 'test', environment: 'test', scopes: [] });
+    expect(failed(await keygate.authenticate(request({ key: live.secret }))).error.code).toBe(
+      'INVALID_API_KEY',
+    );
+    succeeded(await keygate.authenticate(request({ key: test.secret })));
+  });
+
+  it('too many failures from one IP are refused before any lookup', async () => {
+    const store = new MemoryKeyStore();
+    const { keygate } = setup({
+      store,
+      authFailureLimit: { points: 2, durationSeconds: 60, blockSeconds: 30 },
+    });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    const guess = createKeyFormat().generate('secret', 'live').secret;
+    failed(await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })));
+    failed(await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })));
+    const blocked = failed(
+      await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })),
+    );
+    expect(blocked.error.code).toBe('RATE_LIMITED');
+    expect(Number(blocked.headers['Retry-After'])).toBeGreaterThanOrEqual(29);
+    const lookups = vi.spyOn(store, 'findByDigest');
+    const stillBlocked = failed(
+      await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.66' })),
+    );
+    expect(stillBlocked.error.code).toBe('RATE_LIMITED');
+    expect(lookups).not.toHaveBeenCalled();
+    succeeded(await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.67' })));
+  });
+});
+
+describe('authenticate: degraded backends', () => {
+  it('a failing store: 503 for an uncached key, the cached key keeps working (also past its TTL)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2026-03-10T12:00:00Z'));
+    const store = new MemoryKeyStore();
+    const { keygate, logger } = setup({ store, cache: { ttlMs: 1_000, staleIfErrorMs: 60_000 } });
+    const cached = await keygate.keys.create({ name: 'cached', scopes: ['read:data'] });
+    const cold = await keygate.keys.create({ name: 'cold', scopes: ['read:data'] });
+    succeeded(await keygate.authenticate(request({ key: cached.secret })));
+
+    vi.spyOn(store, 'findByDigest').mockRejectedValue(new Error('connection refused'));
+    succeeded(await keygate.authenticate(request({ key: cached.secret })));
+    const unavailable = failed(await keygate.authenticate(request({ key: cold.secret })));
+    expect(unavailable.error.code).toBe('SERVICE_UNAVAILABLE');
+    expect(unavailable.error.status).toBe(503);
+    expect(unavailable.headers['Retry-After']).toBe('1');
+    expect(logger.warn).toHaveBeenCalled();
+
+    vi.setSystemTime(new Date('2026-03-10T12:00:30Z'));
+    succeeded(await keygate.authenticate(request({ key: cached.secret })));
+    vi.setSystemTime(new Date('2026-03-10T12:01:02Z'));
+    expect(failed(await keygate.authenticate(request({ key: cached.secret }))).error.code).toBe(
+      'SERVICE_UNAVAILABLE',
+    );
+    const reasons = (await auditOf(keygate)).map((e) => e.reason);
+    expect(reasons.filter((r) => r === 'store_unavailable')).toHaveLength(2);
+    const allText = JSON.stringify(await auditOf(keygate));
+    expect(allText).not.toContain(cold.secret);
+  });
+
+  it('a limiter that throws: 503', async () => {
+    const limiter: RateLimiter = {
+      consume: vi.fn(async () => Promise.reject(new Error('redis down'))),
+    };
+    const { keygate } = setup({ limiter });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    const { error, headers } = failed(await keygate.authenticate(request({ key: issued.secret })));
+    expect(error.code).toBe('SERVICE_UNAVAILABLE');
+    expect(error.status).toBe(503);
+    expect(headers['Retry-After']).toBe('1');
+    expect((await auditOf(keygate)).at(-1)).toMatchObject({
+      reason: 'limiter_unavailable',
+      keyId: issued.key.id,
+    });
+  });
+
+  it('limiter: false adds no limit and no headers', async () => {
+    const { keygate } = setup({ limiter: false });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [], rateLimit: { burst: 1 } });
+    succeeded(await keygate.authenticate(request({ key: issued.secret })));
+    expect(succeeded(await keygate.authenticate(request({ key: issued.secret }))).headers).toEqual(
+      {},
+    );
+  });
+});
+
+describe('authenticate: last use', () => {
+  it('writes last_used_at in one batch, once per key per interval, and on close()', async () => {
+    vi.useFakeTimers();
+    vi.setSystemTime(new Date('2026-03-10T12:00:00Z'));
+    const store = new MemoryKeyStore();
+    const touch = vi.spyOn(store, 'touchLastUsed');
+    const { keygate } = setup({ store, lastUsedIntervalMs: 60_000 });
+    const a = await keygate.keys.create({ name: 'a', scopes: [] });
+    const b = await keygate.keys.create({ name: 'b', scopes: [] });
+    for (let i = 0; i < 3; i++) succeeded(await keygate.authenticate(request({ key: a.secret })));
+    succeeded(await keygate.authenticate(request({ key: b.secret })));
+    expect(touch).not.toHaveBeenCalled();
+
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(touch).toHaveBeenCalledTimes(1);
+    const at = new Date('2026-03-10T12:00:00Z');
+    expect(touch.mock.calls[0]![0]).toEqual([
+      { id: a.key.id, at },
+      { id: b.key.id, at },
+    ]);
+    expect((await keygate.keys.get(a.key.id)).lastUsedAt).toEqual(at);
+
+    await vi.advanceTimersByTimeAsync(20_000);
+    succeeded(await keygate.authenticate(request({ key: a.secret })));
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(touch).toHaveBeenCalledTimes(1);
+
+    vi.setSystemTime(new Date('2026-03-10T12:01:00Z'));
+    succeeded(await keygate.authenticate(request({ key: a.secret })));
+    expect(touch).toHaveBeenCalledTimes(1);
+    await keygate.close();
+    expect(touch).toHaveBeenCalledTimes(2);
+    expect(touch.mock.calls[1]![0]).toEqual([
+      { id: a.key.id, at: new Date('2026-03-10T12:01:00Z') },
+    ]);
+  });
+
+  it('a failing touchLastUsed is logged and does not fail requests', async () => {
+    const store = new MemoryKeyStore();
+    vi.spyOn(store, 'touchLastUsed').mockRejectedValue(new Error('db down'));
+    const { keygate, logger } = setup({ store });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    succeeded(await keygate.authenticate(request({ key: issued.secret })));
+    await keygate.close();
+    expect(logger.warn).toHaveBeenCalledWith(
+      '[keygate] could not record last use of keys:',
+      expect.any(Error),
+    );
+  });
+});
+
+describe('authenticate: sessions', () => {
+  it('uses the session resolver when no key is sent', async () => {
+    const session = vi.fn(() => ({
+      id: 'sess_1',
+      ownerId: 'org_1',
+      scopes: ['read:data'],
+      admin: true,
+    }));
+    const { keygate } = setup({ session });
+    const { principal, headers } = succeeded(
+      await keygate.authenticate(request({ headers: { cookie: 'sid=1' } })),
+    );
+    expect(principal).toMatchObject({
+      kind: 'session',
+      id: 'sess_1',
+      ownerId: 'org_1',
+      scopes: ['read:data'],
+      resources: null,
+      type: 'secret',
+      environment: 'live',
+    });
+    expect(headers['X-RateLimit-Limit']).toBe('10000');
+    expect((await auditOf(keygate)).at(-1)).toMatchObject({
+      action: 'auth.succeeded',
+      keyId: 'sess_1',
+      detail: { via: 'session' },
+    });
+  });
+
+  it('a key wins over a session; no session is AUTH_REQUIRED', async () => {
+    const session = vi.fn(async () => null);
+    const { keygate } = setup({ session });
+    expect(failed(await keygate.authenticate(request())).error.code).toBe('AUTH_REQUIRED');
+    expect(session).toHaveBeenCalledTimes(1);
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    expect(
+      succeeded(await keygate.authenticate(request({ key: issued.secret }))).principal.kind,
+    ).toBe('key');
+    expect(session).toHaveBeenCalledTimes(1);
+  });
+
+  it('an empty Bearer header falls back to the session', async () => {
+    const { keygate } = setup({ session: () => ({ id: 'sess_1', ownerId: 'org_1', scopes: [] }) });
+    expect(
+      succeeded(await keygate.authenticate(request({ headers: { authorization: 'Bearer ' } })))
+        .principal.kind,
+    ).toBe('session');
+  });
+});
+
+describe('authorize', () => {
+  it('decides scope and resource checks and audits them', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({
+      name: 'k',
+      scopes: ['read:data'],
+      resources: ['website:w_1'],
+    });
+    const req = request({ key: issued.secret, url: '/v1/websites/w_2/analytics' });
+    const { principal } = succeeded(await keygate.authenticate(req));
+    const requirement = scopeRequirement('read:data');
+    expect(keygate.authorize(principal, requirement, req).ok).toBe(true);
+    expect(keygate.authorize(principal, requirement, req, 'website:w_1').ok).toBe(true);
+    expect(failed(keygate.authorize(principal, requirement, req, 'website:w_2')).error.code).toBe(
+      'ACCESS_DENIED',
+    );
+    expect(
+      failed(keygate.authorize(principal, scopeRequirement('write:llm'), req)).error.code,
+    ).toBe('INSUFFICIENT_SCOPE');
+    expect(failed(keygate.authorize(undefined, requirement, req)).error.code).toBe('AUTH_REQUIRED');
+
+    const events = await auditOf(keygate);
+    const checks = events.filter(
+      (e) => e.action !== 'key.created' && e.action !== 'auth.succeeded',
+    );
+    expect(checks.map((e) => [e.action, e.outcome, e.reason])).toEqual([
+      ['scope.checked', 'success', null],
+      ['resource.checked', 'success', null],
+      ['resource.checked', 'failure', 'resource_not_granted'],
+      ['scope.checked', 'failure', 'insufficient_scope'],
+    ]);
+    expect(checks[2]!.detail).toEqual({
+      required: ['read:data'],
+      mode: 'all',
+      granted: ['read:data'],
+      resource: 'website:w_2',
+    });
+    const auth = events.find((e) => e.action === 'auth.succeeded')!;
+    expect(new Set(checks.map((e) => e.requestId))).toEqual(new Set([auth.requestId]));
+  });
+});
+
+describe('the audit queue', () => {
+  it('a sink that never answers does not hold up authenticate', async () => {
+    let release!: () => void;
+    const sinkPromise = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let settled = false;
+    void sinkPromise.then(() => {
+      settled = true;
+    });
+    const sink: AuditSink = { write: vi.fn(() => sinkPromise) };
+    const { keygate } = setup({ auditSinks: [sink], auditQueue: { batchSize: 1 } });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    expect(sink.write).toHaveBeenCalled();
+    for (let i = 0; i < 5; i++)
+      succeeded(await keygate.authenticate(request({ key: issued.secret })));
+    expect(settled).toBe(false);
+    expect(keygate.audit.pending).toBeGreaterThanOrEqual(5);
+    release();
+  });
+
+  it.each([
+    ['drop-newest', ['/1', '/2']],
+    ['drop-oldest', ['/3', '/4']],
+  ] as const)('%s with a tiny queue keeps the right events', async (onQueueFull, kept) => {
+    const sink = new MemoryAuditSink();
+    const { keygate } = setup({
+      auditSinks: [sink],
+      auditQueue: { maxQueue: 2, onQueueFull, flushIntervalMs: 60_000 },
+    });
+    for (let i = 1; i <= 4; i++) await keygate.authenticate(request({ url: `/${i}` }));
+    expect(keygate.audit.dropped).toBe(2);
+    await keygate.audit.flush();
+    expect((await sink.query({})).map((e) => e.path).reverse()).toEqual(kept);
+  });
+
+  it('close() flushes the queue', async () => {
+    const sink = new MemoryAuditSink();
+    const { keygate } = setup({ auditSinks: [sink], auditQueue: { flushIntervalMs: 60_000 } });
+    await keygate.authenticate(request());
+    expect(await sink.query({})).toHaveLength(0);
+    await keygate.close();
+    expect((await sink.query({})).map((e) => e.reason)).toEqual(['missing']);
+  });
+
+  it('reads back through a configured reader, or none when no sink can be read', () => {
+    const sink: AuditSink = { write: async () => {} };
+    expect(setup({ auditSinks: [sink] }).keygate.auditReader).toBeNull();
+    const reader = new MemoryAuditSink();
+    expect(setup({ auditSinks: [sink], auditReader: reader }).keygate.auditReader).toBe(reader);
+  });
+});
+
+describe('createKeygate: configuration', () => {
+  it('refuses bad options when called, not per request', () => {
+    expect(() => createKeygate({ sources: [] })).toThrow(/at least one key source/);
+    expect(() => createKeygate({ environments: [] })).toThrow(/environments/);
+    expect(() => createKeygate({ environments: ['prod' as 'live'] })).toThrow(/environments/);
+    expect(() => createKeygate({ pepper: 'short' })).toThrow(/pepper/);
+    expect(() =>
+      createKeygate({ prefixes: { secret: { live: 'x', test: 'y' } } as never }),
+    ).toThrow(/prefix/);
+  });
+
+  it('only reads the enabled sources', async () => {
+    const { keygate } = setup({ sources: ['header'] });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    expect(failed(await keygate.authenticate(request({ key: issued.secret }))).error.code).toBe(
+      'AUTH_REQUIRED',
+    );
+    succeeded(await keygate.authenticate(request({ headers: { 'x-api-key': issued.secret } })));
+  });
+});
