@@ -292,6 +292,31 @@ export const cases: ConformanceCase[] = [
     ],
   },
 
+  {
+    name: 'paths are case-sensitive; a trailing slash reaches the same guarded route',
+    keys: { reader: READER },
+    steps: [
+      {
+        request: ({ key }) => site('/V1/websites/w_1/analytics', { 'x-api-key': key('reader') }),
+        status: 404,
+        body: failure('NOT_FOUND', 'Not found'),
+        handlerRan: false,
+      },
+      {
+        request: ({ key }) => site(`${W1}/`, { 'x-api-key': key('reader') }),
+        status: 200,
+        body: analytics('w_1'),
+        handlerRan: true,
+      },
+      {
+        request: () => site(`${W1}/`),
+        status: 401,
+        body: AUTH_REQUIRED,
+        handlerRan: false,
+      },
+    ],
+  },
+
   // Which keys are refused (SPEC §2, §3)
   {
     name: 'a wrong checksum: 401 INVALID_API_KEY with error="invalid_token"',

@@ -36,7 +36,7 @@ afterEach(async () => {
 async function arrange(
   adapter: (typeof adapters)[number],
   testCase: ConformanceCase,
-): Promise<{ app: RunningApp; ctx: CaseContext }> {
+): Promise<{ app: RunningApp; ctx: CaseContext; keygate: Keygate; ids: Map<string, string> }> {
   const store = new MemoryKeyStore();
   const sessions = new DemoSessions();
   const keygate = createKeygate({
@@ -46,9 +46,11 @@ async function arrange(
     ...testCase.options,
   });
   const secrets = new Map<string, string>();
+  const ids = new Map<string, string>();
   for (const [name, { state, ...input }] of Object.entries(testCase.keys ?? {})) {
     const issued = await keygate.keys.create(input);
     secrets.set(name, issued.secret);
+    ids.set(name, issued.key.id);
     if (state === 'revoked') await keygate.keys.revoke(issued.key.id);
     // The API refuses a past expiry, so the key expires in the store, as time would make it.
     if (state === 'expired')
@@ -71,6 +73,8 @@ async function arrange(
   return {
     app,
     ctx: { key: (name) => lookup(secrets, name), cookie: (name) => lookup(cookies, name) },
+    keygate,
+    ids,
   };
 }
 
@@ -115,6 +119,46 @@ describe.each(adapters)('$name reference app', (adapter) => {
         expect(handlerRuns() - runsBefore, `${label}: handler runs`).toBe(step.handlerRan ? 1 : 0);
       }
     }
+  });
+});
+
+describe.each(adapters)('$name audit trail', (adapter) => {
+  it('records a key sent in the query string by its start, never the secret', async () => {
+    const { app, ctx, keygate, ids } = await arrange(adapter, {
+      name: 'audit',
+      keys: {
+        reader: { name: 'reader', scopes: ['read:data'] },
+        admin: { name: 'admin', scopes: ['manage:keys'] },
+      },
+      steps: [],
+    });
+    const secret = ctx.key('reader');
+    const start = secret.slice(0, 'sk_live_'.length + 6);
+    const refused = await fetch(`${app.origin}/v1/websites/w_1/analytics?api_key=${secret}0`);
+    expect(refused.status).toBe(401);
+    const served = await fetch(`${app.origin}/v1/websites/w_1/analytics?x=1&api_key=${secret}`);
+    expect(served.status).toBe(200);
+    await keygate.audit.flush();
+
+    const response = await fetch(`${app.origin}/v1/api-keys/${ids.get('reader')}/events`, {
+      headers: { authorization: `Bearer ${ctx.key('admin')}` },
+    });
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).not.toContain(secret.slice(start.length));
+    expect(JSON.parse(text)).toEqual({
+      success: true,
+      data: expect.arrayContaining([
+        expect.objectContaining({
+          action: 'auth.succeeded',
+          keyStart: start,
+          path: '/v1/websites/w_1/analytics',
+        }),
+      ]),
+    });
+    const everything = JSON.stringify(await keygate.auditReader?.query({ limit: 1_000 }));
+    expect(everything).toContain('/v1/websites/w_1/analytics');
+    expect(everything).not.toContain(secret);
   });
 });
 

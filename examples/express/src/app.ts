@@ -9,6 +9,8 @@ export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {
   const app = express();
   const options = { keygate };
   app.disable('x-powered-by');
+  // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
+  app.enable('case sensitive routing');
   app.set('trust proxy', config.trustProxy ?? false);
   app.get('/health', (_req, res) => {
     res.json({ success: true, data: { status: 'ok' } });

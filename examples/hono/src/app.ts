@@ -6,7 +6,8 @@ import { type Context, Hono } from 'hono';
 
 /** The reference analytics API on Hono (SPEC §8). */
 export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {}): Hono {
-  const app = new Hono();
+  // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
+  const app = new Hono({ strict: false });
   const options = { keygate, getIp: clientIp(config.trustProxy ?? false) };
   app.get('/health', (c) => c.json({ success: true, data: { status: 'ok' } }));
   app.route('/v1/api-keys', apiKeyRoutes(options));

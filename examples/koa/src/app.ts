@@ -19,7 +19,8 @@ export function createApp(
   const app = new Koa<ApiKeyState>();
   const options = { keygate };
   app.proxy = config.trustProxy ?? false;
-  const router = new Router<ApiKeyState>();
+  // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
+  const router = new Router<ApiKeyState>({ sensitive: true });
   router.get('/health', (ctx) => {
     ctx.body = { success: true, data: { status: 'ok' } };
   });
