@@ -34,12 +34,17 @@ export function toKeygate(input: KeygateInput = {}): Keygate {
   return input.keygate;
 }
 
-/** Node's header object (Express, Koa) as the core's header reader. */
+/**
+ * Node's `headersDistinct` (Express, Koa) as the core's header reader, repeated fields joined as
+ * Fetch `Headers` joins them. (`headers` keeps only the first of two `Authorization` fields, so a
+ * request Hono refuses would pass on Express and Koa.)
+ */
 export function nodeHeaders(headers: NodeJS.Dict<string | string[]>): KeygateRequest['headers'] {
   return {
     get(name) {
       const value = headers[name];
-      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+      if (value === undefined) return null;
+      return Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
     },
   };
 }

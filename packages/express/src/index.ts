@@ -41,7 +41,7 @@ function toRequest(req: Request): KeygateRequest {
   return {
     method: req.method,
     url: req.originalUrl,
-    headers: nodeHeaders(req.headers),
+    headers: nodeHeaders(req.headersDistinct),
     ip: req.ip,
   };
 }

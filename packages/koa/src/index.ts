@@ -38,7 +38,7 @@ function toRequest(ctx: Context): KeygateRequest {
   return {
     method: ctx.method,
     url: ctx.originalUrl,
-    headers: nodeHeaders(ctx.req.headers),
+    headers: nodeHeaders(ctx.req.headersDistinct),
     ip: ctx.ip,
   };
 }
