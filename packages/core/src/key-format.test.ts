@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KeygateConfigError } from './errors.js';
 import {
@@ -143,6 +144,22 @@ describe('createKeyFormat: rejects in memory', () => {
     for (const bad of ['-', '_', '+', '/', '=', ' ', 'é', '\u0000']) {
       expect(format.parse(`${secret.slice(0, 12)}${bad}${secret.slice(13)}`)).toBeNull();
     }
+  });
+
+  it('never throws and accepts no random string', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 100 }),
+          fc.string({ minLength: 38, maxLength: 38 }).map((rest) => `sk_live_${rest}`),
+          fc.stringMatching(/^pk_test_[0-9A-Za-z]{38}$/),
+        ),
+        (candidate) => {
+          expect(format.parse(candidate)).toBeNull();
+        },
+      ),
+      { numRuns: 2_000 },
+    );
   });
 
   it('exposes the longest possible key length', () => {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryAuditSink } from './audit.js';
 import { scopeRequirement } from './guard.js';
@@ -320,6 +321,51 @@ describe('authenticate: failures', () => {
     expect(stillBlocked.error.code).toBe('RATE_LIMITED');
     expect(lookups).not.toHaveBeenCalled();
     succeeded(await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.67' })));
+  });
+});
+
+describe('authenticate: hostile input', () => {
+  it('never answers 5xx and never throws, whatever the headers, URL and IP', async () => {
+    const { keygate } = setup({ session: () => null });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    const text = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 200 }),
+      fc.constant(issued.secret),
+      fc.constant(`Bearer ${issued.secret}`),
+      fc.constant('x'.repeat(20_000)),
+    );
+    const header = fc.option(text, { nil: null });
+    const url = fc.oneof(
+      text,
+      text.map((t) => `/v1/x?api_key=${t}`),
+      text.map((t) => `/v1/x?api_key[]=${t}&api_key=${t}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        header,
+        header,
+        header,
+        url,
+        fc.option(text, { nil: undefined }),
+        async (authorization, apiKey, origin, href, ip) => {
+          const values: Record<string, string | null> = {
+            authorization,
+            'x-api-key': apiKey,
+            origin,
+            'user-agent': origin,
+            'x-request-id': apiKey,
+          };
+          const decision = await keygate.authenticate({
+            method: 'GET',
+            url: href,
+            headers: { get: (name) => values[name] ?? null },
+            ip,
+          });
+          if (!decision.ok) expect(decision.error.status).toBeLessThan(500);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
