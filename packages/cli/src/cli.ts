@@ -8,7 +8,7 @@ import {
   KeyManagementError,
 } from '@keygate/core';
 import { openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends } from '@keygate/redis';
+import { createRedisBackends, type RedisClient } from '@keygate/redis';
 
 export interface CliIO {
   out(text: string): void;
@@ -159,6 +159,22 @@ function requireId(positionals: string[], command: string): string {
   return id;
 }
 
+/** Longest a rotate or revoke waits for Redis; past it, the change is made and apps see it when their cache expires. */
+const REDIS_WAIT_MS = 3_000;
+
+function whenReady(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    client.once('ready', done);
+  });
+}
+
 /** Runs one CLI invocation; returns the exit code. */
 export async function run(argv: string[], io: CliIO): Promise<number> {
   let parsed: { values: Values; positionals: string[] };
@@ -200,7 +216,16 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     }
 
     const database = await openKeyDatabase({ databaseUrl: io.env.DATABASE_URL || undefined });
-    const redis = io.env.REDIS_URL ? createRedisBackends({ url: io.env.REDIS_URL }) : null;
+    const redis = io.env.REDIS_URL
+      ? createRedisBackends({
+          url: io.env.REDIS_URL,
+          logger: { warn: (message) => io.err(`${message}\n`), info: () => {} },
+        })
+      : null;
+    // Running apps learn of a rotation or revocation over Redis: connect before announcing one.
+    if (redis && command === 'keys' && (sub === 'rotate' || sub === 'revoke')) {
+      await whenReady(redis.client, REDIS_WAIT_MS);
+    }
     keygate = createKeygate({
       store: database.store,
       auditSinks: [database.auditSink],

@@ -1,0 +1,129 @@
+/**
+ * The black-box surface as separate processes: reference-app servers and the `keygate` CLI,
+ * both run from source with tsx exactly as `pnpm start` and `pnpm keygate` run them.
+ *
+ * Every app process is killed by PID in `stop()`, and on exit of the test process if a test
+ * failed before stopping it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI_BIN = path.join(ROOT, 'packages/cli/src/bin.ts');
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** `node --import tsx <script>`: one process (the `tsx` binary would add a wrapper around it). */
+function spawnTsx(script: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export interface AppProcess {
+  framework: 'hono' | 'express' | 'koa';
+  /** `http://127.0.0.1:<port>`. */
+  origin: string;
+  pid: number;
+  /** Everything the process wrote so far (stdout and stderr). */
+  output(): string;
+  /** SIGTERM (the app flushes and closes), SIGKILL after 5 s; resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `examples/<framework>/src/server.ts` on a free port with `env` (e.g. `DATABASE_URL`,
+ * `REDIS_URL`) and resolves once it has logged that it is listening.
+ */
+export async function startAppProcess(
+  framework: AppProcess['framework'],
+  env: NodeJS.ProcessEnv,
+): Promise<AppProcess> {
+  const child = spawnTsx(path.join(ROOT, `examples/${framework}/src/server.ts`), [], {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    ...env,
+  });
+  running.add(child);
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      running.delete(child);
+      resolve();
+    });
+  });
+  let output = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error('did not start within 30 s')), 30_000);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${framework} app: ${error.message}\n${output}`));
+    };
+    const onExit = (code: number | null) => fail(new Error(`exited with code ${code}`));
+    child.once('error', fail);
+    child.once('exit', onExit);
+    const watch = (chunk: Buffer) => {
+      output += chunk.toString();
+      const listening = /listening on http:\/\/localhost:(\d+)/.exec(output);
+      if (listening) {
+        clearTimeout(timer);
+        child.off('error', fail);
+        child.off('exit', onExit);
+        resolve(Number(listening[1]));
+      }
+    };
+    child.stdout?.on('data', watch);
+    child.stderr?.on('data', watch);
+  });
+  return {
+    framework,
+    origin: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `keygate` binary with `args` and `env` and collects its output. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  // The CLI reads these; the test process's own values must not leak into it.
+  const child = spawnTsx(CLI_BIN, args, { DATABASE_URL: '', REDIS_URL: '', ...env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`keygate ${args.join(' ')} did not finish within 30 s\n${stderr}`));
+    }, 30_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
