@@ -120,6 +120,9 @@ async function statementsOf(backend: Backend, action: () => Promise<unknown>): P
   return backend.statements.slice(before);
 }
 
+/** Creating a PGlite cluster runs initdb in WebAssembly: seconds of CPU, minutes on a loaded machine. */
+const PGLITE_SETUP_TIMEOUT_MS = 240_000;
+
 describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
   let backend: Backend;
   let store: PostgresKeyStore;
@@ -127,7 +130,7 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
   beforeAll(async () => {
     backend = await backends[driver]!();
     store = new PostgresKeyStore(backend.db);
-  });
+  }, PGLITE_SETUP_TIMEOUT_MS);
   afterAll(() => backend.close());
 
   describe('create, get, findByDigest', () => {

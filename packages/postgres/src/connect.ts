@@ -75,6 +75,8 @@ export async function connectPostgres(options: PostgresConnectionOptions): Promi
   return handle('postgres', db, close, { timeoutMs });
 }
 
+const EMBEDDED_CALL_TIMEOUT_MS = 30_000;
+
 export interface EmbeddedDatabaseOptions {
   /** Where the data live, relative to the working directory. Default `.keygate/pglite`. */
   dataDir?: string;
@@ -114,7 +116,8 @@ export async function openEmbedded(options: EmbeddedDatabaseOptions = {}): Promi
           lock.release();
         }
       }),
-      {},
+      // In process, nothing is lost to the network; only a runaway statement needs a bound.
+      { timeoutMs: EMBEDDED_CALL_TIMEOUT_MS },
     );
   } catch (error) {
     await client?.close();
