@@ -62,8 +62,8 @@ export interface ConformanceCase {
 
 const failure = (code: string, error: string) => ({ success: false, error, code });
 
-export const AUTH_REQUIRED = failure('AUTH_REQUIRED', 'Authentication required');
-export const INVALID_API_KEY = failure('INVALID_API_KEY', 'Invalid API key');
+const AUTH_REQUIRED = failure('AUTH_REQUIRED', 'Authentication required');
+const INVALID_API_KEY = failure('INVALID_API_KEY', 'Invalid API key');
 const BAD_ENCODING = failure(
   'INVALID_REQUEST',
   'The API key contains characters an API key cannot have',
@@ -87,9 +87,13 @@ const integer = expect.stringMatching(/^\d+$/);
 /** `X-RateLimit-Reset`: whole Unix seconds, not before now. */
 const epochSecondsFromNow = expect.toSatisfy(
   (value: string) => /^\d+$/.test(value) && Number(value) >= Math.floor(Date.now() / 1000),
+  'Unix epoch seconds, not before now',
 );
 /** `Retry-After`: whole seconds, at least 1. */
-const retryAfter = expect.toSatisfy((value: string) => /^\d+$/.test(value) && Number(value) >= 1);
+const retryAfter = expect.toSatisfy(
+  (value: string) => /^\d+$/.test(value) && Number(value) >= 1,
+  'whole seconds, at least 1',
+);
 const authenticatedHeaders = {
   'x-ratelimit-limit': integer,
   'x-ratelimit-remaining': integer,
@@ -117,7 +121,7 @@ export function breakChecksum(key: string): string {
 }
 
 const READER: KeySetup = { name: 'reader', scopes: ['read:data'] };
-const site = (path: string, headers: Record<string, string> = {}): CaseRequest => ({
+const get = (path: string, headers: Record<string, string> = {}): CaseRequest => ({
   path,
   headers,
 });
@@ -130,7 +134,7 @@ export const cases: ConformanceCase[] = [
     name: 'no key: 401 AUTH_REQUIRED with a Bearer challenge',
     steps: [
       {
-        request: () => site(W1),
+        request: () => get(W1),
         status: 401,
         body: AUTH_REQUIRED,
         headers: { 'www-authenticate': BEARER_CHALLENGE },
@@ -144,14 +148,14 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: () => site(W1, { authorization: 'Bearer' }),
+        request: () => get(W1, { authorization: 'Bearer' }),
         status: 401,
         body: AUTH_REQUIRED,
         headers: { 'www-authenticate': BEARER_CHALLENGE },
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(`${W1}?api_key=`, { 'x-api-key': key('reader') }),
+        request: ({ key }) => get(`${W1}?api_key=`, { 'x-api-key': key('reader') }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -163,7 +167,7 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: () => site(W1, { authorization: 'Basic dXNlcjpwYXNz' }),
+        request: () => get(W1, { authorization: 'Basic dXNlcjpwYXNz' }),
         status: 401,
         body: AUTH_REQUIRED,
         headers: { 'www-authenticate': BEARER_CHALLENGE },
@@ -171,7 +175,7 @@ export const cases: ConformanceCase[] = [
       },
       {
         request: ({ key }) =>
-          site(W1, { authorization: 'Basic dXNlcjpwYXNz', 'x-api-key': key('reader') }),
+          get(W1, { authorization: 'Basic dXNlcjpwYXNz', 'x-api-key': key('reader') }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -183,13 +187,13 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: ({ key }) => site(W1, { authorization: `bearer ${key('reader')}` }),
+        request: ({ key }) => get(W1, { authorization: `bearer ${key('reader')}` }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
       },
       {
-        request: ({ key }) => site(W1, { authorization: `BEARER ${key('reader')}` }),
+        request: ({ key }) => get(W1, { authorization: `BEARER ${key('reader')}` }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -201,7 +205,7 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: ({ key }) => site(W1, { authorization: `Bearer \t   ${key('reader')}` }),
+        request: ({ key }) => get(W1, { authorization: `Bearer \t   ${key('reader')}` }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -213,7 +217,7 @@ export const cases: ConformanceCase[] = [
         handlerRan: true,
       },
       {
-        request: ({ key }) => site(`${W1}?api_key=%20${key('reader')}%20`),
+        request: ({ key }) => get(`${W1}?api_key=%20${key('reader')}%20`),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -225,7 +229,7 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: ({ key }) => site(`${W1}?api_key=${key('reader')}`),
+        request: ({ key }) => get(`${W1}?api_key=${key('reader')}`),
         status: 200,
         body: analytics('w_1'),
         headers: authenticatedHeaders,
@@ -239,7 +243,7 @@ export const cases: ConformanceCase[] = [
     steps: [
       {
         request: ({ key }) =>
-          site(`${W1}?api_key=${key('reader')}`, { authorization: `Bearer ${key('reader')}` }),
+          get(`${W1}?api_key=${key('reader')}`, { authorization: `Bearer ${key('reader')}` }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -252,7 +256,7 @@ export const cases: ConformanceCase[] = [
     steps: [
       {
         request: ({ key }) =>
-          site(`${W1}?api_key=${key('other')}`, { authorization: `Bearer ${key('reader')}` }),
+          get(`${W1}?api_key=${key('other')}`, { authorization: `Bearer ${key('reader')}` }),
         status: 400,
         body: failure('INVALID_REQUEST', 'Different API keys were sent in more than one place'),
         absentHeaders: ['www-authenticate', ...RATE_LIMIT_HEADERS],
@@ -260,7 +264,7 @@ export const cases: ConformanceCase[] = [
       },
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': key('other'), authorization: `Bearer ${key('reader')}` }),
+          get(W1, { 'x-api-key': key('other'), authorization: `Bearer ${key('reader')}` }),
         status: 400,
         body: failure('INVALID_REQUEST', 'Different API keys were sent in more than one place'),
         handlerRan: false,
@@ -302,19 +306,19 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: () => site(`${W1}?api_key[]=x`),
+        request: () => get(`${W1}?api_key[]=x`),
         status: 400,
         body: QUERY_ARRAY,
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(`${W1}?api_key%5B0%5D=${key('reader')}`),
+        request: ({ key }) => get(`${W1}?api_key%5B0%5D=${key('reader')}`),
         status: 400,
         body: QUERY_ARRAY,
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(`${W1}?api_key=${key('reader')}&api_key=${key('reader')}`),
+        request: ({ key }) => get(`${W1}?api_key=${key('reader')}&api_key=${key('reader')}`),
         status: 400,
         body: QUERY_ARRAY,
         handlerRan: false,
@@ -327,19 +331,19 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: ({ key }) => site('/V1/websites/w_1/analytics', { 'x-api-key': key('reader') }),
+        request: ({ key }) => get('/V1/websites/w_1/analytics', { 'x-api-key': key('reader') }),
         status: 404,
         body: failure('NOT_FOUND', 'Not found'),
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(`${W1}/`, { 'x-api-key': key('reader') }),
+        request: ({ key }) => get(`${W1}/`, { 'x-api-key': key('reader') }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
       },
       {
-        request: () => site(`${W1}/`),
+        request: () => get(`${W1}/`),
         status: 401,
         body: AUTH_REQUIRED,
         handlerRan: false,
@@ -353,7 +357,7 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: ({ key }) => site(W1, { authorization: `Bearer ${breakChecksum(key('reader'))}` }),
+        request: ({ key }) => get(W1, { authorization: `Bearer ${breakChecksum(key('reader'))}` }),
         status: 401,
         body: INVALID_API_KEY,
         headers: { 'www-authenticate': INVALID_TOKEN_CHALLENGE },
@@ -361,7 +365,7 @@ export const cases: ConformanceCase[] = [
         handlerRan: false,
       },
       {
-        request: () => site(W1, { 'x-api-key': 'sk_live_not-a-key' }),
+        request: () => get(W1, { 'x-api-key': 'sk_live_not-a-key' }),
         status: 401,
         body: INVALID_API_KEY,
         headers: { 'www-authenticate': INVALID_TOKEN_CHALLENGE },
@@ -373,7 +377,7 @@ export const cases: ConformanceCase[] = [
     name: 'an unknown well-formed key: 401 INVALID_API_KEY',
     steps: [
       {
-        request: () => site(W1, { 'x-api-key': UNKNOWN_KEY }),
+        request: () => get(W1, { 'x-api-key': UNKNOWN_KEY }),
         status: 401,
         body: INVALID_API_KEY,
         headers: { 'www-authenticate': INVALID_TOKEN_CHALLENGE },
@@ -386,7 +390,7 @@ export const cases: ConformanceCase[] = [
     keys: { revoked: { ...READER, state: 'revoked' } },
     steps: [
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('revoked') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('revoked') }),
         status: 401,
         body: INVALID_API_KEY,
         headers: { 'www-authenticate': INVALID_TOKEN_CHALLENGE },
@@ -400,7 +404,7 @@ export const cases: ConformanceCase[] = [
     keys: { expired: { ...READER, state: 'expired' } },
     steps: [
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('expired') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('expired') }),
         status: 401,
         body: INVALID_API_KEY,
         headers: { 'www-authenticate': INVALID_TOKEN_CHALLENGE },
@@ -414,14 +418,14 @@ export const cases: ConformanceCase[] = [
     keys: { test: { ...READER, environment: 'test' }, live: READER },
     steps: [
       {
-        request: ({ key }) => site(W1, { authorization: `Bearer ${key('test')}` }),
+        request: ({ key }) => get(W1, { authorization: `Bearer ${key('test')}` }),
         status: 401,
         body: INVALID_API_KEY,
         headers: { 'www-authenticate': INVALID_TOKEN_CHALLENGE },
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(W1, { authorization: `Bearer ${key('live')}` }),
+        request: ({ key }) => get(W1, { authorization: `Bearer ${key('live')}` }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -452,7 +456,7 @@ export const cases: ConformanceCase[] = [
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(`${W1}?api_key=${key('reader')}%C3%A9`),
+        request: ({ key }) => get(`${W1}?api_key=${key('reader')}%C3%A9`),
         status: 400,
         body: BAD_ENCODING,
         handlerRan: false,
@@ -470,7 +474,7 @@ export const cases: ConformanceCase[] = [
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(`${W1}?api_key=${key('reader')}%00`),
+        request: ({ key }) => get(`${W1}?api_key=${key('reader')}%00`),
         status: 400,
         body: BAD_ENCODING,
         handlerRan: false,
@@ -482,13 +486,13 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('reader').repeat(100) }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('reader').repeat(100) }),
         status: 400,
         body: failure('INVALID_REQUEST', 'The API key is longer than an API key can be'),
         handlerRan: false,
       },
       {
-        request: () => site(W1, { 'x-api-key': `sk_live_${'a'.repeat(16 * 1024)}` }),
+        request: () => get(W1, { 'x-api-key': `sk_live_${'a'.repeat(16 * 1024)}` }),
         status: 431,
         handlerRan: false,
       },
@@ -501,7 +505,7 @@ export const cases: ConformanceCase[] = [
     keys: { tracker: { name: 'server tracker', scopes: ['track:events'] } },
     steps: [
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('tracker') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('tracker') }),
         status: 403,
         body: failure('INSUFFICIENT_SCOPE', 'API key lacks the required scope: read:data'),
         headers: {
@@ -517,7 +521,7 @@ export const cases: ConformanceCase[] = [
     keys: { w1: { ...READER, resources: ['website:w_1'] } },
     steps: [
       {
-        request: ({ key }) => site('/v1/websites/w_2/analytics', { 'x-api-key': key('w1') }),
+        request: ({ key }) => get('/v1/websites/w_2/analytics', { 'x-api-key': key('w1') }),
         status: 403,
         body: failure('ACCESS_DENIED', 'Access to this resource is denied'),
         headers: authenticatedHeaders,
@@ -525,19 +529,19 @@ export const cases: ConformanceCase[] = [
         handlerRan: false,
       },
       {
-        request: ({ key }) => site('/v1/links/l_1/analytics', { 'x-api-key': key('w1') }),
+        request: ({ key }) => get('/v1/links/l_1/analytics', { 'x-api-key': key('w1') }),
         status: 403,
         body: failure('ACCESS_DENIED', 'Access to this resource is denied'),
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('w1') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('w1') }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
       },
       {
-        request: ({ key }) => site('/v1/query/websites', { 'x-api-key': key('w1') }),
+        request: ({ key }) => get('/v1/query/websites', { 'x-api-key': key('w1') }),
         status: 200,
         body: { success: true, data: [{ id: 'w_1', name: 'Website w_1' }] },
         handlerRan: true,
@@ -549,13 +553,13 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: ({ key }) => site('/v1/websites/w_42/analytics', { 'x-api-key': key('reader') }),
+        request: ({ key }) => get('/v1/websites/w_42/analytics', { 'x-api-key': key('reader') }),
         status: 200,
         body: analytics('w_42'),
         handlerRan: true,
       },
       {
-        request: ({ key }) => site('/v1/links/l_9/analytics', { 'x-api-key': key('reader') }),
+        request: ({ key }) => get('/v1/links/l_9/analytics', { 'x-api-key': key('reader') }),
         status: 200,
         body: linkAnalytics('l_9'),
         handlerRan: true,
@@ -569,7 +573,7 @@ export const cases: ConformanceCase[] = [
     keys: { reader: READER },
     steps: [
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('reader') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('reader') }),
         status: 200,
         body: analytics('w_1'),
         headers: {
@@ -586,7 +590,7 @@ export const cases: ConformanceCase[] = [
     name: 'X-RateLimit-Remaining goes down by one per request',
     keys: { slow: { ...READER, rateLimit: { burst: 100, perSecond: 0.001 } } },
     steps: ['99', '98', '97'].map((remaining) => ({
-      request: ({ key }: CaseContext) => site(W1, { 'x-api-key': key('slow') }),
+      request: ({ key }: CaseContext) => get(W1, { 'x-api-key': key('slow') }),
       status: 200,
       body: analytics('w_1'),
       headers: {
@@ -602,14 +606,14 @@ export const cases: ConformanceCase[] = [
     keys: { small: { ...READER, rateLimit: { burst: 2, perSecond: 0.01 } } },
     steps: [
       ...['1', '0'].map((remaining) => ({
-        request: ({ key }: CaseContext) => site(W1, { 'x-api-key': key('small') }),
+        request: ({ key }: CaseContext) => get(W1, { 'x-api-key': key('small') }),
         status: 200,
         body: analytics('w_1'),
         headers: { 'x-ratelimit-limit': '2', 'x-ratelimit-remaining': remaining },
         handlerRan: true,
       })),
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('small') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('small') }),
         status: 429,
         body: failure('RATE_LIMITED', 'Rate limit exceeded'),
         headers: {
@@ -650,7 +654,7 @@ export const cases: ConformanceCase[] = [
     steps: [
       ...[1, 2, 3, 4, 5].map(() => ({
         request: ({ key }: CaseContext) =>
-          site(W1, {
+          get(W1, {
             'x-api-key': breakChecksum(key('reader')),
             'x-forwarded-for': '203.0.113.7',
           }),
@@ -660,7 +664,7 @@ export const cases: ConformanceCase[] = [
       })),
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': breakChecksum(key('reader')), 'x-forwarded-for': '203.0.113.7' }),
+          get(W1, { 'x-api-key': breakChecksum(key('reader')), 'x-forwarded-for': '203.0.113.7' }),
         status: 429,
         body: failure('RATE_LIMITED', 'Too many failed authentication attempts'),
         headers: { 'retry-after': retryAfter },
@@ -669,7 +673,7 @@ export const cases: ConformanceCase[] = [
       },
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': key('reader'), 'x-forwarded-for': '203.0.113.7' }),
+          get(W1, { 'x-api-key': key('reader'), 'x-forwarded-for': '203.0.113.7' }),
         status: 429,
         body: failure('RATE_LIMITED', 'Too many failed authentication attempts'),
         headers: { 'retry-after': retryAfter },
@@ -677,7 +681,7 @@ export const cases: ConformanceCase[] = [
       },
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': key('reader'), 'x-forwarded-for': '198.51.100.9' }),
+          get(W1, { 'x-api-key': key('reader'), 'x-forwarded-for': '198.51.100.9' }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -691,7 +695,7 @@ export const cases: ConformanceCase[] = [
     keys: { browser: { name: 'browser', type: 'public', scopes: ['track:events', 'read:config'] } },
     steps: [
       {
-        request: ({ key }) => site('/v1/query/websites', { 'x-api-key': key('browser') }),
+        request: ({ key }) => get('/v1/query/websites', { 'x-api-key': key('browser') }),
         status: 403,
         body: failure('FORBIDDEN', 'This endpoint requires a secret API key'),
         headers: authenticatedHeaders,
@@ -786,7 +790,7 @@ export const cases: ConformanceCase[] = [
     },
     steps: [
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('office') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('office') }),
         status: 403,
         body: failure('FORBIDDEN', 'This API key is not allowed from this IP address'),
         absentHeaders: ['www-authenticate'],
@@ -794,13 +798,13 @@ export const cases: ConformanceCase[] = [
       },
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': key('office'), 'x-forwarded-for': '10.1.2.3' }),
+          get(W1, { 'x-api-key': key('office'), 'x-forwarded-for': '10.1.2.3' }),
         status: 403,
         body: failure('FORBIDDEN', 'This API key is not allowed from this IP address'),
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('loopback') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('loopback') }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -814,14 +818,14 @@ export const cases: ConformanceCase[] = [
     steps: [
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': key('office'), 'x-forwarded-for': '10.1.2.3' }),
+          get(W1, { 'x-api-key': key('office'), 'x-forwarded-for': '10.1.2.3' }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
       },
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': key('office'), 'x-forwarded-for': '192.0.2.1' }),
+          get(W1, { 'x-api-key': key('office'), 'x-forwarded-for': '192.0.2.1' }),
         status: 403,
         body: failure('FORBIDDEN', 'This API key is not allowed from this IP address'),
         handlerRan: false,
@@ -837,13 +841,13 @@ export const cases: ConformanceCase[] = [
     },
     steps: [
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('v6') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('v6') }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
       },
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('v4') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('v4') }),
         status: 403,
         body: failure('FORBIDDEN', 'This API key is not allowed from this IP address'),
         handlerRan: false,
@@ -855,27 +859,27 @@ export const cases: ConformanceCase[] = [
     keys: { web: { ...READER, restrictions: { referrers: ['https://*.example.com'] } } },
     steps: [
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('web'), origin: 'https://evil.com' }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('web'), origin: 'https://evil.com' }),
         status: 403,
         body: failure('FORBIDDEN', 'This API key is not allowed from this origin'),
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(W1, { 'x-api-key': key('web') }),
+        request: ({ key }) => get(W1, { 'x-api-key': key('web') }),
         status: 403,
         body: failure('FORBIDDEN', 'This API key is not allowed from this origin'),
         handlerRan: false,
       },
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': key('web'), origin: 'https://app.example.com' }),
+          get(W1, { 'x-api-key': key('web'), origin: 'https://app.example.com' }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
       },
       {
         request: ({ key }) =>
-          site(W1, { 'x-api-key': key('web'), referer: 'https://app.example.com/dashboard?x=1' }),
+          get(W1, { 'x-api-key': key('web'), referer: 'https://app.example.com/dashboard?x=1' }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -889,13 +893,13 @@ export const cases: ConformanceCase[] = [
     },
     steps: [
       {
-        request: ({ key }) => site('/v1/links/l_1/analytics', { 'x-api-key': key('websitesOnly') }),
+        request: ({ key }) => get('/v1/links/l_1/analytics', { 'x-api-key': key('websitesOnly') }),
         status: 403,
         body: failure('FORBIDDEN', 'This API key is not allowed to call this endpoint'),
         handlerRan: false,
       },
       {
-        request: ({ key }) => site(`/v1/websites/w_1/analytics?api_key=${key('websitesOnly')}`),
+        request: ({ key }) => get(`/v1/websites/w_1/analytics?api_key=${key('websitesOnly')}`),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
@@ -909,7 +913,7 @@ export const cases: ConformanceCase[] = [
     sessions: { alice: { ownerId: 'org_default', scopes: ['read:data'] } },
     steps: [
       {
-        request: ({ cookie }) => site(W1, { cookie: cookie('alice') }),
+        request: ({ cookie }) => get(W1, { cookie: cookie('alice') }),
         status: 200,
         body: analytics('w_1'),
         headers: authenticatedHeaders,
@@ -928,7 +932,7 @@ export const cases: ConformanceCase[] = [
         handlerRan: true,
       },
       {
-        request: () => site(W1, { cookie: 'keygate_session=forged' }),
+        request: () => get(W1, { cookie: 'keygate_session=forged' }),
         status: 401,
         body: AUTH_REQUIRED,
         headers: { 'www-authenticate': BEARER_CHALLENGE },

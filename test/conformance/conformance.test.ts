@@ -53,8 +53,9 @@ async function arrange(
     ids.set(name, issued.key.id);
     if (state === 'revoked') await keygate.keys.revoke(issued.key.id);
     // The API refuses a past expiry, so the key expires in the store, as time would make it.
-    if (state === 'expired')
+    if (state === 'expired') {
       await store.update(issued.key.id, { expiresAt: new Date(Date.now() - 1000) });
+    }
   }
   const cookies = new Map<string, string>();
   for (const [name, session] of Object.entries(testCase.sessions ?? {})) {
