@@ -1,0 +1,563 @@
+/**
+ * SPEC §6: the management router (`/v1/api-keys`) on each reference app, over a real Postgres
+ * store. Every adapter gets its own organisations in one fresh database.
+ */
+import { createHash } from 'node:crypto';
+import { createKeygate, type Keygate } from '@keygate/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adapters, type RunningApp, startApp } from './conformance/harness.js';
+import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database?.close());
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are asserted field by field
+  json: any;
+}
+
+const SECRET_FIELDS = ['secret', 'digest', 'previousDigest', 'digestVersion'];
+
+/** What the database holds for a key, every column, as text. */
+async function storedRows(id: string): Promise<string> {
+  const keys = await database.sql`select * from keygate_api_keys where id = ${id}`;
+  const events = await database.sql`select * from keygate_audit_events where key_id = ${id}`;
+  return JSON.stringify([keys, events]);
+}
+
+describe.each(adapters)('$name management router', (adapter) => {
+  const orgA = `org_a_${adapter.name}`;
+  const orgB = `org_b_${adapter.name}`;
+  let keygate: Keygate;
+  let app: RunningApp;
+  let adminA: string;
+  let adminB: string;
+  let readerA: { id: string; secret: string };
+  let keyB: { id: string; secret: string };
+  let publicA: string;
+
+  beforeAll(async () => {
+    keygate = createKeygate({
+      store: database.store,
+      auditSinks: [database.auditSink],
+      authFailureLimit: false,
+    });
+    const issue = async (ownerId: string, name: string, scopes: string[], type = 'secret') => {
+      const issued = await keygate.keys.create({
+        name,
+        ownerId,
+        scopes,
+        type: type as 'secret' | 'public',
+      });
+      return { id: issued.key.id, secret: issued.secret };
+    };
+    adminA = (await issue(orgA, 'admin A', ['manage:keys'])).secret;
+    adminB = (await issue(orgB, 'admin B', ['manage:keys'])).secret;
+    readerA = await issue(orgA, 'reader A', ['read:data']);
+    keyB = await issue(orgB, 'reader B', ['read:data']);
+    publicA = (await issue(orgA, 'browser A', ['track:events'], 'public')).secret;
+    app = await startApp(adapter, keygate);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await keygate?.close();
+  });
+
+  async function call(
+    method: string,
+    path: string,
+    options: { key?: string; body?: unknown; raw?: string } = {},
+  ): Promise<Reply> {
+    const headers: Record<string, string> = {};
+    if (options.key) headers.authorization = `Bearer ${options.key}`;
+    let body: string | undefined;
+    if (options.raw !== undefined || options.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = options.raw ?? JSON.stringify(options.body);
+    }
+    const response = await fetch(`${app.origin}/v1/api-keys${path}`, { method, headers, body });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, text, json: JSON.parse(text) };
+  }
+
+  async function websites(secret: string): Promise<number> {
+    const response = await fetch(`${app.origin}/v1/query/websites`, {
+      headers: { 'x-api-key': secret },
+    });
+    await response.body?.cancel();
+    return response.status;
+  }
+
+  it('creates a key: 201, the secret once, only its digest stored', async () => {
+    const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
+    const created = await call('POST', '', {
+      key: adminA,
+      body: {
+        name: 'reporting',
+        scopes: ['read:data', 'read:data'],
+        resources: ['website:w_1'],
+        restrictions: { ips: ['127.0.0.0/8'], endpoints: ['GET /v1/**'] },
+        rateLimit: { perSecond: 5, burst: 10, daily: 1000 },
+        metadata: { team: 'growth' },
+        expiresAt,
+      },
+    });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('content-type')).toMatch(/^application\/json/);
+    const { secret, ...key } = created.json.data;
+    expect(created.json.success).toBe(true);
+    expect(secret).toMatch(/^sk_live_[0-9A-Za-z]{38}$/);
+    expect(key).toMatchObject({
+      id: expect.stringMatching(/^key_/),
+      name: 'reporting',
+      ownerId: orgA,
+      type: 'secret',
+      environment: 'live',
+      prefix: 'sk_live_',
+      start: secret.slice(0, 14),
+      scopes: ['read:data'],
+      resources: ['website:w_1'],
+      restrictions: { ips: ['127.0.0.0/8'], endpoints: ['GET /v1/**'] },
+      rateLimit: { perSecond: 5, burst: 10, daily: 1000 },
+      metadata: { team: 'growth' },
+      expiresAt,
+      revokedAt: null,
+    });
+    for (const field of ['digest', 'previousDigest', 'digestVersion']) {
+      expect(key).not.toHaveProperty(field);
+    }
+    expect(await websites(secret)).toBe(200);
+
+    await keygate.audit.flush();
+    const rows = await storedRows(key.id);
+    expect(rows).toContain(createHash('sha256').update(secret).digest('hex'));
+    expect(rows).toContain('key.created');
+    expect(rows).not.toContain(secret);
+    expect(rows).not.toContain(secret.slice(14));
+
+    const shown = await call('GET', `/${key.id}`, { key: adminA });
+    expect(shown.text).not.toContain(secret.slice(14));
+    expect(shown.json.data).not.toHaveProperty('secret');
+  });
+
+  it('lists the caller’s organisation only, with prefix and start, never a secret', async () => {
+    const listed = await call('GET', '', { key: adminA });
+    expect(listed.status).toBe(200);
+    expect(listed.json.success).toBe(true);
+    const keys: Array<Record<string, unknown>> = listed.json.data;
+    expect(keys.length).toBeGreaterThanOrEqual(3);
+    expect(keys.map((k) => k.id)).toContain(readerA.id);
+    expect(keys.map((k) => k.id)).not.toContain(keyB.id);
+    for (const key of keys) {
+      expect(key.ownerId).toBe(orgA);
+      expect(key.start).toEqual(expect.stringMatching(/^(sk|pk)_live_[0-9A-Za-z]{6}$/));
+      expect(key.prefix).toEqual(expect.stringMatching(/^(sk|pk)_live_$/));
+      for (const field of SECRET_FIELDS) expect(key).not.toHaveProperty(field);
+    }
+    for (const secret of [adminA, readerA.secret, publicA]) {
+      expect(listed.text).not.toContain(secret.slice(14));
+    }
+
+    const theirs = await call('GET', '', { key: adminB });
+    expect(theirs.json.data.map((k: { ownerId: string }) => k.ownerId)).toEqual(
+      expect.arrayContaining([orgB]),
+    );
+    expect(new Set(theirs.json.data.map((k: { ownerId: string }) => k.ownerId))).toEqual(
+      new Set([orgB]),
+    );
+
+    const page = await call('GET', '?limit=1', { key: adminA });
+    expect(page.json.data).toHaveLength(1);
+  });
+
+  it('gets one key', async () => {
+    const shown = await call('GET', `/${readerA.id}`, { key: adminA });
+    expect(shown.status).toBe(200);
+    expect(shown.json).toEqual({
+      success: true,
+      data: expect.objectContaining({ id: readerA.id, name: 'reader A', scopes: ['read:data'] }),
+    });
+    for (const field of SECRET_FIELDS) expect(shown.json.data).not.toHaveProperty(field);
+  });
+
+  it('updates a key with PATCH, and the change applies at once', async () => {
+    const { key } = await keygate.keys
+      .create({
+        name: 'to patch',
+        ownerId: orgA,
+        scopes: ['read:data'],
+      })
+      .then((issued) => ({ key: { ...issued.key, secret: issued.secret } }));
+    expect(await websites(key.secret)).toBe(200);
+
+    const patched = await call('PATCH', `/${key.id}`, {
+      key: adminA,
+      body: {
+        name: 'patched',
+        scopes: ['track:events'],
+        resources: ['website:w_2'],
+        metadata: { note: 'x' },
+        rateLimit: { perSecond: 2 },
+        restrictions: null,
+        expiresAt: null,
+      },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.json.data).toMatchObject({
+      id: key.id,
+      name: 'patched',
+      scopes: ['track:events'],
+      resources: ['website:w_2'],
+      metadata: { note: 'x' },
+      rateLimit: { perSecond: 2 },
+      restrictions: null,
+      expiresAt: null,
+    });
+    for (const field of SECRET_FIELDS) expect(patched.json.data).not.toHaveProperty(field);
+    expect((await call('GET', `/${key.id}`, { key: adminA })).json.data.name).toBe('patched');
+    expect(await websites(key.secret)).toBe(403);
+  });
+
+  it('rotates a key: a new secret, the old one kept for the grace period', async () => {
+    const issued = await keygate.keys.create({ name: 'rot', ownerId: orgA, scopes: ['read:data'] });
+    const old = issued.secret;
+    expect(await websites(old)).toBe(200);
+
+    const graced = await call('POST', `/${issued.key.id}/rotate`, {
+      key: adminA,
+      body: { gracePeriodSeconds: 60 },
+    });
+    expect(graced.status).toBe(200);
+    const fresh: string = graced.json.data.secret;
+    expect(fresh).toMatch(/^sk_live_[0-9A-Za-z]{38}$/);
+    expect(fresh).not.toBe(old);
+    expect(graced.json.data).toMatchObject({
+      id: issued.key.id,
+      start: fresh.slice(0, 14),
+      scopes: ['read:data'],
+    });
+    const graceEnds = Date.parse(graced.json.data.previousDigestExpiresAt);
+    expect(graceEnds - Date.now()).toBeGreaterThan(55_000);
+    expect(graceEnds - Date.now()).toBeLessThanOrEqual(60_000);
+    expect(await websites(old)).toBe(200);
+    expect(await websites(fresh)).toBe(200);
+
+    // Without a body: no grace, the previous secret (and the one before) stop at once.
+    const plain = await call('POST', `/${issued.key.id}/rotate`, { key: adminA });
+    expect(plain.status).toBe(200);
+    expect(plain.json.data.previousDigestExpiresAt).toBeNull();
+    expect(await websites(fresh)).toBe(401);
+    expect(await websites(old)).toBe(401);
+    expect(await websites(plain.json.data.secret)).toBe(200);
+
+    await keygate.audit.flush();
+    const rows = await storedRows(issued.key.id);
+    for (const secret of [old, fresh, plain.json.data.secret]) {
+      expect(rows).not.toContain(secret.slice(14));
+    }
+  });
+
+  it('revokes a key', async () => {
+    const issued = await keygate.keys.create({ name: 'rev', ownerId: orgA, scopes: ['read:data'] });
+    expect(await websites(issued.secret)).toBe(200);
+    const revoked = await call('DELETE', `/${issued.key.id}`, { key: adminA });
+    expect(revoked.status).toBe(200);
+    expect(revoked.json).toEqual({ success: true, message: 'API key revoked successfully' });
+    expect(await websites(issued.secret)).toBe(401);
+
+    const shown = await call('GET', `/${issued.key.id}`, { key: adminA });
+    expect(shown.json.data.revokedAt).toEqual(expect.any(String));
+    const listed = await call('GET', '', { key: adminA });
+    expect(listed.json.data.map((k: { id: string }) => k.id)).not.toContain(issued.key.id);
+    const all = await call('GET', '?include_revoked=true&limit=1000', { key: adminA });
+    expect(all.json.data.map((k: { id: string }) => k.id)).toContain(issued.key.id);
+    // A revoked key cannot be brought back by rotation or update.
+    expect((await call('POST', `/${issued.key.id}/rotate`, { key: adminA })).json).toEqual({
+      success: false,
+      error: 'the key is revoked',
+      code: 'INVALID_REQUEST',
+    });
+    expect(
+      (await call('PATCH', `/${issued.key.id}`, { key: adminA, body: { name: 'x' } })).status,
+    ).toBe(400);
+  });
+
+  it('lists a key’s audit events, without secrets', async () => {
+    const issued = await keygate.keys.create({ name: 'ev', ownerId: orgA, scopes: ['read:data'] });
+    expect(await websites(issued.secret)).toBe(200);
+    await call('PATCH', `/${issued.key.id}`, { key: adminA, body: { name: 'ev2' } });
+    await keygate.audit.flush();
+
+    const events = await call('GET', `/${issued.key.id}/events`, { key: adminA });
+    expect(events.status).toBe(200);
+    expect(events.json.success).toBe(true);
+    const actions = events.json.data.map((e: { action: string }) => e.action);
+    expect(actions).toEqual(
+      expect.arrayContaining(['key.created', 'auth.succeeded', 'key.updated']),
+    );
+    for (const event of events.json.data) expect(event.keyId).toBe(issued.key.id);
+    expect(events.text).not.toContain(issued.secret.slice(14));
+    expect(
+      (await call('GET', `/${issued.key.id}/events?limit=1`, { key: adminA })).json.data,
+    ).toHaveLength(1);
+  });
+
+  it('answers 404 for another organisation’s key, and leaves it alone', async () => {
+    const notFound = { success: false, error: 'API key not found', code: 'NOT_FOUND' };
+    const attempts: Array<[string, string, unknown?]> = [
+      ['GET', `/${keyB.id}`],
+      ['PATCH', `/${keyB.id}`, { name: 'mine now' }],
+      ['POST', `/${keyB.id}/rotate`, {}],
+      ['DELETE', `/${keyB.id}`],
+      ['GET', `/${keyB.id}/events`],
+    ];
+    for (const [method, path, body] of attempts) {
+      const reply = await call(method, path, { key: adminA, body });
+      expect({ method, status: reply.status, body: reply.json }).toEqual({
+        method,
+        status: 404,
+        body: notFound,
+      });
+    }
+    const untouched = await call('GET', `/${keyB.id}`, { key: adminB });
+    expect(untouched.json.data).toMatchObject({ name: 'reader B', revokedAt: null });
+    expect(await websites(keyB.secret)).toBe(200);
+
+    const foreign = await call('POST', '', {
+      key: adminA,
+      body: { name: 'planted', ownerId: orgB, scopes: ['read:data'] },
+    });
+    expect(foreign.status).toBe(400);
+    expect(foreign.json).toEqual({
+      success: false,
+      error: 'ownerId: cannot create keys for another owner',
+      code: 'INVALID_REQUEST',
+    });
+  });
+
+  it('answers 404 for an unknown id or endpoint', async () => {
+    for (const [method, path] of [
+      ['GET', '/key_doesnotexist'],
+      ['PATCH', '/key_doesnotexist'],
+      ['POST', '/key_doesnotexist/rotate'],
+      ['DELETE', '/key_doesnotexist'],
+      ['GET', '/key_doesnotexist/events'],
+    ] as const) {
+      const reply = await call(method, path, {
+        key: adminA,
+        body: method === 'PATCH' ? {} : undefined,
+      });
+      expect({ method, path, status: reply.status, code: reply.json.code }).toEqual({
+        method,
+        path,
+        status: 404,
+        code: 'NOT_FOUND',
+      });
+    }
+    const nowhere = await call('POST', `/${readerA.id}/frobnicate`, { key: adminA });
+    expect(nowhere.status).toBe(404);
+    expect(nowhere.json.code).toBe('NOT_FOUND');
+  });
+
+  it('refuses callers that may not manage keys', async () => {
+    const none = await call('GET', '');
+    expect(none.status).toBe(401);
+    expect(none.json).toEqual({
+      success: false,
+      error: expect.any(String),
+      code: 'AUTH_REQUIRED',
+    });
+    expect(none.headers.get('www-authenticate')).toBe('Bearer realm="api"');
+
+    const reader = await call('GET', '', { key: readerA.secret });
+    expect(reader.status).toBe(403);
+    expect(reader.json).toEqual({
+      success: false,
+      error: 'API key lacks the required scope: manage:keys',
+      code: 'INSUFFICIENT_SCOPE',
+    });
+    expect(reader.headers.get('www-authenticate')).toBe(
+      'Bearer realm="api", error="insufficient_scope", scope="manage:keys"',
+    );
+
+    for (const [method, path, body] of [
+      ['GET', ''],
+      ['POST', '', { name: 'x', scopes: ['track:events'], type: 'public' }],
+      ['DELETE', `/${readerA.id}`],
+    ] as const) {
+      const browser = await call(method, path, { key: publicA, body });
+      expect({ method, status: browser.status, body: browser.json }).toEqual({
+        method,
+        status: 403,
+        body: { success: false, error: 'Public keys cannot manage API keys', code: 'FORBIDDEN' },
+      });
+    }
+    const badKey = await call('GET', '', { key: `${adminA.slice(0, -1)}x` });
+    expect(badKey.status).toBe(401);
+    expect(badKey.json.code).toBe('INVALID_API_KEY');
+    // None of the refused callers changed anything.
+    expect((await call('GET', `/${readerA.id}`, { key: adminA })).json.data.revokedAt).toBeNull();
+  });
+
+  it('refuses an oversized body sent in chunks, without Content-Length', async () => {
+    const text = JSON.stringify({ name: 'x', scopes: ['read:data'], pad: 'x'.repeat(200_000) });
+    const chunks = new TextEncoder().encode(text);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < chunks.length; at += 16_384) {
+          controller.enqueue(chunks.subarray(at, at + 16_384));
+        }
+        controller.close();
+      },
+    });
+    const response = await fetch(`${app.origin}/v1/api-keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminA}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      success: false,
+      error: 'the request body is too large',
+      code: 'INVALID_REQUEST',
+    });
+  });
+
+  describe('malformed requests: 400 INVALID_REQUEST saying what was wrong', () => {
+    const cases: Array<{
+      name: string;
+      method?: string;
+      path?: (id: string) => string;
+      raw?: string | (() => string);
+      body?: unknown;
+      error: string | RegExp;
+    }> = [
+      { name: 'invalid JSON', raw: '{"name": "x", ', error: 'the request body is not valid JSON' },
+      { name: 'a JSON array', raw: '[]', error: /expected object/i },
+      { name: 'no body', raw: '', error: /^name: .*; scopes: / },
+      {
+        name: 'an unknown field',
+        body: { name: 'x', scopes: ['read:data'], colour: 'red' },
+        error: /colour/,
+      },
+      {
+        name: 'wrong types',
+        body: { name: 42, scopes: 'read:data' },
+        error: /^name: .*string.*; scopes: .*array/i,
+      },
+      { name: 'a missing name', body: { scopes: ['read:data'] }, error: /^name: / },
+      {
+        name: 'a past expiry',
+        body: { name: 'x', scopes: ['read:data'], expiresAt: '2020-01-01T00:00:00Z' },
+        error: 'expiresAt: expiresAt must be in the future',
+      },
+      {
+        name: 'an expiry that is not a date',
+        body: { name: 'x', scopes: ['read:data'], expiresAt: 'tomorrow' },
+        error: /^expiresAt: /,
+      },
+      {
+        name: 'a bad scope string',
+        body: { name: 'x', scopes: ['read data'] },
+        error: 'scopes.0: a scope is like read:data',
+      },
+      {
+        name: 'a bad resource',
+        body: { name: 'x', scopes: ['read:data'], resources: ['w_1'] },
+        error: 'resources.0: a resource is like website:w_123 or link:*',
+      },
+      {
+        name: 'a bad CIDR',
+        body: { name: 'x', scopes: ['read:data'], restrictions: { ips: ['10.0.0.0/99'] } },
+        error: /^restrictions: .*10\.0\.0\.0\/99/,
+      },
+      {
+        name: 'a negative rate',
+        body: { name: 'x', scopes: ['read:data'], rateLimit: { perSecond: -1 } },
+        error: /^rateLimit\.perSecond: /,
+      },
+      {
+        name: 'an oversized body',
+        raw: () =>
+          JSON.stringify({
+            name: 'x',
+            scopes: ['read:data'],
+            metadata: { pad: 'x'.repeat(70_000) },
+          }),
+        error: 'the request body is too large',
+      },
+      {
+        name: 'PATCH with an unknown field',
+        method: 'PATCH',
+        path: (id) => `/${id}`,
+        body: { ownerId: 'org_elsewhere' },
+        error: /ownerId/,
+      },
+      {
+        name: 'PATCH with a past expiry',
+        method: 'PATCH',
+        path: (id) => `/${id}`,
+        body: { expiresAt: '2001-01-01T00:00:00Z' },
+        error: 'expiresAt: expiresAt must be in the future',
+      },
+      {
+        name: 'PATCH with a bad scope',
+        method: 'PATCH',
+        path: (id) => `/${id}`,
+        body: { scopes: ['read:data', ''] },
+        error: /^scopes\.1: /,
+      },
+      {
+        name: 'rotate with a negative grace period',
+        method: 'POST',
+        path: (id) => `/${id}/rotate`,
+        body: { gracePeriodSeconds: -5 },
+        error: /^gracePeriodSeconds: /,
+      },
+      {
+        name: 'rotate with a grace period as text',
+        method: 'POST',
+        path: (id) => `/${id}/rotate`,
+        body: { gracePeriodSeconds: '60' },
+        error: /^gracePeriodSeconds: .*number/i,
+      },
+      {
+        name: 'a list limit out of range',
+        method: 'GET',
+        path: () => '?limit=0',
+        error: 'limit must be an integer from 1 to 1000',
+      },
+    ];
+
+    it.each(cases)('$name', async (testCase) => {
+      const count = () =>
+        database.sql`select count(*)::int as n from keygate_api_keys where owner_id = ${orgA}`;
+      const [keysBefore, before] = await Promise.all([count(), keygate.keys.get(readerA.id)]);
+      const raw = typeof testCase.raw === 'function' ? testCase.raw() : testCase.raw;
+      const reply = await call(testCase.method ?? 'POST', testCase.path?.(readerA.id) ?? '', {
+        key: adminA,
+        raw,
+        body: testCase.body,
+      });
+      expect(reply.status).toBe(400);
+      expect(reply.json).toEqual({
+        success: false,
+        error: expect.any(String),
+        code: 'INVALID_REQUEST',
+      });
+      if (typeof testCase.error === 'string') expect(reply.json.error).toBe(testCase.error);
+      else expect(reply.json.error).toMatch(testCase.error);
+      // Nothing was changed by a refused request.
+      expect(await keygate.keys.get(readerA.id)).toEqual(before);
+      expect(await count()).toEqual(keysBefore);
+    });
+  });
+});
