@@ -52,7 +52,7 @@ async function silentServer(): Promise<{ url: string; close(): Promise<void> }> 
   };
 }
 
-/** Forwards to the test server until frozen, then swallows traffic both ways: a network partition. */
+/** Forwards to the test server until frozen, then drops traffic both ways: a network partition. */
 async function freezableProxy(target: string) {
   const { hostname, port, pathname } = new URL(target);
   const sockets = new Set<Socket>();

@@ -148,7 +148,7 @@ describe('the data directory lock', { timeout: PGLITE_TIMEOUT_MS }, () => {
     expect(existsSync(join(dataDir, 'keygate.lock'))).toBe(false);
   });
 
-  it('refuses another process with a message naming the holder, and leaves the data intact', async () => {
+  it('refuses another process, naming the holder, and leaves the data intact', async () => {
     const dataDir = await freshDir();
     const database = await open(dataDir);
     await database.store.create(newKey('key_survives'));
@@ -197,7 +197,7 @@ describe('the data directory lock', { timeout: PGLITE_TIMEOUT_MS }, () => {
     expect(lock.pid).toBe(process.pid);
   });
 
-  it('takes over a lock with our own pid left by an earlier run (containers reuse pids)', async () => {
+  it('takes over a lock with our pid left by an earlier run (containers reuse pids)', async () => {
     const dataDir = await freshDir();
     await writeLock(dataDir, { pid: process.pid });
     await open(dataDir);

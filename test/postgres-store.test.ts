@@ -60,7 +60,7 @@ const backends: Record<string, () => Promise<Backend>> = {
 
 let sequence = 0;
 
-/** A key as the core would hand it to the store, with the plaintext secret kept aside for the test. */
+/** A key as the core hands it to the store, and its plaintext secret kept aside for the test. */
 function newKey(
   overrides: Partial<NewKeyRecord> = {},
   type: KeyType = 'secret',
@@ -120,7 +120,7 @@ async function statementsOf(backend: Backend, action: () => Promise<unknown>): P
   return backend.statements.slice(before);
 }
 
-/** Creating a PGlite cluster runs initdb in WebAssembly: seconds of CPU, minutes on a loaded machine. */
+/** Creating a PGlite cluster runs initdb in WebAssembly: seconds of CPU, minutes under load. */
 const PGLITE_SETUP_TIMEOUT_MS = 240_000;
 
 describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {

@@ -9,7 +9,7 @@ import type { Logger } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 
-/** The server the tests use; its `postgres` database is only used to create and drop test databases. */
+/** The server the tests use; its `postgres` database only serves to create and drop others. */
 export const TEST_SERVER_URL =
   process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -23,7 +23,7 @@ export interface TestDatabaseOptions {
 }
 
 export interface TestDatabase {
-  /** URL of the new database, e.g. for `connectPostgres({ url })` or a child process's `DATABASE_URL`. */
+  /** URL of the new database, e.g. for `connectPostgres({ url })` or a child's `DATABASE_URL`. */
   url: string;
   /** A plain postgres-js client on it for assertions in SQL (timestamps come back as `Date`). */
   sql: postgres.Sql;
@@ -84,7 +84,8 @@ async function administer(statement: string): Promise<void> {
     const code = (error as { code?: string }).code;
     if (code === 'ECONNREFUSED' || code === 'CONNECT_TIMEOUT' || code === 'ENOTFOUND') {
       throw new Error(
-        `PostgreSQL is not reachable at ${TEST_SERVER_URL} (${code}). Start it with:\n  ${START_POSTGRES}`,
+        `PostgreSQL is not reachable at ${TEST_SERVER_URL} (${code}). ` +
+          `Start it with:\n  ${START_POSTGRES}`,
         { cause: error },
       );
     }

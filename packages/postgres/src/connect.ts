@@ -10,14 +10,14 @@ import { PostgresKeyStore } from './key-store.js';
 import { migrate } from './migrate.js';
 import type { PostgresStoreOptions } from './store-error.js';
 
-/** An open key database: the drizzle handle, the store and audit sink over it, and how to close it. */
+/** An open key database: the drizzle handle, the store and audit sink on it, and its `close()`. */
 export interface KeyDatabase {
   /** `postgres`: a Postgres server; `embedded`: PGlite inside this process. */
   readonly kind: 'postgres' | 'embedded';
   readonly db: KeygateDatabase;
   readonly store: PostgresKeyStore;
   readonly auditSink: PostgresAuditSink;
-  /** Closes the connections (and frees the embedded data directory). Call after `keygate.close()`; safe to call twice. */
+  /** Closes the connections and frees an embedded data directory. Call after `keygate.close()`. */
   close(): Promise<void>;
 }
 
@@ -32,7 +32,7 @@ export interface PostgresConnectionOptions {
   idleTimeoutSeconds?: number;
   /** Server-side limit on any one statement, in ms. Default `5000`. */
   statementTimeoutMs?: number;
-  /** Apply the shipped migrations before returning. Default `false` (run `keygate migrate` on deploy). */
+  /** Apply the shipped migrations before returning. Default `false`: migrate on deploy. */
   migrate?: boolean;
   /** Receives every statement sent (drizzle's `Logger`), for debugging. Default: none. */
   logger?: Logger;
@@ -127,7 +127,7 @@ export async function openEmbedded(options: EmbeddedDatabaseOptions = {}): Promi
 }
 
 export interface KeyDatabaseOptions {
-  /** A Postgres URL (usually `process.env.DATABASE_URL`); without one, the embedded database is used. */
+  /** A Postgres URL, usually `process.env.DATABASE_URL`. Default: none, the embedded database. */
   databaseUrl?: string;
   /** Data directory of the embedded database. Default `.keygate/pglite`. */
   dataDir?: string;
@@ -135,7 +135,7 @@ export interface KeyDatabaseOptions {
   migrate?: boolean;
 }
 
-/** Postgres when a URL is given, the embedded database otherwise: the zero-configuration entry point. */
+/** Postgres when a URL is given, the embedded database otherwise: the zero-configuration entry. */
 export function openKeyDatabase(options: KeyDatabaseOptions = {}): Promise<KeyDatabase> {
   const { databaseUrl, dataDir, migrate: runMigrations = true } = options;
   return databaseUrl

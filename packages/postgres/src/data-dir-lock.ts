@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const LOCK_FILE = 'keygate.lock';
-/** Lock files this process holds; a lock with our pid but not listed here was left by a previous run (containers reuse pids). */
+/** Lock files held by this process; one with our pid but not listed was left by an earlier run. */
 const heldHere = new Set<string>();
 
 interface LockHolder {
@@ -72,8 +72,9 @@ export function lockDataDirectory(directory: string): DataDirectoryLock {
     const content = readIfExists(lockFile);
     if (content === undefined) continue;
     const holder = parseHolder(content);
-    if (holder && isRunning(holder, lockFile))
+    if (holder && isRunning(holder, lockFile)) {
       throw new DataDirectoryLockedError(dataDir, lockFile, holder);
+    }
     removeIfContentIs(lockFile, content);
   }
   throw new DataDirectoryLockedError(dataDir, lockFile, parseHolder(readIfExists(lockFile) ?? ''));
@@ -125,6 +126,7 @@ function parseHolder(content: string): LockHolder | null {
 function isRunning(holder: LockHolder, lockFile: string): boolean {
   // A process on another host (a shared volume) cannot be checked from here: assume it runs.
   if (holder.hostname !== hostname()) return true;
+  // Containers start their process with the same pid on every run.
   if (holder.pid === process.pid) return heldHere.has(lockFile);
   try {
     process.kill(holder.pid, 0);

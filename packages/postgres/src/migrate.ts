@@ -8,12 +8,10 @@ import type { KeygateDatabase } from './database.js';
 export const migrationsFolder = fileURLToPath(new URL('../drizzle', import.meta.url));
 
 /**
- * The journal, in drizzle's format (so `drizzle-kit migrate` with this package's config agrees on
- * what ran) but under its own name: drizzle's default table would be shared with the app's own
- * migrations, and drizzle only compares against the newest entry.
+ * The journal, in drizzle's format but under its own name: drizzle's default table would be
+ * shared with the app's own migrations, and drizzle only compares against the newest entry.
  */
-const MIGRATIONS_TABLE = 'keygate_migrations';
-const journal = pgTable(MIGRATIONS_TABLE, {
+const journal = pgTable('keygate_migrations', {
   id: serial('id').primaryKey(),
   hash: text('hash').notNull(),
   createdAt: bigint('created_at', { mode: 'number' }),
