@@ -7,7 +7,7 @@ import {
   type Keygate,
   KeyManagementError,
 } from '@keygate/core';
-import { openKeyDatabase } from '@keygate/postgres';
+import { migrate, openKeyDatabase } from '@keygate/postgres';
 import { createRedisBackends, type RedisClient } from '@keygate/redis';
 
 export interface CliIO {
@@ -215,7 +215,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       throw new UsageError(`--grace must be a whole number of seconds (got ${values.grace})`);
     }
 
-    const database = await openKeyDatabase({ databaseUrl: io.env.DATABASE_URL || undefined });
+    const database = await openKeyDatabase({
+      databaseUrl: io.env.DATABASE_URL || undefined,
+      migrate: command !== 'migrate',
+    });
     const redis = io.env.REDIS_URL
       ? createRedisBackends({
           url: io.env.REDIS_URL,
@@ -242,8 +245,11 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     const actor = { id: 'cli' };
 
     if (command === 'migrate') {
-      // Opening the database applied the shipped migrations.
-      print({ migrated: true }, 'Migrations applied.');
+      const { applied } = await migrate(database.db);
+      print(
+        { migrated: true, applied },
+        applied === 0 ? 'The database is up to date.' : `Applied ${applied} migration(s).`,
+      );
     } else if (command === 'audit') {
       const events = await database.auditSink.query({ keyId: values.key, limit: limit ?? 50 });
       print(
