@@ -1,0 +1,76 @@
+export type Framework = 'hono' | 'express' | 'koa';
+
+export interface Contestant {
+  id: string;
+  label: string;
+  framework: Framework;
+  kind: 'bare' | 'keygate' | 'peer';
+  /** Bundle name under `servers/`. */
+  server: string;
+  /** The contestant's ceiling: the bare framework it runs on. */
+  baseline: string;
+  /** Which pool of keys its requests carry (none for the bare frameworks). */
+  keys: 'none' | 'keygate-postgres' | 'keygate-embedded' | 'better-auth' | 'hand-rolled';
+  backends: 'none' | 'postgres+redis' | 'postgres' | 'embedded';
+}
+
+const FRAMEWORKS: Framework[] = ['hono', 'express', 'koa'];
+
+export const CONTESTANTS: Contestant[] = [
+  ...FRAMEWORKS.map(
+    (framework): Contestant => ({
+      id: `bare-${framework}`,
+      label: `bare ${framework} (no auth)`,
+      framework,
+      kind: 'bare',
+      server: `bare-${framework}`,
+      baseline: `bare-${framework}`,
+      keys: 'none',
+      backends: 'none',
+    }),
+  ),
+  ...FRAMEWORKS.map(
+    (framework): Contestant => ({
+      id: `keygate-${framework}`,
+      label: `keygate on ${framework}, Postgres + Redis`,
+      framework,
+      kind: 'keygate',
+      server: `keygate-${framework}`,
+      baseline: `bare-${framework}`,
+      keys: 'keygate-postgres',
+      backends: 'postgres+redis',
+    }),
+  ),
+  ...FRAMEWORKS.map(
+    (framework): Contestant => ({
+      id: `keygate-${framework}-embedded`,
+      label: `keygate on ${framework}, embedded (PGlite + memory)`,
+      framework,
+      kind: 'keygate',
+      server: `keygate-${framework}`,
+      baseline: `bare-${framework}`,
+      keys: 'keygate-embedded',
+      backends: 'embedded',
+    }),
+  ),
+  {
+    id: 'better-auth',
+    label: 'better-auth API-key plugin on hono, Postgres',
+    framework: 'hono',
+    kind: 'peer',
+    server: 'better-auth',
+    baseline: 'bare-hono',
+    keys: 'better-auth',
+    backends: 'postgres',
+  },
+  {
+    id: 'hand-rolled',
+    label: 'hand-rolled express (express-rate-limit + Redis, Postgres lookup)',
+    framework: 'express',
+    kind: 'peer',
+    server: 'hand-rolled-express',
+    baseline: 'bare-express',
+    keys: 'hand-rolled',
+    backends: 'postgres+redis',
+  },
+];

@@ -1,0 +1,332 @@
+import type { Contestant } from './contestants.js';
+import type { LoadResult } from './load.js';
+import { median } from './measure.js';
+import type { ProfileFrame, ProfileSummary } from './profile.js';
+import type { LookupTiming } from './setup.js';
+
+export interface RoundResult extends LoadResult {
+  round: number;
+  peakRssMb: number;
+  /** Lines the server wrote to stderr (warnings, errors). */
+  serverLogLines: number;
+}
+
+export interface ContestantResult {
+  contestant: Contestant;
+  rounds: RoundResult[];
+}
+
+export interface LatencySummary {
+  label: string;
+  samples: number;
+  p50: number;
+  p99: number;
+}
+
+export interface BenchReport {
+  date: Date;
+  elapsedSeconds: number;
+  machine: { cpu: string; cores: number; memoryGb: number; os: string; node: string };
+  loadAverageAtStart: number[];
+  pinning: string;
+  services: { postgres: string; redis: string };
+  versions: Array<[string, string]>;
+  settings: {
+    connections: number;
+    warmupSeconds: number;
+    durationSeconds: number;
+    rounds: number;
+    keyPool: number;
+  };
+  results: ContestantResult[];
+  sequential: LatencySummary[];
+  manyKeys: {
+    keys: number;
+    requestsPerSecond: number;
+    p99: number;
+    peakRssMb: number;
+    non2xx: number;
+  } | null;
+  lookup: LookupTiming[];
+  profile: ProfileSummary | null;
+  profileSeconds: number;
+}
+
+interface Medians {
+  rps: number;
+  p50: number;
+  p99: number;
+  rss: number;
+  non2xx: number;
+  logLines: number;
+}
+
+function mediansOf(result: ContestantResult): Medians {
+  const of = (pick: (r: RoundResult) => number) => median(result.rounds.map(pick));
+  return {
+    rps: of((r) => r.requestsPerSecond),
+    p50: of((r) => r.p50),
+    p99: of((r) => r.p99),
+    rss: of((r) => r.peakRssMb),
+    non2xx: result.rounds.reduce((sum, r) => sum + r.non2xx + r.errors + r.timeouts, 0),
+    logLines: result.rounds.reduce((sum, r) => sum + r.serverLogLines, 0),
+  };
+}
+
+const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+const ms = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+const pct = (n: number) => (Number.isFinite(n) ? `${(n * 100).toFixed(1)}%` : 'n/a');
+const times = (n: number) => (Number.isFinite(n) ? `${n.toFixed(n >= 10 ? 0 : 2)}×` : 'n/a');
+const signedMs = (n: number) =>
+  Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(2)}` : 'n/a';
+
+function frameRow(f: ProfileFrame): string {
+  return row([`\`${f.functionName}\``, `\`${f.location}\``, f.area, ms(f.selfMs, 0), pct(f.share)]);
+}
+
+function row(cells: Array<string | number>): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+  shortfall: string;
+}
+
+function targets(report: BenchReport, medians: Map<string, Medians>): Target[] {
+  const get = (id: string) => medians.get(id);
+  const keygate = get('keygate-hono');
+  const bare = get('bare-hono');
+  const betterAuth = get('better-auth');
+  const handRolled = get('hand-rolled');
+  const list: Target[] = [];
+  const ratioTarget = (
+    name: string,
+    goal: number,
+    peer: Medians | undefined,
+    unit: 'share' | 'x',
+  ) => {
+    if (!keygate || !peer) return;
+    const ratio = keygate.rps / peer.rps;
+    const met = ratio >= goal;
+    list.push({
+      name,
+      goal: unit === 'share' ? `≥ ${pct(goal)}` : `≥ ${goal}×`,
+      measured: unit === 'share' ? pct(ratio) : times(ratio),
+      met,
+      shortfall: met
+        ? ''
+        : unit === 'share'
+          ? `${((goal - ratio) * 100).toFixed(1)} points short (${int(goal * peer.rps - keygate.rps)} req/s)`
+          : `${(goal / ratio).toFixed(2)}× short`,
+    });
+  };
+  ratioTarget('keygate (Hono, Postgres + Redis) vs bare Hono, req/s', 0.8, bare, 'share');
+  ratioTarget(
+    'keygate (Hono, Postgres + Redis) vs better-auth API-key peer, req/s',
+    20,
+    betterAuth,
+    'x',
+  );
+  ratioTarget(
+    'keygate (Hono, Postgres + Redis) vs hand-rolled Express stack, req/s',
+    1.7,
+    handRolled,
+    'x',
+  );
+  if (keygate && bare) {
+    const added = keygate.p99 - bare.p99;
+    list.push({
+      name: `p99 added over bare Hono, under load (${report.settings.connections} connections)`,
+      goal: '≤ 1 ms',
+      measured: `${signedMs(added)} ms`,
+      met: added <= 1,
+      shortfall: added <= 1 ? '' : `${(added - 1).toFixed(2)} ms over`,
+    });
+  }
+  const bareSeq = report.sequential.find((s) => s.label.startsWith('bare'));
+  const warmSeq = report.sequential.find((s) => s.label.includes('cache hit'));
+  if (bareSeq && warmSeq) {
+    const added = warmSeq.p99 - bareSeq.p99;
+    list.push({
+      name: 'p99 added over bare Hono, one request at a time',
+      goal: '≤ 1 ms',
+      measured: `${signedMs(added)} ms`,
+      met: added <= 1,
+      shortfall: added <= 1 ? '' : `${(added - 1).toFixed(2)} ms over`,
+    });
+  }
+  const first = report.lookup[0];
+  const last = report.lookup.at(-1);
+  if (first && last && last !== first) {
+    const growth = last.p50 / first.p50;
+    list.push({
+      name: `key lookup p50, ${int(first.keys)} → ${int(last.keys)} keys`,
+      goal: 'flat (≤ 1.5× growth)',
+      measured: `${ms(first.p50, 3)} → ${ms(last.p50, 3)} ms (${times(growth)})`,
+      met: growth <= 1.5,
+      shortfall: growth <= 1.5 ? '' : `grows ${times(growth)}`,
+    });
+  }
+  return list;
+}
+
+export function renderReport(report: BenchReport): string {
+  const medians = new Map(report.results.map((r) => [r.contestant.id, mediansOf(r)]));
+  const s = report.settings;
+  const lines: string[] = [];
+  const push = (...more: string[]) => lines.push(...more);
+
+  push(
+    '# Benchmarks',
+    '',
+    `Produced by \`pnpm bench\` (\`bench/src/run.ts\`) on ${report.date.toISOString().slice(0, 16).replace('T', ' ')} UTC in ${Math.round(report.elapsedSeconds / 60)} min. Regenerate it rather than editing it.`,
+    '',
+    '## Setup',
+    '',
+    `- **Machine:** ${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.memoryGb.toFixed(1)} GB RAM, ${report.machine.os}; Node ${report.machine.node}. Load average when the run started: ${report.loadAverageAtStart.map((n) => n.toFixed(2)).join(', ')}.`,
+    `- **Services:** Postgres ${report.services.postgres} and Redis ${report.services.redis} on the same machine (not pinned; they share the two cores with the server and the load generator).`,
+    `- **Pinning:** ${report.pinning}.`,
+    `- **Versions:** ${report.versions.map(([name, version]) => `${name} ${version}`).join(', ')}.`,
+    `- **Workload:** \`GET /v1/websites/w_1/analytics\`, one server process per contestant; ${s.keyPool.toLocaleString('en-US')} keys per contestant sent in turn in \`x-api-key\`; autocannon in its own process, ${s.connections} connections, ${s.warmupSeconds} s warm-up then ${s.durationSeconds} s measured; ${s.rounds} round(s), contestants interleaved (order rotated each round). Figures are medians over the rounds; latencies are of 2xx responses, measured by the load generator at sub-millisecond resolution; peak RSS is the server's \`VmHWM\` at the end of the run.`,
+    "- **Contestants:** every server answers the same route with the same body. keygate servers use `apiKeyAuth` + `requireScope('read:data', { resource: 'website:{websiteId}' })` with the audit trail on (2 events per request, batched to the key store) and the default rate-limit tiers; better-auth verifies each request with `auth.api.verifyApiKey({ key, permissions })` (its per-key rate limit on, limit 10⁹/min); the hand-rolled stack looks up the SHA-256 digest in Postgres with `postgres`, then runs express-rate-limit on rate-limit-redis (limit 10⁹/min) and a scope check. No limit is reached.",
+    '',
+    `## Throughput and latency (${s.connections} connections)`,
+    '',
+    row([
+      'contestant',
+      'req/s',
+      'vs bare',
+      'p50 ms',
+      'p99 ms',
+      'p99 over bare, ms',
+      'peak RSS MB',
+      'non-2xx/errors',
+      'req/s per round',
+    ]),
+    row(Array(9).fill('---')),
+  );
+  for (const result of report.results) {
+    const m = medians.get(result.contestant.id)!;
+    const base = medians.get(result.contestant.baseline);
+    const isBare = result.contestant.kind === 'bare';
+    push(
+      row([
+        isBare ? `**${result.contestant.label}**` : result.contestant.label,
+        int(m.rps),
+        isBare || !base ? '—' : pct(m.rps / base.rps),
+        ms(m.p50),
+        ms(m.p99),
+        isBare || !base ? '—' : signedMs(m.p99 - base.p99),
+        ms(m.rss, 0),
+        String(m.non2xx),
+        result.rounds.map((r) => int(r.requestsPerSecond)).join(' / '),
+      ]),
+    );
+  }
+  const logLines = report.results.filter((r) => mediansOf(r).logLines > 0);
+  if (logLines.length > 0) {
+    push(
+      '',
+      `Servers that wrote to stderr during their runs (see the logs under \`.bench-tmp/logs\`): ${logLines.map((r) => `${r.contestant.id} (${mediansOf(r).logLines} lines)`).join(', ')}.`,
+    );
+  }
+
+  push(
+    '',
+    '## Targets',
+    '',
+    row(['target', 'goal', 'measured', 'result']),
+    row(Array(4).fill('---')),
+  );
+  for (const target of targets(report, medians)) {
+    push(
+      row([
+        target.name,
+        target.goal,
+        target.measured,
+        target.met ? 'met' : `**missed**: ${target.shortfall}`,
+      ]),
+    );
+  }
+
+  if (report.sequential.length > 0) {
+    push(
+      '',
+      '## One request at a time',
+      '',
+      'Requests sent one after another on one kept-alive connection from the orchestrator, so nothing queues: the cost of a single request. The cold path uses keys never seen by the server, so each request misses the verification cache and costs one Postgres lookup.',
+      '',
+      row(['server', 'requests', 'p50 ms', 'p99 ms']),
+      row(Array(4).fill('---')),
+      ...report.sequential.map((l) => row([l.label, int(l.samples), ms(l.p50, 3), ms(l.p99, 3)])),
+    );
+  }
+
+  if (report.lookup.length > 0) {
+    push(
+      '',
+      '## Key lookup as the table grows',
+      '',
+      '`PostgresKeyStore.findByDigest` timed in-process on random existing digests (sequential, after 200 warm-up lookups), in a dedicated database filled with random digests by `INSERT ... SELECT generate_series`.',
+      '',
+      row(['keys in table', 'lookups', 'p50 ms', 'p99 ms', 'mean ms']),
+      row(Array(5).fill('---')),
+      ...report.lookup.map((t) =>
+        row([int(t.keys), int(t.samples), ms(t.p50, 3), ms(t.p99, 3), ms(t.mean, 3)]),
+      ),
+    );
+  }
+
+  if (report.manyKeys) {
+    const k = report.manyKeys;
+    const base = medians.get('keygate-hono');
+    push(
+      '',
+      `## Memory with ${int(k.keys)} distinct keys in traffic`,
+      '',
+      `keygate on Hono (Postgres + Redis) with ${int(k.keys)} keys inserted straight into the table and requests cycling through all of them (${s.connections} connections, ${s.durationSeconds} s after warm-up). The verification cache holds 10,000 entries by default, so a cycle over ${int(k.keys)} keys misses it on nearly every request: this is also the cold path under load.`,
+      '',
+      row(['keys in traffic', 'req/s', 'p99 ms', 'peak RSS MB', 'non-2xx/errors']),
+      row(Array(5).fill('---')),
+      base
+        ? row([int(s.keyPool), int(base.rps), ms(base.p99), ms(base.rss, 0), String(base.non2xx)])
+        : '',
+      row([int(k.keys), int(k.requestsPerSecond), ms(k.p99), ms(k.peakRssMb, 0), String(k.non2xx)]),
+    );
+  }
+
+  if (report.profile) {
+    const p = report.profile;
+    push(
+      '',
+      '## Profile: keygate on Hono, Postgres + Redis',
+      '',
+      `\`node --cpu-prof\` on the server for a ${report.profileSeconds} s run at ${s.connections} connections (after warm-up); ${int(p.busyMs)} ms of non-idle samples. Frames are mapped back to their sources. ${pct(p.keygateInclusiveShare)} of the busy samples have a keygate frame on their synchronous stack (keygate and what it calls synchronously; replies handled after an \`await\`, such as ioredis parsing the limiter's answer, are outside it).`,
+      '',
+      'Self time by area:',
+      '',
+      row(['area', 'share of busy time']),
+      row(['---', '---']),
+      ...p.areas.slice(0, 12).map((a) => row([a.area, pct(a.share)])),
+      '',
+      'Heaviest frames by self time:',
+      '',
+      row(['function', 'where', 'area', 'self ms', 'share']),
+      row(Array(5).fill('---')),
+      ...p.frames.map(frameRow),
+      '',
+      "keygate's own heaviest frames (core, adapter, store, limiter):",
+      '',
+      row(['function', 'where', 'area', 'self ms', 'share']),
+      row(Array(5).fill('---')),
+      ...p.keygateFrames.map(frameRow),
+    );
+  }
+
+  push('');
+  return lines.join('\n');
+}

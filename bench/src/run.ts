@@ -1,0 +1,447 @@
+/**
+ * `pnpm bench`: keygate side by side with the bare frameworks and with the peers users would
+ * pick instead, on this machine's Postgres and Redis; writes BENCHMARKS.md at the repo root.
+ *
+ * Environment (all optional):
+ *   BENCH_DURATION      measured seconds per run (10)        BENCH_WARMUP  warm-up seconds (3)
+ *   BENCH_ROUNDS        interleaved rounds (3)               BENCH_CONNECTIONS  (50)
+ *   BENCH_KEYS          key pool per contestant (1000)       BENCH_MANY_KEYS    (100000)
+ *   BENCH_LOOKUP_KEYS   largest table for lookups (1000000)  BENCH_ONLY  comma-separated contestant ids
+ *   BENCH_POSTGRES_URL  server to create the bench databases on (postgres://postgres@127.0.0.1:5432/postgres)
+ *   BENCH_REDIS_URL     Redis for the limiters (redis://127.0.0.1:6379/15; only bench prefixes are touched)
+ *   BENCH_OUTPUT        report path (BENCHMARKS.md at the repo root)
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connectPostgres, type KeyDatabase, openKeyDatabase } from '@keygate/postgres';
+import { bundle } from './build.js';
+import { CONTESTANTS, type Contestant } from './contestants.js';
+import type { LoadConfig } from './load.js';
+import {
+  detectPinning,
+  percentile,
+  type RunningServer,
+  runLoad,
+  sequentialLatencies,
+  startServer,
+} from './measure.js';
+import { summariseProfile } from './profile.js';
+import {
+  type BenchReport,
+  type ContestantResult,
+  type LatencySummary,
+  type RoundResult,
+  renderReport,
+} from './report.js';
+import {
+  clearBenchRedis,
+  dropDatabase,
+  insertKeygateKeys,
+  lookupScaling,
+  provisionBetterAuth,
+  provisionHandRolled,
+  recreateDatabase,
+  serviceVersions,
+} from './setup.js';
+
+const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = resolve(benchDir, '..');
+const work = join(repoRoot, '.bench-tmp');
+const BENCH_DB = 'keygate_bench';
+const LOOKUP_DB = 'keygate_bench_lookup';
+const ROUTE_PATH = '/v1/websites/w_1/analytics';
+const SEQUENTIAL_REQUESTS = 1000;
+const COLD_KEYS = 1000;
+const PROFILE_SECONDS = 5;
+
+function numberFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+}
+
+const settings = {
+  durationSeconds: numberFromEnv('BENCH_DURATION', 10),
+  warmupSeconds: numberFromEnv('BENCH_WARMUP', 3),
+  rounds: Math.round(numberFromEnv('BENCH_ROUNDS', 3)),
+  connections: Math.round(numberFromEnv('BENCH_CONNECTIONS', 50)),
+  keyPool: Math.round(numberFromEnv('BENCH_KEYS', 1000)),
+};
+const manyKeys = Math.round(numberFromEnv('BENCH_MANY_KEYS', 100_000));
+const lookupKeys = Math.round(numberFromEnv('BENCH_LOOKUP_KEYS', 1_000_000));
+const postgresUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
+const output = resolve(repoRoot, process.env.BENCH_OUTPUT ?? 'BENCHMARKS.md');
+const only = process.env.BENCH_ONLY?.split(',').map((id) => id.trim());
+const contestants = CONTESTANTS.filter((c) => !only || only.includes(c.id));
+
+const started = Date.now();
+const log = (message: string) =>
+  console.log(`[bench +${Math.round((Date.now() - started) / 1000)}s] ${message}`);
+
+function packageVersion(name: string, from = benchDir): string {
+  try {
+    const file = join(from, 'node_modules', name, 'package.json');
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function keygateVersion(): string {
+  const version = packageVersion('@keygate/core');
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot })
+      .toString()
+      .trim();
+    return `${version} (commit ${commit}, with the working tree as it was)`;
+  } catch {
+    return version;
+  }
+}
+
+interface Prepared {
+  url: string;
+  keysFiles: Record<Exclude<Contestant['keys'], 'none'>, string>;
+  embeddedDir: string;
+  coldKeysFile: string;
+}
+
+async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
+  const at = Date.now();
+  const result = await work();
+  log(`${what} (${((Date.now() - at) / 1000).toFixed(1)} s)`);
+  return result;
+}
+
+async function prepare(): Promise<Prepared> {
+  const url = await recreateDatabase(postgresUrl, BENCH_DB);
+  const keysDir = join(work, 'keys');
+  mkdirSync(keysDir, { recursive: true });
+  const embeddedDir = join(work, 'pglite');
+  const n = settings.keyPool;
+  const keygatePostgres = await timed(
+    `keygate: migrated ${BENCH_DB}, ${n} + ${COLD_KEYS} keys`,
+    () =>
+      withDatabase(connectPostgres({ url, migrate: true }), async (db) => [
+        await insertKeygateKeys(db, n, 'key_bench_', join(keysDir, 'keygate-postgres')),
+        await insertKeygateKeys(db, COLD_KEYS, 'key_cold_', join(keysDir, 'cold')),
+      ]),
+  );
+  const keysFiles = {
+    'keygate-postgres': keygatePostgres[0]!,
+    'keygate-embedded': await timed(`keygate embedded: ${n} keys`, () =>
+      withDatabase(openKeyDatabase({ dataDir: embeddedDir }), (db) =>
+        insertKeygateKeys(db, n, 'key_bench_', join(keysDir, 'keygate-embedded')),
+      ),
+    ),
+    'better-auth': await timed(`better-auth: migrated, ${n} keys`, () =>
+      provisionBetterAuth(url, n, join(keysDir, 'better-auth')),
+    ),
+    'hand-rolled': await timed(`hand-rolled: table, ${n} keys`, () =>
+      provisionHandRolled(url, n, join(keysDir, 'hand-rolled')),
+    ),
+  };
+  return { url, keysFiles, embeddedDir, coldKeysFile: keygatePostgres[1]! };
+}
+
+async function withDatabase<T>(
+  opening: Promise<KeyDatabase>,
+  use: (db: KeyDatabase['db']) => Promise<T>,
+): Promise<T> {
+  const database = await opening;
+  try {
+    return await use(database.db);
+  } finally {
+    await database.close();
+  }
+}
+
+function serverEnv(contestant: Contestant, prepared: Prepared): Record<string, string> {
+  switch (contestant.backends) {
+    case 'postgres+redis':
+      return { DATABASE_URL: prepared.url, REDIS_URL: redisUrl };
+    case 'postgres':
+      return { DATABASE_URL: prepared.url };
+    case 'embedded':
+      return { DATABASE_URL: '', REDIS_URL: '', KEYGATE_DATA_DIR: prepared.embeddedDir };
+    case 'none':
+      return {};
+  }
+}
+
+function readLines(file: string): string[] {
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean);
+}
+
+/** stderr lines a server wrote (its stdout carries only the READY line). */
+function countLogLines(file: string): number {
+  return readLines(file).filter((line) => !line.startsWith('READY ')).length;
+}
+
+async function main(): Promise<void> {
+  rmSync(work, { recursive: true, force: true });
+  for (const dir of ['logs', 'load', 'profiles']) mkdirSync(join(work, dir), { recursive: true });
+  const pinning = detectPinning();
+  log(
+    `${contestants.length} contestants × ${settings.rounds} rounds, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s, ${settings.connections} connections; ${pinning.description}`,
+  );
+  const services = await serviceVersions(postgresUrl, redisUrl);
+  const loadAverageAtStart = loadavg();
+  const built = await bundle(join(benchDir, 'src'), join(benchDir, '.build'));
+  log('bundled the servers and the load generator');
+  await clearBenchRedis(redisUrl);
+
+  const prepared = await prepare();
+  const serverFile = (name: string) => {
+    const file = built.servers.get(name);
+    if (!file) throw new Error(`no server bundle named ${name}`);
+    return file;
+  };
+
+  let runs = 0;
+  async function launch(
+    contestant: Contestant,
+    tag: string,
+    extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+  ): Promise<{ server: RunningServer; logFile: string }> {
+    const logFile = join(work, 'logs', `${contestant.id}-${tag}.log`);
+    const server = await startServer({
+      file: serverFile(contestant.server),
+      env: { PORT: '0', ...serverEnv(contestant, prepared), ...extra.env },
+      pin: pinning.server,
+      logFile,
+      nodeArgs: extra.nodeArgs,
+      cwd: work,
+    });
+    return { server, logFile };
+  }
+
+  function loadConfig(server: RunningServer, keysFile: string | undefined, seconds: number) {
+    const config: LoadConfig = {
+      url: `http://127.0.0.1:${server.port}${ROUTE_PATH}`,
+      connections: settings.connections,
+      warmupSeconds: settings.warmupSeconds,
+      durationSeconds: seconds,
+      keysFile,
+    };
+    return config;
+  }
+
+  const keysFileOf = (c: Contestant) =>
+    c.keys === 'none' ? undefined : prepared.keysFiles[c.keys];
+
+  // Throughput: every contestant once per round, the order rotated each round.
+  const results: ContestantResult[] = contestants.map((contestant) => ({ contestant, rounds: [] }));
+  for (let round = 1; round <= settings.rounds; round++) {
+    const shift = (round - 1) % results.length;
+    const order = [...results.slice(shift), ...results.slice(0, shift)];
+    for (const result of order) {
+      const { contestant } = result;
+      const { server, logFile } = await launch(contestant, `round${round}`);
+      try {
+        const load = await runLoad(
+          built.load,
+          loadConfig(server, keysFileOf(contestant), settings.durationSeconds),
+          pinning.load,
+          join(work, 'load', `${++runs}.json`),
+        );
+        const peakRssMb = server.peakRssMb();
+        await server.stop();
+        const sample: RoundResult = {
+          ...load,
+          round,
+          peakRssMb,
+          serverLogLines: countLogLines(logFile),
+        };
+        result.rounds.push(sample);
+        log(
+          `round ${round} ${contestant.id}: ${Math.round(load.requestsPerSecond)} req/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms, ${peakRssMb.toFixed(0)} MB` +
+            (load.non2xx + load.errors > 0
+              ? `, ${load.non2xx} non-2xx, ${load.errors} errors`
+              : ''),
+        );
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+
+  const byId = (id: string) => CONTESTANTS.find((c) => c.id === id)!;
+  const wanted = (id: string) => !only || only.includes(id);
+
+  // One request at a time: bare Hono, keygate warm (cache hits) and cold (cache misses).
+  const sequential: LatencySummary[] = [];
+  const summarise = (label: string, times: number[]): LatencySummary => ({
+    label,
+    samples: times.length,
+    p50: percentile(times, 50),
+    p99: percentile(times, 99),
+  });
+  if (wanted('bare-hono')) {
+    const { server } = await launch(byId('bare-hono'), 'sequential');
+    try {
+      const url = `http://127.0.0.1:${server.port}${ROUTE_PATH}`;
+      await sequentialLatencies(url, [], 200);
+      sequential.push(
+        summarise('bare hono', await sequentialLatencies(url, [], SEQUENTIAL_REQUESTS)),
+      );
+    } finally {
+      await server.stop();
+    }
+  }
+  if (wanted('keygate-hono')) {
+    const { server } = await launch(byId('keygate-hono'), 'sequential');
+    try {
+      const url = `http://127.0.0.1:${server.port}${ROUTE_PATH}`;
+      const keys = readLines(prepared.keysFiles['keygate-postgres']);
+      await sequentialLatencies(url, keys, Math.max(200, keys.length));
+      sequential.push(
+        summarise(
+          'keygate hono, Postgres + Redis, warm (cache hit)',
+          await sequentialLatencies(url, keys, SEQUENTIAL_REQUESTS),
+        ),
+      );
+      const cold = readLines(prepared.coldKeysFile);
+      sequential.push(
+        summarise(
+          'keygate hono, Postgres + Redis, cold (cache miss: one Postgres lookup)',
+          await sequentialLatencies(url, cold, cold.length),
+        ),
+      );
+    } finally {
+      await server.stop();
+    }
+    log(
+      `one at a time: ${sequential.map((s) => `${s.label}: p50 ${s.p50.toFixed(3)} / p99 ${s.p99.toFixed(3)} ms`).join('; ')}`,
+    );
+  }
+
+  // Memory with many distinct keys: the verification cache must stay bounded.
+  let manyKeysResult: BenchReport['manyKeys'] = null;
+  if (wanted('keygate-hono') && manyKeys > 0) {
+    const file = await timed(`inserted ${manyKeys} more keys`, () =>
+      withDatabase(connectPostgres({ url: prepared.url }), (db) =>
+        insertKeygateKeys(db, manyKeys, 'key_many_', join(work, 'keys', 'many')),
+      ),
+    );
+    const { server } = await launch(byId('keygate-hono'), 'many-keys');
+    try {
+      const load = await runLoad(
+        built.load,
+        loadConfig(server, file, settings.durationSeconds),
+        pinning.load,
+        join(work, 'load', 'many-keys.json'),
+      );
+      manyKeysResult = {
+        keys: manyKeys,
+        requestsPerSecond: load.requestsPerSecond,
+        p99: load.p99,
+        peakRssMb: server.peakRssMb(),
+        non2xx: load.non2xx + load.errors + load.timeouts,
+      };
+      log(
+        `${manyKeys} keys: ${Math.round(load.requestsPerSecond)} req/s, peak RSS ${manyKeysResult.peakRssMb.toFixed(0)} MB`,
+      );
+    } finally {
+      await server.stop();
+    }
+  }
+
+  // CPU profile of the keygate server under the same load.
+  let profile: BenchReport['profile'] = null;
+  if (wanted('keygate-hono')) {
+    const profileDir = join(work, 'profiles');
+    const { server } = await launch(byId('keygate-hono'), 'profile', {
+      nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+    });
+    try {
+      await runLoad(
+        built.load,
+        loadConfig(server, prepared.keysFiles['keygate-postgres'], PROFILE_SECONDS),
+        pinning.load,
+        join(work, 'load', 'profile.json'),
+      );
+    } finally {
+      await server.stop();
+    }
+    const written = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+    if (written) {
+      profile = summariseProfile(join(profileDir, written), repoRoot);
+      log(`profiled: ${join(profileDir, written)}`);
+    }
+  }
+
+  // Key lookup latency as the table grows.
+  let lookup: BenchReport['lookup'] = [];
+  if (lookupKeys > 0) {
+    const url = await recreateDatabase(postgresUrl, LOOKUP_DB);
+    try {
+      const sizes = [...new Set([Math.min(1000, lookupKeys), lookupKeys])];
+      lookup = await lookupScaling(url, sizes, 2000);
+      log(`lookups: ${lookup.map((t) => `${t.keys} keys p50 ${t.p50.toFixed(3)} ms`).join(', ')}`);
+    } finally {
+      await dropDatabase(postgresUrl, LOOKUP_DB);
+    }
+  }
+
+  const cpu = cpus();
+  const report: BenchReport = {
+    date: new Date(),
+    elapsedSeconds: (Date.now() - started) / 1000,
+    machine: {
+      cpu: cpu[0]?.model.trim() ?? 'unknown CPU',
+      cores: cpu.length,
+      memoryGb: totalmem() / 1024 ** 3,
+      os: `${type()} ${release()}`,
+      node: process.version,
+    },
+    loadAverageAtStart,
+    pinning: pinning.description,
+    services,
+    versions: [
+      ['keygate', keygateVersion()],
+      ...[
+        'hono',
+        '@hono/node-server',
+        'express',
+        'koa',
+        '@koa/router',
+        'better-auth',
+        '@better-auth/api-key',
+        'express-rate-limit',
+        'rate-limit-redis',
+        'postgres',
+        'pg',
+        'ioredis',
+        'autocannon',
+      ].map((name): [string, string] => [name, packageVersion(name)]),
+    ],
+    settings,
+    results,
+    sequential,
+    manyKeys: manyKeysResult,
+    lookup,
+    profile,
+    profileSeconds: PROFILE_SECONDS,
+  };
+  writeFileSync(output, renderReport(report));
+  log(`wrote ${output}`);
+}
+
+try {
+  await main();
+} finally {
+  await dropDatabase(postgresUrl, BENCH_DB).catch((error: unknown) =>
+    console.error(`could not drop ${BENCH_DB}:`, error),
+  );
+  await clearBenchRedis(redisUrl).catch((error: unknown) =>
+    console.error('could not clear the bench keys from Redis:', error),
+  );
+  rmSync(join(work, 'pglite'), { recursive: true, force: true });
+}

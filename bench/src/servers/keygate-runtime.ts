@@ -1,0 +1,54 @@
+import '@keygate/example-shared';
+import { createKeygate, type Keygate } from '@keygate/core';
+import { openKeyDatabase } from '@keygate/postgres';
+import { createRedisBackends } from '@keygate/redis';
+
+/** Redis keys and the invalidation channel live under this namespace, apart from other users of the server. */
+export const BENCH_REDIS_NAMESPACE = 'keygate-bench';
+
+export interface BenchKeygate {
+  keygate: Keygate;
+  description: string;
+  close(): Promise<void>;
+}
+
+/**
+ * keygate wired from the environment as the reference app does (`examples/shared` `openRuntime`):
+ * Postgres when `DATABASE_URL` is set, else the embedded PGlite under `KEYGATE_DATA_DIR`; Redis
+ * when `REDIS_URL` is set, else in-process limits. Keys, audit trail and limits are all on.
+ * Migrations are applied by the orchestrator beforehand, as `keygate migrate` is on deploy.
+ */
+export async function openBenchKeygate(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<BenchKeygate> {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  const redisUrl = env.REDIS_URL || undefined;
+  const database = await openKeyDatabase({
+    databaseUrl,
+    dataDir: env.KEYGATE_DATA_DIR,
+    migrate: false,
+  });
+  const redis = redisUrl
+    ? createRedisBackends({ url: redisUrl, namespace: BENCH_REDIS_NAMESPACE })
+    : null;
+  const keygate = createKeygate({
+    store: database.store,
+    auditSinks: [database.auditSink],
+    ...(redis
+      ? {
+          limiter: redis.limiter,
+          authFailureGuard: redis.failureGuard,
+          invalidation: redis.invalidation,
+        }
+      : {}),
+  });
+  return {
+    keygate,
+    description: `${databaseUrl ? 'postgres' : 'pglite'} + ${redisUrl ? 'redis' : 'memory'}`,
+    async close() {
+      await keygate.close();
+      await redis?.close();
+      await database.close();
+    },
+  };
+}
