@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   type KeygateDatabase,
   migrate,
-  PostgresAuditSink,
+  type PostgresAuditSink,
   PostgresKeyStore,
 } from '@keygate/postgres';
 import type { Logger } from 'drizzle-orm';
@@ -30,6 +30,7 @@ export interface TestDatabase {
   /** drizzle over a separate pool on the same database; the store and sink use it. */
   db: KeygateDatabase;
   store: PostgresKeyStore;
+  /** `store.auditSink`: with both given to keygate, key changes are audited in their own transaction. */
   auditSink: PostgresAuditSink;
   /** Closes every connection and drops the database. */
   close(): Promise<void>;
@@ -65,14 +66,8 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
     await close();
     throw error;
   }
-  return {
-    url: url.href,
-    sql,
-    db,
-    store: new PostgresKeyStore(db),
-    auditSink: new PostgresAuditSink(db),
-    close,
-  };
+  const store = new PostgresKeyStore(db);
+  return { url: url.href, sql, db, store, auditSink: store.auditSink, close };
 }
 
 /** Runs one statement on the server's `postgres` database, where test databases are created. */

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent, AuditQuery, AuditReader, AuditSink } from './types.js';
 
-export type AuditQueueFullPolicy = 'drop-oldest' | 'drop-newest';
+/**
+ * What happens to an event recorded while `maxQueue` events wait for the sinks:
+ * - `'drop-oldest'`: the oldest waiting event is given up (counted in `dropped`);
+ * - `'drop-newest'`: the new event is given up (counted in `dropped`);
+ * - `'keep'`: nothing is given up; the queue grows past `maxQueue`, memory being the only bound
+ *   (counted in `overflowed`, with a warning every 10,000 events).
+ */
+export type AuditQueueFullPolicy = 'drop-oldest' | 'drop-newest' | 'keep';
 
 export interface AuditLogOptions {
   sinks: AuditSink[];
@@ -9,11 +16,72 @@ export interface AuditLogOptions {
   batchSize?: number;
   /** Longest an event waits before a flush, in ms. Default 200. */
   flushIntervalMs?: number;
-  /** Most events held while sinks catch up. Default 1,000,000. */
+  /** Most events held while sinks catch up (written or in flight not included). Default 1,000,000. */
   maxQueue?: number;
-  /** What to give up when the queue is full. Default `'drop-oldest'`. */
+  /** What to do when the queue is full. Default `'drop-oldest'`. */
   onQueueFull?: AuditQueueFullPolicy;
   logger?: Pick<Console, 'warn' | 'error'>;
+}
+
+/** An event to record; `id` and `at` are filled in when absent. */
+export type AuditRecord = Omit<AuditEvent, 'id' | 'at'> & { id?: string; at?: Date };
+
+export interface AuditRecordOptions {
+  /** A sink that already has the event (a key store wrote it with the change): the others get it. */
+  except?: AuditSink;
+}
+
+/**
+ * First in, first out, with every operation O(1) amortised: an array's `shift` and `splice(0, n)`
+ * copy the whole queue, which a backlog of a million events cannot afford per request.
+ */
+class EventQueue {
+  #items: AuditEvent[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(event: AuditEvent): void {
+    this.#items.push(event);
+  }
+
+  /** Removes and returns the oldest `count` events. */
+  take(count: number): AuditEvent[] {
+    const taken = this.#items.slice(this.#head, this.#head + count);
+    this.drop(taken.length);
+    return taken;
+  }
+
+  /** Puts events taken by `take` back at the front, in order. */
+  putBack(events: readonly AuditEvent[]): void {
+    if (this.#head >= events.length) {
+      this.#head -= events.length;
+      for (let i = 0; i < events.length; i++) this.#items[this.#head + i] = events[i]!;
+    } else {
+      this.#items = [...events, ...this.#items.slice(this.#head)];
+      this.#head = 0;
+    }
+  }
+
+  /** Gives up the oldest `count` events. */
+  drop(count: number): void {
+    this.#head = Math.min(this.#head + count, this.#items.length);
+    // Copy out the live part once half the array is spent: amortised O(1), at most twice the memory.
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Keeps the oldest `count` events, giving up the rest. */
+  truncate(count: number): void {
+    if (count < this.length) this.#items.length = this.#head + count;
+  }
 }
 
 /**
@@ -26,14 +94,17 @@ export class AuditLog {
   readonly #maxQueue: number;
   readonly #policy: AuditQueueFullPolicy;
   readonly #logger: Pick<Console, 'warn' | 'error'>;
-  #queue: AuditEvent[] = [];
+  readonly #interval: number;
+  /** Events a sink already has, and that sink. */
+  readonly #except = new WeakMap<AuditEvent, AuditSink>();
+  readonly #queue = new EventQueue();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #dropped = 0;
+  #overflowed = 0;
   #failures = 0;
   /** Events taken off the queue for the sink call in progress. */
   #inFlight = 0;
-  readonly #interval: number;
 
   constructor(options: AuditLogOptions) {
     this.#sinks = options.sinks;
@@ -49,19 +120,49 @@ export class AuditLog {
     return this.#dropped;
   }
 
+  /** Events queued past `maxQueue` under the `'keep'` policy (none were given up). */
+  get overflowed(): number {
+    return this.#overflowed;
+  }
+
+  /** Events not yet written: queued, or in the sink call in progress. */
   get pending(): number {
     return this.#queue.length + this.#inFlight;
   }
 
-  record(event: Omit<AuditEvent, 'id' | 'at'> & { at?: Date }): void {
-    if (this.#sinks.length === 0) return;
+  /** Whether `sink` is one of the sinks this log writes to. */
+  writesTo(sink: AuditSink): boolean {
+    return this.#sinks.includes(sink);
+  }
+
+  /** Queues an event and returns at once; the sinks get it with the next batch. */
+  record(event: AuditRecord, options?: AuditRecordOptions): void {
+    const except = options?.except;
+    if (this.#sinks.length === 0 || (except && this.#sinks.every((s) => s === except))) return;
     if (this.#queue.length >= this.#maxQueue) {
-      this.#countDropped(1);
-      if (this.#policy === 'drop-newest') return;
-      this.#queue.shift();
+      if (this.#policy === 'keep') this.#countOverflow();
+      else {
+        this.#countDropped(1);
+        if (this.#policy === 'drop-newest') return;
+        this.#queue.drop(1);
+      }
     }
-    this.#queue.push({ id: randomUUID(), at: event.at ?? new Date(), ...event } as AuditEvent);
-    if (this.#queue.length >= this.#batchSize) void this.flush();
+    // Complete events (a key change's, already stored with it) keep their id; the rest get one.
+    const queued = (
+      event.id !== undefined && event.at !== undefined
+        ? event
+        : { id: randomUUID(), at: new Date(), ...event }
+    ) as AuditEvent;
+    if (except) this.#except.set(queued, except);
+    this.#queue.push(queued);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    // A failing sink is being retried with backoff; its timer drains what arrives meanwhile.
+    if (this.#failures > 0) return;
+    // A drain in progress keeps writing until the queue is empty: one more caller would only wait.
+    if (this.#queue.length >= this.#batchSize && !this.#flushing) void this.flush();
     else this.#timer ??= setTimeout(() => void this.flush(), this.#interval).unref();
   }
 
@@ -82,23 +183,24 @@ export class AuditLog {
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       // Off the queue while in flight, so dropping the oldest queued event never takes an unwritten one in its place.
-      const batch = this.#queue.splice(0, this.#batchSize);
+      const batch = this.#queue.take(this.#batchSize);
       this.#inFlight = batch.length;
       try {
-        await Promise.all(this.#sinks.map((sink) => sink.write(batch)));
+        await Promise.all(this.#sinks.map((sink) => this.#write(sink, batch)));
         this.#failures = 0;
       } catch (error) {
-        this.#queue.unshift(...batch);
-        const excess = this.#queue.length - this.#maxQueue;
+        this.#queue.putBack(batch);
+        const excess = this.#policy === 'keep' ? 0 : this.#queue.length - this.#maxQueue;
         if (excess > 0) {
           this.#countDropped(excess);
-          if (this.#policy === 'drop-newest') this.#queue.length = this.#maxQueue;
-          else this.#queue.splice(0, excess);
+          if (this.#policy === 'drop-newest') this.#queue.truncate(this.#maxQueue);
+          else this.#queue.drop(excess);
         }
         this.#failures++;
         this.#logger.error(`[keygate] audit sink failed (attempt ${this.#failures}):`, error);
         // Keep the events and try later; the bounded queue caps what a dead sink costs.
-        this.#timer ??= setTimeout(
+        if (this.#timer) clearTimeout(this.#timer);
+        this.#timer = setTimeout(
           () => void this.flush(),
           Math.min(30_000, 100 * 2 ** this.#failures),
         ).unref();
@@ -109,11 +211,25 @@ export class AuditLog {
     }
   }
 
+  #write(sink: AuditSink, batch: AuditEvent[]): Promise<void> | undefined {
+    if (!batch.some((event) => this.#except.has(event))) return sink.write(batch);
+    const events = batch.filter((event) => this.#except.get(event) !== sink);
+    return events.length > 0 ? sink.write(events) : undefined;
+  }
+
   #countDropped(count: number): void {
     const before = this.#dropped;
     this.#dropped += count;
     if (before === 0 || Math.floor(before / 10_000) !== Math.floor(this.#dropped / 10_000)) {
       this.#logger.warn(`[keygate] audit queue full: ${this.#dropped} events dropped`);
+    }
+  }
+
+  #countOverflow(): void {
+    if (this.#overflowed++ % 10_000 === 0) {
+      this.#logger.warn(
+        `[keygate] audit queue past its bound of ${this.#maxQueue}: ${this.#queue.length + 1} events waiting (none dropped)`,
+      );
     }
   }
 
@@ -124,6 +240,11 @@ export class AuditLog {
       if (this.pending > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.pending > 0) {
+      this.#logger.error(
+        `[keygate] audit: ${this.pending} events could not be written before close`,
+      );
+    }
     await Promise.all(this.#sinks.map((sink) => sink.close?.()));
   }
 }

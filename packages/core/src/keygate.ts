@@ -24,7 +24,7 @@ import {
 import { checkRestrictions } from './restrictions.js';
 import type {
   ApiKeyRecord,
-  AuditEvent,
+  AuditContext,
   AuditReader,
   AuditSink,
   AuthFailureGuard,
@@ -106,6 +106,8 @@ export interface Keygate {
     req: KeygateRequest,
     resource?: string | null,
   ): Decision;
+  /** The audit fields of a request (IP, user agent, method, path, request id), shared by all its events. */
+  auditContext(req: KeygateRequest): AuditContext;
   readonly keys: KeyService;
   readonly audit: AuditLog;
   readonly auditReader: AuditReader | null;
@@ -202,12 +204,10 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       ? cache.lookup(digest, (d) => store.findByDigest(d), Date.now())
       : store.findByDigest(digest);
 
-  type Context = Pick<AuditEvent, 'ip' | 'userAgent' | 'method' | 'path' | 'requestId'>;
-
   // One request's authentication and guard checks share one audit context (and request id).
-  const contexts = new WeakMap<KeygateRequest, Context>();
+  const contexts = new WeakMap<KeygateRequest, AuditContext>();
 
-  function contextOf(req: KeygateRequest): Context {
+  function contextOf(req: KeygateRequest): AuditContext {
     let ctx = contexts.get(req);
     if (!ctx) {
       ctx = buildContext(req);
@@ -216,7 +216,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     return ctx;
   }
 
-  function buildContext(req: KeygateRequest): Context {
+  function buildContext(req: KeygateRequest): AuditContext {
     const requested = req.headers.get('x-request-id');
     return {
       ip: req.ip ?? null,
@@ -228,7 +228,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   }
 
   function recordAuth(
-    ctx: Context,
+    ctx: AuditContext,
     outcome: 'success' | 'failure',
     reason: string | null,
     key: AuditSubject | null,
@@ -248,7 +248,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   }
 
   async function failAttempt(
-    ctx: Context,
+    ctx: AuditContext,
     error: KeygateError,
     key: AuditSubject | null,
   ): Promise<Decision> {
@@ -282,7 +282,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   }
 
   async function limit(
-    ctx: Context,
+    ctx: AuditContext,
     subject: string,
     tier: RateLimitTier,
     record: (AuditSubject & Pick<ApiKeyRecord, 'rateLimit'>) | null,
@@ -309,7 +309,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     return { headers };
   }
 
-  async function authenticateSession(req: KeygateRequest, ctx: Context): Promise<Decision> {
+  async function authenticateSession(req: KeygateRequest, ctx: AuditContext): Promise<Decision> {
     const session = options.session ? await options.session(req) : null;
     if (!session) {
       const error = new KeygateError('AUTH_REQUIRED', { reason: 'missing' });
@@ -450,6 +450,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   return {
     authenticate,
     authorize,
+    auditContext: contextOf,
     keys,
     audit,
     auditReader,

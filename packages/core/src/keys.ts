@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { AuditLog } from './audit.js';
 import type { VerificationCache } from './cache.js';
 import { KeyManagementError } from './errors.js';
@@ -16,6 +16,8 @@ import type {
   ApiKey,
   ApiKeyRecord,
   AuditAction,
+  AuditEvent,
+  AuditSink,
   InvalidationBus,
   KeyPatch,
   KeyStore,
@@ -30,6 +32,10 @@ export interface Actor {
   ownerId?: string;
   ip?: string | null;
   userAgent?: string | null;
+  /** The request that asked for the action, when there was one. */
+  method?: string | null;
+  /** Its path, without the query string. */
+  path?: string | null;
   requestId?: string | null;
 }
 
@@ -74,9 +80,13 @@ function parse<T>(
 /** Issue, list, update, rotate and revoke keys: the programmatic API behind the router and the CLI. */
 export class KeyService {
   readonly #deps: KeyServiceDeps;
+  /** The store's own audit sink when it is one of ours: the store then writes each change's event with the change. */
+  readonly #storeSink: AuditSink | undefined;
 
   constructor(deps: KeyServiceDeps) {
     this.#deps = deps;
+    const sink = deps.store.auditSink;
+    this.#storeSink = sink && deps.audit.writesTo(sink) ? sink : undefined;
   }
 
   async create(input: CreateKeyInput, actor: Actor = SYSTEM): Promise<IssuedKey> {
@@ -92,30 +102,36 @@ export class KeyService {
     const { format, hasher, store } = this.#deps;
     const generated = format.generate(data.type, data.environment);
     const digest = hasher.digest(generated.secret);
-    const record = await store.create({
-      id: `key_${randomId()}`,
+    const id = `key_${randomId()}`;
+    const scopes = dedupe(data.scopes);
+    const event = this.#event('key.created', { id, start: generated.start, ownerId }, actor, {
       name: data.name,
-      ownerId,
       type: data.type,
       environment: data.environment,
-      digest,
-      digestVersion: hasher.version,
-      prefix: generated.prefix,
-      start: generated.start,
-      scopes: dedupe(data.scopes),
-      resources: data.resources === null ? null : dedupe(data.resources),
-      restrictions: data.restrictions,
-      rateLimit: data.rateLimit,
-      metadata: data.metadata,
-      expiresAt: data.expiresAt,
+      scopes,
     });
+    const record = await store.create(
+      {
+        id,
+        name: data.name,
+        ownerId,
+        type: data.type,
+        environment: data.environment,
+        digest,
+        digestVersion: hasher.version,
+        prefix: generated.prefix,
+        start: generated.start,
+        scopes,
+        resources: data.resources === null ? null : dedupe(data.resources),
+        restrictions: data.restrictions,
+        rateLimit: data.rateLimit,
+        metadata: data.metadata,
+        expiresAt: data.expiresAt,
+      },
+      this.#withChange(event),
+    );
+    this.#deliver(event);
     this.#deps.cache?.invalidateDigest(digest);
-    this.#record('key.created', record, actor, {
-      name: record.name,
-      type: record.type,
-      environment: record.environment,
-      scopes: record.scopes,
-    });
     return { key: toApiKey(record), secret: generated.secret };
   }
 
@@ -138,10 +154,11 @@ export class KeyService {
     const patch: KeyPatch = { ...data };
     if (data.scopes) patch.scopes = dedupe(data.scopes);
     if (data.resources) patch.resources = dedupe(data.resources);
-    const record = await this.#deps.store.update(id, patch);
+    const event = this.#event('key.updated', current, actor, { fields: Object.keys(data) });
+    const record = await this.#deps.store.update(id, patch, this.#withChange(event));
     if (!record) throw notFound();
+    this.#deliver(event);
     await this.#invalidate(id);
-    this.#record('key.updated', record, actor, { fields: Object.keys(data) });
     return toApiKey(record);
   }
 
@@ -151,28 +168,34 @@ export class KeyService {
     if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
     const { format, hasher } = this.#deps;
     const generated = format.generate(current.type, current.environment);
-    const record = await this.#deps.store.rotate(id, {
-      digest: hasher.digest(generated.secret),
-      digestVersion: hasher.version,
-      start: generated.start,
-      previousDigestExpiresAt:
-        gracePeriodSeconds > 0 ? new Date(Date.now() + gracePeriodSeconds * 1000) : null,
-    });
-    if (!record) throw notFound();
-    await this.#invalidate(id);
-    this.#record('key.rotated', record, actor, {
+    const event = this.#event('key.rotated', { ...current, start: generated.start }, actor, {
       gracePeriodSeconds,
       previousStart: current.start,
     });
+    const record = await this.#deps.store.rotate(
+      id,
+      {
+        digest: hasher.digest(generated.secret),
+        digestVersion: hasher.version,
+        start: generated.start,
+        previousDigestExpiresAt:
+          gracePeriodSeconds > 0 ? new Date(Date.now() + gracePeriodSeconds * 1000) : null,
+      },
+      this.#withChange(event),
+    );
+    if (!record) throw notFound();
+    this.#deliver(event);
+    await this.#invalidate(id);
     return { key: toApiKey(record), secret: generated.secret };
   }
 
   async revoke(id: string, actor: Actor = SYSTEM): Promise<ApiKey> {
-    await this.#find(id, actor);
-    const record = await this.#deps.store.revoke(id, new Date());
+    const current = await this.#find(id, actor);
+    const event = this.#event('key.revoked', current, actor, null);
+    const record = await this.#deps.store.revoke(id, event.at, this.#withChange(event));
     if (!record) throw notFound();
+    this.#deliver(event);
     await this.#invalidate(id);
-    this.#record('key.revoked', record, actor, null);
     return toApiKey(record);
   }
 
@@ -200,27 +223,39 @@ export class KeyService {
     await this.#deps.invalidation.publish(id);
   }
 
-  #record(
+  #event(
     action: AuditAction,
-    record: ApiKeyRecord,
+    key: Pick<ApiKeyRecord, 'id' | 'start' | 'ownerId'>,
     actor: Actor,
     detail: Record<string, unknown> | null,
-  ): void {
-    this.#deps.audit.record({
+  ): AuditEvent {
+    return {
+      id: randomUUID(),
+      at: new Date(),
       action,
       outcome: 'success',
       reason: null,
-      keyId: record.id,
-      keyStart: record.start,
-      ownerId: record.ownerId,
+      keyId: key.id,
+      keyStart: key.start,
+      ownerId: key.ownerId,
       actor: actor.id,
       ip: actor.ip ?? null,
       userAgent: actor.userAgent ?? null,
-      method: null,
-      path: null,
+      method: actor.method ?? null,
+      path: actor.path ?? null,
       requestId: actor.requestId ?? null,
       detail,
-    });
+    };
+  }
+
+  /** The event for the store to write in the change's own transaction, when its audit sink is one of ours. */
+  #withChange(event: AuditEvent): AuditEvent | undefined {
+    return this.#storeSink ? event : undefined;
+  }
+
+  /** Queues a change's event for every sink, but the store's own, which has it already. */
+  #deliver(event: AuditEvent): void {
+    this.#deps.audit.record(event, { except: this.#storeSink });
   }
 }
 

@@ -1,7 +1,7 @@
 import { KeygateError, KeyManagementError } from './errors.js';
 import type { Keygate } from './keygate.js';
 import type { Actor } from './keys.js';
-import type { Principal } from './types.js';
+import type { KeygateRequest, Principal } from './types.js';
 
 export interface ManagementRequest {
   method: string;
@@ -14,6 +14,11 @@ export interface ManagementRequest {
   ip: string | null;
   userAgent: string | null;
   requestId?: string | null;
+  /**
+   * The request as `authenticate()` saw it: key changes are then audited with its method, path
+   * and request id, as its authentication was. Default: `ip`, `userAgent` and `requestId` above.
+   */
+  request?: KeygateRequest;
 }
 
 export interface ManagementResponse {
@@ -108,9 +113,9 @@ export async function handleManagementRequest(
   const actor: Actor = {
     id: principal.id,
     ownerId: principal.ownerId,
-    ip: req.ip,
-    userAgent: req.userAgent,
-    requestId: req.requestId ?? null,
+    ...(req.request
+      ? keygate.auditContext(req.request)
+      : { ip: req.ip, userAgent: req.userAgent, requestId: req.requestId ?? null }),
   };
   const id = route.pattern.exec(req.path)?.[1] ?? '';
   try {

@@ -117,16 +117,25 @@ export interface ListKeysQuery {
  * Where keys live. Implementations: `MemoryKeyStore` (core), `PostgresKeyStore`
  * (@keygate/postgres). Every method may throw when the backend is unreachable;
  * the core turns that into `SERVICE_UNAVAILABLE` or serves from its cache.
+ *
+ * Audit in the same transaction: a store that can write audit events itself names the sink
+ * whose records it writes in `auditSink`. When that sink is one of `auditSinks`, `create`,
+ * `update`, `rotate` and `revoke` receive the change's `event`, which the store must write
+ * atomically with the change (both or neither; nothing when the key is not found). The core
+ * then delivers the event to the other sinks only. Stores without `auditSink` ignore `event`,
+ * and the event goes through the audit queue like any other.
  */
 export interface KeyStore {
+  /** The sink whose records the mutations write, with the change, when given an `event`. Default: none. */
+  readonly auditSink?: AuditSink;
   /** The key whose current or previous (grace-period) digest equals `digest`. */
   findByDigest(digest: string): Promise<ApiKeyRecord | null>;
-  create(key: NewKeyRecord): Promise<ApiKeyRecord>;
+  create(key: NewKeyRecord, event?: AuditEvent): Promise<ApiKeyRecord>;
   get(id: string): Promise<ApiKeyRecord | null>;
   list(query: ListKeysQuery): Promise<ApiKeyRecord[]>;
-  update(id: string, patch: KeyPatch): Promise<ApiKeyRecord | null>;
-  rotate(id: string, rotation: KeyRotation): Promise<ApiKeyRecord | null>;
-  revoke(id: string, at: Date): Promise<ApiKeyRecord | null>;
+  update(id: string, patch: KeyPatch, event?: AuditEvent): Promise<ApiKeyRecord | null>;
+  rotate(id: string, rotation: KeyRotation, event?: AuditEvent): Promise<ApiKeyRecord | null>;
+  revoke(id: string, at: Date, event?: AuditEvent): Promise<ApiKeyRecord | null>;
   /** Record last use for many keys at once; called in the background, in batches. */
   touchLastUsed(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void>;
   close?(): Promise<void>;
@@ -211,6 +220,7 @@ export interface AuditEvent {
   /** Why it failed: `missing`, `malformed`, `unknown`, `revoked`, `expired`, `wrong_environment`, `restricted_ip`, ... */
   reason: string | null;
   keyId: string | null;
+  /** The key's displayable start (prefix and first characters), never the secret. */
   keyStart: string | null;
   ownerId: string | null;
   /** Who performed an administrative action (key id, session id or `cli`). */
@@ -218,11 +228,15 @@ export interface AuditEvent {
   ip: string | null;
   userAgent: string | null;
   method: string | null;
-  /** Request path with any `api_key` query value removed. */
+  /** Request path, without the query string (so never a key sent as `?api_key=`). */
   path: string | null;
+  /** The client's `x-request-id` when it is a plain token of up to 128 characters, else a generated UUID. */
   requestId: string | null;
   detail: Record<string, unknown> | null;
 }
+
+/** What every audit event of one request says about the request. */
+export type AuditContext = Pick<AuditEvent, 'ip' | 'userAgent' | 'method' | 'path' | 'requestId'>;
 
 export interface AuditSink {
   write(events: readonly AuditEvent[]): Promise<void>;

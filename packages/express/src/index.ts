@@ -100,6 +100,7 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
       principal: req.apiKey,
       ip: req.ip ?? null,
       userAgent: req.headers['user-agent'] ?? null,
+      request: authenticated.get(req)?.request,
     }).then((response) => {
       res.status(response.status).set(response.headers).json(response.body);
     }, next);

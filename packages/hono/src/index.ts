@@ -115,6 +115,7 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
       principal: c.get('apiKey'),
       ip: getIp(c) ?? null,
       userAgent: c.req.header('user-agent') ?? null,
+      request: requests.get(c.req.raw),
     });
     return c.json(response.body, response.status as ContentfulStatusCode, response.headers);
   };

@@ -114,6 +114,7 @@ export function apiKeyRoutes(
       principal: ctx.state.apiKey,
       ip: ctx.ip ?? null,
       userAgent: ctx.get('user-agent') || null,
+      request: authenticated.get(ctx)?.request,
     });
     ctx.status = response.status;
     ctx.set(response.headers);

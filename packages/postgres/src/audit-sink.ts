@@ -6,8 +6,32 @@ import { attempt, DEFAULT_CALL_TIMEOUT_MS, type PostgresStoreOptions } from './s
 
 const DEFAULT_QUERY_LIMIT = 100;
 const MAX_QUERY_LIMIT = 1000;
-/** Postgres allows 65,535 parameters per statement; an event takes 15. */
-const MAX_EVENTS_PER_INSERT = 4000;
+/** A JSON `\u0000` or `\ud800`-`\udfff` escape, not itself escaped (after an even run of backslashes). */
+const UNSTORABLE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/gi;
+
+/**
+ * Inserts events in one statement whatever their number: the batch travels as a single JSON
+ * parameter, which costs Node a `JSON.stringify` instead of building thousands of parameters,
+ * and has no parameter limit. An event already stored (same id) is skipped.
+ */
+export async function insertAuditEvents(
+  db: KeygateDatabase,
+  events: readonly AuditEvent[],
+): Promise<void> {
+  if (events.length === 0) return;
+  let batch = JSON.stringify(events);
+  // Postgres text cannot hold NUL or a lone surrogate (the only surrogates JSON.stringify
+  // escapes): either would make the batch fail on every retry.
+  if (batch.includes('\\u')) batch = batch.replace(UNSTORABLE, '$1\\ufffd');
+  await db.execute(sql`insert into ${auditEvents} (id, at, action, outcome, reason, key_id,
+      key_start, owner_id, actor, ip, user_agent, method, path, request_id, detail)
+    select id, at, action, outcome, reason, "keyId", "keyStart", "ownerId", actor, ip,
+      "userAgent", method, path, "requestId", detail
+    from jsonb_to_recordset(${batch}::text::jsonb) as e(id text, at timestamptz, action text,
+      outcome text, reason text, "keyId" text, "keyStart" text, "ownerId" text, actor text,
+      ip text, "userAgent" text, method text, path text, "requestId" text, detail jsonb)
+    on conflict (id) do nothing`);
+}
 
 /** The audit trail in Postgres (server or PGlite); it never closes the database it was given. */
 export class PostgresAuditSink implements AuditSink, AuditReader {
@@ -19,30 +43,11 @@ export class PostgresAuditSink implements AuditSink, AuditReader {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
-  /** One multi-row INSERT per batch; a batch retried after a lost reply is not written twice. */
-  async write(events: readonly AuditEvent[]): Promise<void> {
-    for (let offset = 0; offset < events.length; offset += MAX_EVENTS_PER_INSERT) {
-      const rows = events.slice(offset, offset + MAX_EVENTS_PER_INSERT).map((event) => ({
-        id: event.id,
-        at: event.at,
-        action: event.action,
-        outcome: event.outcome,
-        reason: event.reason,
-        keyId: event.keyId,
-        keyStart: event.keyStart,
-        ownerId: event.ownerId,
-        actor: event.actor,
-        ip: event.ip,
-        userAgent: event.userAgent,
-        method: event.method,
-        path: event.path,
-        requestId: event.requestId,
-        detail: event.detail,
-      }));
-      await attempt('write audit events', this.#timeoutMs, () =>
-        this.#db.insert(auditEvents).values(rows).onConflictDoNothing({ target: auditEvents.id }),
-      );
-    }
+  /** One INSERT per batch; a batch retried after a lost reply is not written twice. */
+  write(events: readonly AuditEvent[]): Promise<void> {
+    return attempt('write audit events', this.#timeoutMs, () =>
+      insertAuditEvents(this.#db, events),
+    );
   }
 
   /** Newest first. */

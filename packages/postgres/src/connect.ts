@@ -3,7 +3,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import type { Logger } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { PostgresAuditSink } from './audit-sink.js';
+import type { PostgresAuditSink } from './audit-sink.js';
 import { lockDataDirectory } from './data-dir-lock.js';
 import type { KeygateDatabase } from './database.js';
 import { PostgresKeyStore } from './key-store.js';
@@ -16,6 +16,10 @@ export interface KeyDatabase {
   readonly kind: 'postgres' | 'embedded';
   readonly db: KeygateDatabase;
   readonly store: PostgresKeyStore;
+  /**
+   * The audit trail, linked to `store` (it is `store.auditSink`): given to `createKeygate` in
+   * `auditSinks`, key changes write their audit event in the change's own transaction.
+   */
   readonly auditSink: PostgresAuditSink;
   /** Closes the connections and frees an embedded data directory. Call after `keygate.close()`. */
   close(): Promise<void>;
@@ -149,13 +153,8 @@ function handle(
   close: () => Promise<void>,
   options: PostgresStoreOptions,
 ): KeyDatabase {
-  return {
-    kind,
-    db,
-    store: new PostgresKeyStore(db, options),
-    auditSink: new PostgresAuditSink(db, options),
-    close,
-  };
+  const store = new PostgresKeyStore(db, options);
+  return { kind, db, store, auditSink: store.auditSink, close };
 }
 
 function once(close: () => Promise<void>): () => Promise<void> {

@@ -1,5 +1,6 @@
 import type {
   ApiKeyRecord,
+  AuditEvent,
   KeyPatch,
   KeyRotation,
   KeyStore,
@@ -8,6 +9,7 @@ import type {
 } from '@keygate/core';
 import { and, desc, eq, isNull, or, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
+import { insertAuditEvents, PostgresAuditSink } from './audit-sink.js';
 import type { KeygateDatabase } from './database.js';
 import { apiKeys } from './schema.js';
 import { attempt, DEFAULT_CALL_TIMEOUT_MS, type PostgresStoreOptions } from './store-error.js';
@@ -16,16 +18,23 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 /**
- * Keys in Postgres (server or PGlite) through drizzle. Every call is one statement, so the
- * store is safe to share between instances; it never closes the database it was given.
+ * Keys in Postgres (server or PGlite) through drizzle. Every call is one statement (a key change
+ * with its audit event, one transaction), so the store is safe to share between instances; it
+ * never closes the database it was given.
  */
 export class PostgresKeyStore implements KeyStore {
+  /**
+   * The audit trail in this store's database. Listed in `auditSinks`, it makes every key change
+   * write its audit event in the change's own transaction: both are stored, or neither.
+   */
+  readonly auditSink: PostgresAuditSink;
   readonly #db: KeygateDatabase;
   readonly #timeoutMs: number;
 
   constructor(db: KeygateDatabase, options: PostgresStoreOptions = {}) {
     this.#db = db;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.auditSink = new PostgresAuditSink(db, options);
   }
 
   findByDigest(digest: string): Promise<ApiKeyRecord | null> {
@@ -39,9 +48,9 @@ export class PostgresKeyStore implements KeyStore {
     });
   }
 
-  create(key: NewKeyRecord): Promise<ApiKeyRecord> {
-    return attempt('create', this.#timeoutMs, async () => {
-      const [row] = await this.#db
+  async create(key: NewKeyRecord, event?: AuditEvent): Promise<ApiKeyRecord> {
+    const created = await this.#change('create', event, async (db) => {
+      const [row] = await db
         .insert(apiKeys)
         .values({
           id: key.id,
@@ -61,8 +70,9 @@ export class PostgresKeyStore implements KeyStore {
           expiresAt: key.expiresAt,
         })
         .returning();
-      return row!;
+      return row;
     });
+    return created!;
   }
 
   get(id: string): Promise<ApiKeyRecord | null> {
@@ -98,11 +108,11 @@ export class PostgresKeyStore implements KeyStore {
     });
   }
 
-  update(id: string, patch: KeyPatch): Promise<ApiKeyRecord | null> {
+  update(id: string, patch: KeyPatch, event?: AuditEvent): Promise<ApiKeyRecord | null> {
     // Named one by one so that nothing outside `KeyPatch` (a digest, an owner) can be changed here.
     const { name, scopes, resources, restrictions, rateLimit, metadata, expiresAt } = patch;
-    return attempt('update', this.#timeoutMs, async () => {
-      const [row] = await this.#db
+    return this.#change('update', event, async (db) => {
+      const [row] = await db
         .update(apiKeys)
         .set({
           name,
@@ -116,17 +126,17 @@ export class PostgresKeyStore implements KeyStore {
         })
         .where(eq(apiKeys.id, id))
         .returning();
-      return row ?? null;
+      return row;
     });
   }
 
-  rotate(id: string, rotation: KeyRotation): Promise<ApiKeyRecord | null> {
+  rotate(id: string, rotation: KeyRotation, event?: AuditEvent): Promise<ApiKeyRecord | null> {
     const graceUntil =
       rotation.previousDigestExpiresAt !== null && rotation.previousDigestExpiresAt > new Date()
         ? rotation.previousDigestExpiresAt
         : null;
-    return attempt('rotate', this.#timeoutMs, async () => {
-      const [row] = await this.#db
+    return this.#change('rotate', event, async (db) => {
+      const [row] = await db
         .update(apiKeys)
         .set({
           // SET reads the row as it was before the update: this keeps the outgoing digest.
@@ -139,13 +149,13 @@ export class PostgresKeyStore implements KeyStore {
         })
         .where(eq(apiKeys.id, id))
         .returning();
-      return row ?? null;
+      return row;
     });
   }
 
-  revoke(id: string, at: Date): Promise<ApiKeyRecord | null> {
-    return attempt('revoke', this.#timeoutMs, async () => {
-      const [row] = await this.#db
+  revoke(id: string, at: Date, event?: AuditEvent): Promise<ApiKeyRecord | null> {
+    return this.#change('revoke', event, async (db) => {
+      const [row] = await db
         .update(apiKeys)
         .set({
           // Revocation is irreversible: a second revoke keeps the first time.
@@ -154,7 +164,24 @@ export class PostgresKeyStore implements KeyStore {
         })
         .where(eq(apiKeys.id, id))
         .returning();
-      return row ?? null;
+      return row;
+    });
+  }
+
+  /** Runs one key change; with an audit event, both in one transaction. */
+  #change(
+    operation: string,
+    event: AuditEvent | undefined,
+    change: (db: KeygateDatabase) => Promise<ApiKeyRecord | undefined>,
+  ): Promise<ApiKeyRecord | null> {
+    return attempt(operation, this.#timeoutMs, async () => {
+      if (!event) return (await change(this.#db)) ?? null;
+      return this.#db.transaction(async (tx) => {
+        const row = await change(tx);
+        // A key that does not exist was not changed: there is nothing to record.
+        if (row) await insertAuditEvents(tx, [event]);
+        return row ?? null;
+      });
     });
   }
 
