@@ -1,4 +1,10 @@
-import { createKeygate, type IssuedKey, type Keygate, type KeygateOptions } from '@keygate/core';
+import {
+  createKeygate,
+  type IssuedKey,
+  JsonLinesAuditSink,
+  type Keygate,
+  type KeygateOptions,
+} from '@keygate/core';
 import { openKeyDatabase } from '@keygate/postgres';
 import { createRedisBackends } from '@keygate/redis';
 
@@ -15,7 +21,8 @@ export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:confi
 
 /**
  * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
- * `.keygate/` otherwise), Redis when `REDIS_URL` is set (in-process limits otherwise).
+ * `.keygate/` otherwise), Redis when `REDIS_URL` is set (in-process limits otherwise), and the
+ * audit trail also as JSON lines on stdout when `KEYGATE_AUDIT_STDOUT=1`.
  */
 export async function openRuntime(
   env: NodeJS.ProcessEnv = process.env,
@@ -25,9 +32,12 @@ export async function openRuntime(
   const redisUrl = env.REDIS_URL || undefined;
   const database = await openKeyDatabase({ databaseUrl });
   const redis = redisUrl ? createRedisBackends({ url: redisUrl }) : null;
+  const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
   const keygate = createKeygate({
     store: database.store,
-    auditSinks: [database.auditSink],
+    auditSinks: auditToStdout
+      ? [database.auditSink, new JsonLinesAuditSink()]
+      : [database.auditSink],
     ...(redis
       ? {
           limiter: redis.limiter,
@@ -49,6 +59,7 @@ export async function openRuntime(
   const description = [
     databaseUrl ? 'keys in Postgres' : 'keys in embedded PGlite (.keygate/)',
     redisUrl ? 'limits in Redis' : 'limits in memory',
+    ...(auditToStdout ? ['audit trail also on stdout'] : []),
   ].join(', ');
 
   return {
@@ -106,5 +117,9 @@ export function portFrom(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 export function trustProxyFrom(env: NodeJS.ProcessEnv = process.env): boolean {
-  return ['1', 'true', 'yes'].includes((env.TRUST_PROXY ?? '').toLowerCase());
+  return isOn(env.TRUST_PROXY);
+}
+
+function isOn(value: string | undefined): boolean {
+  return ['1', 'true', 'yes'].includes((value ?? '').toLowerCase());
 }
