@@ -42,21 +42,26 @@ export class MemoryKeyStore implements KeyStore {
   }
 
   async list(query: ListKeysQuery): Promise<ApiKeyRecord[]> {
-    let records = [...this.#byId.values()]
+    let records = [...this.#byId.values()].sort(newestFirst);
+    // The cursor is a position: a page goes on after it even if that key was revoked since.
+    const cursor = query.after === undefined ? undefined : this.#byId.get(query.after);
+    if (query.after !== undefined) {
+      records = cursor ? records.filter((r) => newestFirst(cursor, r) < 0) : [];
+    }
+    return records
       .filter((r) => query.ownerId === undefined || r.ownerId === query.ownerId)
       .filter((r) => query.includeRevoked || r.revokedAt === null)
-      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
-    if (query.after !== undefined) {
-      const index = records.findIndex((r) => r.id === query.after);
-      records = index === -1 ? [] : records.slice(index + 1);
-    }
-    return records.slice(0, query.limit ?? 100).map(clone);
+      .slice(0, query.limit ?? 100)
+      .map(clone);
   }
 
   async update(id: string, patch: KeyPatch): Promise<ApiKeyRecord | null> {
     const record = this.#byId.get(id);
     if (!record) return null;
-    Object.assign(record, clone(patch), { updatedAt: new Date() });
+    for (const field of PATCHABLE) {
+      if (patch[field] !== undefined) Object.assign(record, { [field]: clone(patch[field]) });
+    }
+    record.updatedAt = new Date();
     return clone(record);
   }
 
@@ -98,6 +103,20 @@ export class MemoryKeyStore implements KeyStore {
       }
     }
   }
+}
+
+const PATCHABLE = [
+  'name',
+  'scopes',
+  'resources',
+  'restrictions',
+  'rateLimit',
+  'metadata',
+  'expiresAt',
+] as const satisfies ReadonlyArray<keyof KeyPatch>;
+
+function newestFirst(a: ApiKeyRecord, b: ApiKeyRecord): number {
+  return b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }
 
 function clone<T>(value: T): T {
