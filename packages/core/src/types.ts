@@ -28,10 +28,11 @@ export interface KeygateRequest {
   ip: string | undefined;
 }
 
+/** What a key may be used from. A list that is absent or empty does not restrict. */
 export interface KeyRestrictions {
   /** IPv4/IPv6 addresses or CIDR ranges allowed to use the key. */
   ips?: string[];
-  /** Allowed `Origin`/`Referer` origins; `*` wildcards a label, e.g. `https://*.example.com`. */
+  /** Allowed `Origin`/`Referer` origins; `*` matches any characters of the host, e.g. `https://*.example.com`. */
   referrers?: string[];
   /** Allowed endpoints as `"METHOD /path/pattern"`; `*` in the method or a path segment matches any, a trailing `/**` any suffix. */
   endpoints?: string[];
