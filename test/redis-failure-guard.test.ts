@@ -11,12 +11,15 @@ import {
 } from './support/redis.js';
 
 const namespace = uniqueName('keygate-test');
+// Generous timeouts: these tests check the counting in Redis, not the fallback, on a possibly busy machine.
+const patient = { commandTimeout: 5_000 };
+const timeoutMs = 5_000;
 let admin: Redis;
 let client: Redis;
 
 beforeAll(async () => {
   admin = await connectSharedRedis();
-  client = connectRedis(SHARED_REDIS_URL);
+  client = connectRedis(SHARED_REDIS_URL, patient);
   await waitFor('the client to connect', () => client.status === 'ready');
 });
 
@@ -31,6 +34,7 @@ describe('RedisAuthFailureGuard', () => {
     const guard = new RedisAuthFailureGuard({
       client,
       namespace,
+      timeoutMs,
       points: 3,
       durationSeconds: 60,
       blockSeconds: 300,
@@ -48,9 +52,9 @@ describe('RedisAuthFailureGuard', () => {
   });
 
   it('counts across instances sharing Redis', async () => {
-    const other = connectRedis(SHARED_REDIS_URL);
+    const other = connectRedis(SHARED_REDIS_URL, patient);
     await waitFor('the second client to connect', () => other.status === 'ready');
-    const options = { namespace, points: 2, durationSeconds: 60, blockSeconds: 120 };
+    const options = { namespace, timeoutMs, points: 2, durationSeconds: 60, blockSeconds: 120 };
     const first = new RedisAuthFailureGuard({ client, ...options });
     const second = new RedisAuthFailureGuard({ client: other, ...options });
     const ip = '2001:db8::42';

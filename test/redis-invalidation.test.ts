@@ -15,7 +15,8 @@ afterEach(async () => {
 });
 
 function client(url: string): Redis {
-  const redis = connectRedis(url);
+  // A patient client, so a busy machine does not drop a publish; a down Redis is still skipped at once.
+  const redis = connectRedis(url, { commandTimeout: 5_000 });
   cleanup.push(() => redis.disconnect());
   return redis;
 }
@@ -28,7 +29,7 @@ async function readyClient(url: string): Promise<Redis> {
 
 function bus(redis: Redis, namespace: string) {
   const logger = { warn: vi.fn(), info: vi.fn() };
-  const created = new RedisInvalidationBus({ client: redis, namespace, logger });
+  const created = new RedisInvalidationBus({ client: redis, namespace, timeoutMs: 5_000, logger });
   cleanup.push(() => created.close());
   return { bus: created, logger };
 }

@@ -11,6 +11,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectSharedRedis, deleteKeys, SHARED_REDIS_URL, uniqueName } from './support/redis.js';
 
 const namespace = uniqueName('keygate-test');
+// Generous timeouts: these tests check Redis's arithmetic, not the fallback, on a possibly busy machine.
+const patient = { commandTimeout: 5_000 };
+const timeoutMs = 5_000;
 const quietLogger = { warn: vi.fn(), info: vi.fn() };
 let admin: Redis;
 let client: Redis;
@@ -18,9 +21,9 @@ let limiter: RedisRateLimiter;
 
 beforeAll(async () => {
   admin = await connectSharedRedis();
-  client = connectRedis(SHARED_REDIS_URL);
+  client = connectRedis(SHARED_REDIS_URL, patient);
   await new Promise((resolve) => client.once('ready', resolve));
-  limiter = new RedisRateLimiter({ client, namespace, logger: quietLogger });
+  limiter = new RedisRateLimiter({ client, namespace, timeoutMs, logger: quietLogger });
 });
 
 afterAll(async () => {
@@ -191,9 +194,14 @@ describe('RedisRateLimiter storage', () => {
   });
 
   it('sends exactly one EVAL/EVALSHA per consume, whatever the number of policies', async () => {
-    const spied = connectRedis(SHARED_REDIS_URL);
+    const spied = connectRedis(SHARED_REDIS_URL, patient);
     await new Promise((resolve) => spied.once('ready', resolve));
-    const counted = new RedisRateLimiter({ client: spied, namespace, logger: quietLogger });
+    const counted = new RedisRateLimiter({
+      client: spied,
+      namespace,
+      timeoutMs,
+      logger: quietLogger,
+    });
     const sent: string[] = [];
     const sendCommand = spied.sendCommand.bind(spied);
     spied.sendCommand = (command, stream) => {
@@ -226,9 +234,14 @@ describe('RedisRateLimiter under concurrency', () => {
   });
 
   it('admits exactly `burst` across two clients (two instances)', async () => {
-    const other = connectRedis(SHARED_REDIS_URL);
+    const other = connectRedis(SHARED_REDIS_URL, patient);
     await new Promise((resolve) => other.once('ready', resolve));
-    const second = new RedisRateLimiter({ client: other, namespace, logger: quietLogger });
+    const second = new RedisRateLimiter({
+      client: other,
+      namespace,
+      timeoutMs,
+      logger: quietLogger,
+    });
     const subject = uniqueName('key');
     const policies = [bucket(50), daily(1_000)];
     const results = await Promise.all(

@@ -1,4 +1,4 @@
-import { type Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 
 /** A single Redis connection or a Redis Cluster, both from ioredis 5. */
 export type RedisClient = Redis | Cluster;
@@ -13,17 +13,22 @@ export function reconnectDelay(attempt: number): number {
   return Math.round(base * (0.75 + Math.random() / 4));
 }
 
-/**
- * Client settings for a request path that must never wait on Redis: commands fail at
- * once while disconnected instead of queueing, and in-flight commands fail fast.
- */
-export const REDIS_CLIENT_DEFAULTS = {
-  enableOfflineQueue: false,
+/** Per-connection settings shared by a single client and a Cluster's node connections. */
+const CONNECTION_DEFAULTS = {
   maxRetriesPerRequest: 0,
   // A command resent after reconnecting would charge Redis for a request already answered from memory.
   autoResendUnfulfilledCommands: false,
   commandTimeout: 100,
   connectTimeout: 2_000,
+} as const satisfies RedisOptions;
+
+/**
+ * Client settings for a request path that must never wait on Redis: commands fail at
+ * once while disconnected instead of queueing, and in-flight commands fail fast.
+ */
+export const REDIS_CLIENT_DEFAULTS = {
+  ...CONNECTION_DEFAULTS,
+  enableOfflineQueue: false,
   retryStrategy: reconnectDelay,
 } as const satisfies RedisOptions;
 
@@ -36,6 +41,22 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
   // keygate's components log each outage once; without a listener ioredis prints every failed reconnect.
   client.on('error', () => {});
   return client;
+}
+
+/**
+ * An ioredis Cluster with the same fail-fast settings: no cluster-level offline queue,
+ * a 100 ms command timeout and backoff between reconnects. `options` override them.
+ */
+export function connectRedisCluster(nodes: ClusterNode[], options: ClusterOptions = {}): Cluster {
+  const cluster = new Cluster(nodes, {
+    enableOfflineQueue: false,
+    clusterRetryStrategy: reconnectDelay,
+    ...options,
+    // Node connections keep their offline queue: the Cluster's own ready check runs before they connect.
+    redisOptions: { ...CONNECTION_DEFAULTS, ...options.redisOptions },
+  });
+  cluster.on('error', () => {});
+  return cluster;
 }
 
 /** Raised when a Redis call takes longer than the caller may wait. */

@@ -5,6 +5,7 @@ export {
 } from './backends.js';
 export {
   connectRedis,
+  connectRedisCluster,
   REDIS_CLIENT_DEFAULTS,
   type RedisClient,
   type RedisLogger,

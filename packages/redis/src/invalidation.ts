@@ -148,8 +148,13 @@ export class RedisInvalidationBus implements InvalidationBus {
 
 /** A second connection for pub/sub: a subscribed connection can run no other command. */
 function duplicateForSubscribing(client: RedisClient): RedisClient {
-  // The bus resubscribes itself on 'ready' so it knows when the subscription is active again.
-  const overrides = { autoResubscribe: false, lazyConnect: false };
+  const overrides = {
+    // The bus resubscribes itself on 'ready' so it knows when the subscription is active again.
+    autoResubscribe: false,
+    lazyConnect: false,
+    // No request waits on this connection, so a slow SUBSCRIBE need not cost a reconnect.
+    commandTimeout: 2_000,
+  };
   if (client instanceof Cluster) {
     return client.duplicate([], { redisOptions: { ...client.options.redisOptions, ...overrides } });
   }
