@@ -12,6 +12,10 @@ export interface Contestant {
   /** Which pool of keys its requests carry (none for the bare frameworks). */
   keys: 'none' | 'keygate-postgres' | 'keygate-embedded' | 'better-auth' | 'hand-rolled';
   backends: 'none' | 'postgres+redis' | 'postgres' | 'embedded';
+  /** Extra environment for the server. */
+  env?: Record<string, string>;
+  /** Not a contestant users would deploy: a variant that prices one feature. */
+  diagnostic?: boolean;
 }
 
 const FRAMEWORKS: Framework[] = ['hono', 'express', 'koa'];
@@ -53,6 +57,18 @@ export const CONTESTANTS: Contestant[] = [
       backends: 'embedded',
     }),
   ),
+  {
+    id: 'keygate-hono-no-audit',
+    label: 'diagnostic: keygate on hono, Postgres + Redis, audit trail off',
+    framework: 'hono',
+    kind: 'keygate',
+    server: 'keygate-hono',
+    baseline: 'bare-hono',
+    keys: 'keygate-postgres',
+    backends: 'postgres+redis',
+    env: { KEYGATE_BENCH_AUDIT: 'off' },
+    diagnostic: true,
+  },
   {
     id: 'better-auth',
     label: 'better-auth API-key plugin on hono, Postgres',

@@ -53,10 +53,16 @@ function areaOf(path: string): string {
 }
 
 /**
- * Self time per function of a CPU profile, bundled frames mapped back to their sources, with the
+ * Self time per function of a CPU profile, frames of the bench's bundles (under `bundleDir`) mapped
+ * back to their sources, with the
  * `top` heaviest frames and the share of each area (keygate core, adapter, ioredis, node, ...).
  */
-export function summariseProfile(file: string, repoRoot: string, top = 15): ProfileSummary {
+export function summariseProfile(
+  file: string,
+  repoRoot: string,
+  bundleDir: string,
+  top = 15,
+): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const selfByNode = new Map<number, number>();
   profile.samples.forEach((id, i) => {
@@ -78,7 +84,9 @@ export function summariseProfile(file: string, repoRoot: string, top = 15): Prof
   const locate = (url: string, line: number, column: number): string => {
     if (!url.startsWith('file://')) return url ? `${url}:${line + 1}` : '';
     const path = fileURLToPath(url);
-    const entry = sourceMapFor(path)?.findEntry(line, column) as
+    // Only the bench's own bundles are mapped; installed packages are reported as installed.
+    const bundled = path.startsWith(bundleDir);
+    const entry = (bundled ? sourceMapFor(path)?.findEntry(line, column) : undefined) as
       | { originalSource?: string; originalLine?: number }
       | undefined;
     if (entry?.originalSource !== undefined && entry.originalLine !== undefined) {

@@ -213,7 +213,7 @@ async function main(): Promise<void> {
     const logFile = join(work, 'logs', `${contestant.id}-${tag}.log`);
     const server = await startServer({
       file: serverFile(contestant.server),
-      env: { PORT: '0', ...serverEnv(contestant, prepared), ...extra.env },
+      env: { PORT: '0', ...serverEnv(contestant, prepared), ...contestant.env, ...extra.env },
       pin: pinning.server,
       logFile,
       nodeArgs: extra.nodeArgs,
@@ -222,15 +222,20 @@ async function main(): Promise<void> {
     return { server, logFile };
   }
 
-  function loadConfig(server: RunningServer, keysFile: string | undefined, seconds: number) {
-    const config: LoadConfig = {
+  function loadConfig(
+    server: RunningServer,
+    keysFile: string | undefined,
+    seconds: number,
+    primeKeys = true,
+  ): LoadConfig {
+    return {
       url: `http://127.0.0.1:${server.port}${ROUTE_PATH}`,
       connections: settings.connections,
       warmupSeconds: settings.warmupSeconds,
       durationSeconds: seconds,
       keysFile,
+      primeKeys,
     };
-    return config;
   }
 
   const keysFileOf = (c: Contestant) =>
@@ -334,7 +339,8 @@ async function main(): Promise<void> {
     try {
       const load = await runLoad(
         built.load,
-        loadConfig(server, file, settings.durationSeconds),
+        // More keys than the cache holds: priming could not warm it.
+        loadConfig(server, file, settings.durationSeconds, false),
         pinning.load,
         join(work, 'load', 'many-keys.json'),
       );
@@ -372,7 +378,7 @@ async function main(): Promise<void> {
     }
     const written = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
     if (written) {
-      profile = summariseProfile(join(profileDir, written), repoRoot);
+      profile = summariseProfile(join(profileDir, written), repoRoot, join(benchDir, '.build'));
       log(`profiled: ${join(profileDir, written)}`);
     }
   }

@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createKeyFormat, createKeyHasher } from '@keygate/core';
-import { apiKeys, connectPostgres, type KeygateDatabase } from '@keygate/postgres';
+import { connectPostgres, type KeygateDatabase } from '@keygate/postgres';
 import { getMigrations } from 'better-auth/db/migration';
+import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { createBenchAuth, readPermission } from './peers/better-auth.js';
@@ -50,10 +51,10 @@ export async function serviceVersions(
   pgUrl: string,
   redisUrl: string,
 ): Promise<{ postgres: string; redis: string }> {
-  const sql = postgres(databaseUrl(pgUrl, 'postgres'), { max: 1, connect_timeout: 5 });
+  const client = postgres(databaseUrl(pgUrl, 'postgres'), { max: 1, connect_timeout: 5 });
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
-    const [row] = await sql<[{ server_version: string }]>`show server_version`;
+    const [row] = await client<[{ server_version: string }]>`show server_version`;
     await redis.connect();
     const info = await redis.info('server');
     return {
@@ -61,7 +62,7 @@ export async function serviceVersions(
       redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
     };
   } finally {
-    await sql.end({ timeout: 5 });
+    await client.end({ timeout: 5 });
     redis.disconnect();
   }
 }
@@ -91,8 +92,8 @@ function writeKeys(file: string, keys: readonly string[]): string {
 }
 
 /**
- * Inserts `count` keygate keys in batches through the shipped drizzle schema, on Postgres or the
- * embedded database. Secrets come from keygate's key format and digests from its hasher, so the
+ * Inserts `count` keygate keys on Postgres or the embedded database, 10,000 per statement (one
+ * JSON parameter each). Secrets come from keygate's key format and digests from its hasher, so the
  * keys verify exactly like keys made with `keygate.keys.create` (which costs a round trip each).
  */
 export async function insertKeygateKeys(
@@ -104,26 +105,19 @@ export async function insertKeygateKeys(
   const format = createKeyFormat();
   const hasher = createKeyHasher();
   const secrets: string[] = [];
-  for (let from = 0; from < count; from += 1000) {
-    const rows: Array<typeof apiKeys.$inferInsert> = [];
-    for (let i = from; i < Math.min(count, from + 1000); i++) {
+  for (let from = 0; from < count; from += 10_000) {
+    const rows: Array<{ id: string; digest: string; start: string }> = [];
+    for (let i = from; i < Math.min(count, from + 10_000); i++) {
       const key = format.generate('secret', 'live');
       secrets.push(key.secret);
-      rows.push({
-        id: `${idPrefix}${i}`,
-        name: `bench ${i}`,
-        ownerId: 'org_default',
-        type: key.type,
-        environment: key.environment,
-        digest: hasher.digest(key.secret),
-        digestVersion: hasher.version,
-        prefix: key.prefix,
-        start: key.start,
-        scopes: KEY_SCOPES,
-        resources: KEY_RESOURCES,
-      });
+      rows.push({ id: `${idPrefix}${i}`, digest: hasher.digest(key.secret), start: key.start });
     }
-    await db.insert(apiKeys).values(rows);
+    await db.execute(sql`
+      insert into keygate_api_keys
+        (id, name, owner_id, type, environment, digest, digest_version, prefix, start, scopes, resources)
+      select id, id, 'org_default', 'secret', 'live', digest, ${hasher.version}, 'sk_live_', start,
+        ${`{${KEY_SCOPES.join(',')}}`}::text[], ${JSON.stringify(KEY_RESOURCES)}::jsonb
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as t(id text, digest text, start text)`);
   }
   return writeKeys(keysFile, secrets);
 }
@@ -136,17 +130,17 @@ export async function provisionHandRolled(
 ): Promise<string> {
   const format = createKeyFormat();
   const hasher = createKeyHasher();
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const client = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await sql.unsafe(HAND_ROLLED_SCHEMA);
+    await client.unsafe(HAND_ROLLED_SCHEMA);
     const secrets = Array.from({ length: count }, () => format.generate('secret', 'live').secret);
-    await sql`
-      insert into ${sql(HAND_ROLLED_TABLE)} (id, digest, owner_id, scopes, resources)
+    await client`
+      insert into ${client(HAND_ROLLED_TABLE)} (id, digest, owner_id, scopes, resources)
       select 'hr_' || n, digest, 'org_default', ${KEY_SCOPES}::text[], ${KEY_RESOURCES}::text[]
       from unnest(${secrets.map((s) => hasher.digest(s))}::text[]) with ordinality as t(digest, n)`;
     return writeKeys(keysFile, secrets);
   } finally {
-    await sql.end({ timeout: 5 });
+    await client.end({ timeout: 5 });
   }
 }
 
@@ -197,14 +191,14 @@ export async function lookupScaling(
   samples: number,
 ): Promise<LookupTiming[]> {
   const database = await connectPostgres({ url, migrate: true });
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const client = postgres(url, { max: 1, onnotice: () => {} });
   const timings: LookupTiming[] = [];
   try {
     let rows = 0;
     for (const size of sizes) {
       for (let from = rows + 1; from <= size; from += 100_000) {
         const to = Math.min(size, from + 99_999);
-        await sql`
+        await client`
           insert into keygate_api_keys (id, name, owner_id, type, environment, digest, prefix, start, scopes, resources)
           select 'key_lookup_' || i, 'lookup ' || i, 'org_' || (i % 1000), 'secret', 'live',
             encode(sha256(convert_to('bench ' || i || ' ' || random(), 'UTF8')), 'hex'),
@@ -212,8 +206,8 @@ export async function lookupScaling(
           from generate_series(${from}::int, ${to}::int) as i`;
       }
       rows = size;
-      await sql`analyze keygate_api_keys`;
-      const picked = await sql<Array<{ digest: string }>>`
+      await client`analyze keygate_api_keys`;
+      const picked = await client<Array<{ digest: string }>>`
         select digest from keygate_api_keys order by random() limit ${samples + 200}`;
       const digests = picked.map((row) => row.digest);
       // The first lookups warm the connection pool and prepare the statement.
@@ -235,7 +229,7 @@ export async function lookupScaling(
       });
     }
   } finally {
-    await sql.end({ timeout: 5 });
+    await client.end({ timeout: 5 });
     await database.close();
   }
   return timings;

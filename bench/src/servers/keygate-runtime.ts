@@ -17,6 +17,7 @@ export interface BenchKeygate {
  * Postgres when `DATABASE_URL` is set, else the embedded PGlite under `KEYGATE_DATA_DIR`; Redis
  * when `REDIS_URL` is set, else in-process limits. Keys, audit trail and limits are all on.
  * Migrations are applied by the orchestrator beforehand, as `keygate migrate` is on deploy.
+ * `KEYGATE_BENCH_AUDIT=off` drops the audit trail, for the diagnostic run that prices it.
  */
 export async function openBenchKeygate(
   env: NodeJS.ProcessEnv = process.env,
@@ -33,7 +34,7 @@ export async function openBenchKeygate(
     : null;
   const keygate = createKeygate({
     store: database.store,
-    auditSinks: [database.auditSink],
+    auditSinks: env.KEYGATE_BENCH_AUDIT === 'off' ? [] : [database.auditSink],
     ...(redis
       ? {
           limiter: redis.limiter,
@@ -44,7 +45,11 @@ export async function openBenchKeygate(
   });
   return {
     keygate,
-    description: `${databaseUrl ? 'postgres' : 'pglite'} + ${redisUrl ? 'redis' : 'memory'}`,
+    description: [
+      databaseUrl ? 'postgres' : 'pglite',
+      redisUrl ? 'redis' : 'memory',
+      ...(env.KEYGATE_BENCH_AUDIT === 'off' ? ['no audit trail'] : []),
+    ].join(' + '),
     async close() {
       await keygate.close();
       await redis?.close();
