@@ -200,6 +200,117 @@ describe('AuditLog', () => {
   });
 });
 
+describe('AuditLog: sinks that already have an event', () => {
+  it('delivers an event to every sink but the one named in `except`', async () => {
+    const store = new MemoryAuditSink();
+    const other = new MemoryAuditSink();
+    const log = auditLog({ sinks: [store, other], flushIntervalMs: 60_000 });
+    expect(log.writesTo(store)).toBe(true);
+    expect(log.writesTo(new MemoryAuditSink())).toBe(false);
+    log.record(event('/1'));
+    log.record({ ...event('/2'), id: 'evt_2', at: new Date(0) }, { except: store });
+    log.record(event('/3'));
+    await log.flush();
+    expect(paths(await store.query({})).reverse()).toEqual(['/1', '/3']);
+    const delivered = await other.query({});
+    expect(paths(delivered).reverse()).toEqual(['/1', '/2', '/3']);
+    // A complete event keeps its id and time: the one the other sink already stored.
+    expect(delivered[1]).toMatchObject({ id: 'evt_2', at: new Date(0) });
+  });
+
+  it('queues nothing when the excepted sink is the only one', () => {
+    const only = new MemoryAuditSink();
+    const log = auditLog({ sinks: [only] });
+    log.record(event('/1'), { except: only });
+    expect(log.pending).toBe(0);
+  });
+
+  it('still skips that sink when a failed batch is retried', async () => {
+    const store = new MemoryAuditSink();
+    const other = new MemoryAuditSink();
+    vi.spyOn(other, 'write').mockRejectedValueOnce(new Error('down'));
+    const log = auditLog({ sinks: [store, other], flushIntervalMs: 60_000 });
+    log.record(event('/1'), { except: store });
+    log.record(event('/2'));
+    await log.flush();
+    expect(log.pending).toBe(2);
+    await log.flush();
+    expect(paths(await other.query({})).reverse()).toEqual(['/1', '/2']);
+    // `/2` was written twice to the healthy sink (batches are retried whole); `/1` never.
+    expect(paths(await store.query({}))).toEqual(['/2', '/2']);
+  });
+});
+
+describe('AuditLog: a large backlog', () => {
+  it('drop-oldest keeps the newest events in order across many drops', async () => {
+    const sink = new GatedSink();
+    const log = auditLog({
+      sinks: [sink],
+      batchSize: 100,
+      maxQueue: 5_000,
+      onQueueFull: 'drop-oldest',
+      flushIntervalMs: 60_000,
+    });
+    for (let i = 1; i <= 20_000; i++) log.record(event(`/${i}`));
+    expect(log.dropped).toBe(20_000 - 100 - 5_000);
+    expect(log.pending).toBe(5_100);
+    const flushed = log.flush();
+    while (log.pending > 0) {
+      sink.release();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await flushed;
+    const written = paths(sink.written.flat());
+    const expected = [
+      ...Array.from({ length: 100 }, (_, i) => `/${i + 1}`),
+      ...Array.from({ length: 5_000 }, (_, i) => `/${15_001 + i}`),
+    ];
+    expect(written).toEqual(expected);
+  });
+
+  it("'keep' gives up nothing: it counts what waits past the bound and warns", async () => {
+    const sink = new GatedSink();
+    const logger = quiet();
+    const log = new AuditLog({
+      sinks: [sink],
+      batchSize: 10,
+      maxQueue: 100,
+      onQueueFull: 'keep',
+      flushIntervalMs: 60_000,
+      logger,
+    });
+    logs.push(log);
+    for (let i = 1; i <= 3_000; i++) log.record(event(`/${i}`));
+    expect(log.dropped).toBe(0);
+    expect(log.overflowed).toBe(3_000 - 10 - 100);
+    expect(log.pending).toBe(3_000);
+    expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/none dropped/));
+    const flushed = log.flush();
+    while (log.pending > 0) {
+      sink.release();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await flushed;
+    expect(paths(sink.written.flat())).toEqual(
+      Array.from({ length: 3_000 }, (_, i) => `/${i + 1}`),
+    );
+  });
+
+  it('a failed batch goes back to the front, in order, ahead of what came after it', async () => {
+    const sink = new MemoryAuditSink(10_000);
+    const write = vi.spyOn(sink, 'write').mockRejectedValueOnce(new Error('down'));
+    const log = auditLog({ sinks: [sink], batchSize: 1_000, flushIntervalMs: 60_000 });
+    // The 1,000th event starts a write, which fails while the rest are recorded.
+    for (let i = 1; i <= 2_500; i++) log.record(event(`/${i}`));
+    await log.flush();
+    expect(log.pending).toBe(0);
+    expect(write.mock.calls.map(([batch]) => batch.length)).toEqual([1_000, 1_000, 1_000, 500]);
+    expect(paths(await sink.query({ limit: 10_000 })).reverse()).toEqual(
+      Array.from({ length: 2_500 }, (_, i) => `/${i + 1}`),
+    );
+  });
+});
+
 describe('MemoryAuditSink', () => {
   it('answers newest first, filtered by key and owner, up to a limit', async () => {
     const sink = new MemoryAuditSink();

@@ -12,7 +12,7 @@ export type AuditQueueFullPolicy = 'drop-oldest' | 'drop-newest' | 'keep';
 
 export interface AuditLogOptions {
   sinks: AuditSink[];
-  /** Events written per sink call. Default 500. */
+  /** Events written per sink call; a flush starts as soon as this many wait. Default 1,000. */
   batchSize?: number;
   /** Longest an event waits before a flush, in ms. Default 200. */
   flushIntervalMs?: number;
@@ -108,7 +108,7 @@ export class AuditLog {
 
   constructor(options: AuditLogOptions) {
     this.#sinks = options.sinks;
-    this.#batchSize = options.batchSize ?? 500;
+    this.#batchSize = options.batchSize ?? 1000;
     this.#interval = options.flushIntervalMs ?? 200;
     this.#maxQueue = options.maxQueue ?? 1_000_000;
     this.#policy = options.onQueueFull ?? 'drop-oldest';

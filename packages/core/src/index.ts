@@ -3,6 +3,8 @@ export {
   AuditLog,
   type AuditLogOptions,
   type AuditQueueFullPolicy,
+  type AuditRecord,
+  type AuditRecordOptions,
   JsonLinesAuditSink,
   MemoryAuditSink,
 } from './audit.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AuditLog, type AuditQueueFullPolicy, MemoryAuditSink } from './audit.js';
+import { AuditLog, type AuditLogOptions, MemoryAuditSink } from './audit.js';
 import { VerificationCache, type VerificationCacheOptions } from './cache.js';
 import { KeygateConfigError, KeygateError } from './errors.js';
 import { ALL_SOURCES, extractKey, type KeySource, pathOf, validateSources } from './extract.js';
@@ -56,13 +56,8 @@ export interface KeygateOptions {
   auditSinks?: AuditSink[];
   /** Where `GET /v1/api-keys/:id/events` and `keygate audit` read from. Default: the first sink that can be read. */
   auditReader?: AuditReader;
-  /** Audit queue tuning: batch size, flush interval, bound, and what to drop when full. */
-  auditQueue?: {
-    batchSize?: number;
-    flushIntervalMs?: number;
-    maxQueue?: number;
-    onQueueFull?: AuditQueueFullPolicy;
-  };
+  /** Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held, `'drop-oldest'` past that. */
+  auditQueue?: Pick<AuditLogOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull'>;
   /** Record a `scope.checked` event for every guard decision. Default `true`. */
   auditScopeChecks?: boolean;
   /** Where a key is looked for, in order. Default `['authorization', 'header', 'query']`. */

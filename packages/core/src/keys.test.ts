@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MemoryAuditSink } from './audit.js';
 import { KeyManagementError } from './errors.js';
 import { createKeyFormat } from './key-format.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
 import { MemoryKeyStore } from './memory-store.js';
-import type { KeygateRequest } from './types.js';
+import type { AuditEvent, KeygateRequest, KeyPatch, KeyRotation, NewKeyRecord } from './types.js';
 
 const open: Keygate[] = [];
 
@@ -438,5 +439,103 @@ describe('KeyService.list', () => {
     await keygate.keys.create({ name: 'b', scopes: [], ownerId: 'org_b' });
     expect((await keygate.keys.list({ ownerId: 'org_a' })).map((k) => k.id)).toEqual([a.key.id]);
     expect(await keygate.keys.list()).toHaveLength(2);
+  });
+});
+
+/** A store that writes key changes' events into its own sink, as a transactional store does. */
+class AuditingStore extends MemoryKeyStore {
+  readonly auditSink = new MemoryAuditSink();
+  readonly received: Array<AuditEvent | undefined> = [];
+  failNext = false;
+
+  override async create(key: NewKeyRecord, event?: AuditEvent) {
+    this.#refuse(event);
+    const record = await super.create(key);
+    await this.#record(event);
+    return record;
+  }
+
+  override async update(id: string, patch: KeyPatch, event?: AuditEvent) {
+    this.#refuse(event);
+    const record = await super.update(id, patch);
+    await this.#record(event);
+    return record;
+  }
+
+  override async rotate(id: string, rotation: KeyRotation, event?: AuditEvent) {
+    this.#refuse(event);
+    const record = await super.rotate(id, rotation);
+    await this.#record(event);
+    return record;
+  }
+
+  override async revoke(id: string, at: Date, event?: AuditEvent) {
+    this.#refuse(event);
+    const record = await super.revoke(id, at);
+    await this.#record(event);
+    return record;
+  }
+
+  #refuse(event: AuditEvent | undefined): void {
+    this.received.push(event);
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('store down');
+    }
+  }
+
+  async #record(event: AuditEvent | undefined): Promise<void> {
+    if (event) await this.auditSink.write([event]);
+  }
+}
+
+describe('KeyService: audit of key changes', () => {
+  async function changeEverything(keygate: Keygate) {
+    const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] }, { id: 'adm' });
+    await keygate.keys.update(issued.key.id, { name: 'renamed' }, { id: 'adm' });
+    await keygate.keys.rotate(issued.key.id, {}, { id: 'adm' });
+    await keygate.keys.revoke(issued.key.id, { id: 'adm' });
+    await keygate.audit.flush();
+    return issued.key.id;
+  }
+
+  it('hands each event to a store whose sink is configured, and the queue skips that sink', async () => {
+    const store = new AuditingStore();
+    const other = new MemoryAuditSink();
+    const { keygate } = setup({ store, auditSinks: [store.auditSink, other] });
+    const id = await changeEverything(keygate);
+    const actions = ['key.revoked', 'key.rotated', 'key.updated', 'key.created'];
+    const inStore = await store.auditSink.query({ keyId: id });
+    expect(inStore.map((e) => e.action)).toEqual(actions);
+    expect(store.received.map((e) => e?.id)).toEqual(inStore.map((e) => e.id).reverse());
+    // The other sink gets the very same events, once each.
+    expect(await other.query({ keyId: id })).toEqual(inStore);
+    expect(inStore.every((e) => e.actor === 'adm' && e.keyId === id)).toBe(true);
+  });
+
+  it('passes no event to a store whose sink is not configured: the queue delivers it', async () => {
+    const store = new AuditingStore();
+    const sink = new MemoryAuditSink();
+    const { keygate } = setup({ store, auditSinks: [sink] });
+    const id = await changeEverything(keygate);
+    expect(store.received).toEqual([undefined, undefined, undefined, undefined]);
+    expect(await store.auditSink.query({})).toEqual([]);
+    expect((await sink.query({ keyId: id })).map((e) => e.action)).toEqual([
+      'key.revoked',
+      'key.rotated',
+      'key.updated',
+      'key.created',
+    ]);
+  });
+
+  it('delivers no event for a change the store refused', async () => {
+    const store = new AuditingStore();
+    const other = new MemoryAuditSink();
+    const { keygate } = setup({ store, auditSinks: [store.auditSink, other] });
+    const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
+    store.failNext = true;
+    await expect(keygate.keys.revoke(issued.key.id)).rejects.toThrow('store down');
+    await keygate.audit.flush();
+    expect((await other.query({})).map((e) => e.action)).toEqual(['key.created']);
   });
 });

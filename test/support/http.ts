@@ -1,0 +1,118 @@
+import http from 'node:http';
+import { Worker } from 'node:worker_threads';
+
+export interface SentRequest {
+  method?: string;
+  /** Path and query, e.g. `/v1/query/websites?api_key=...`. */
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface Answer {
+  status: number;
+  body: string;
+}
+
+/** Requests over keep-alive connections, at most `connections` at a time, as a load generator would. */
+export class HttpClient {
+  readonly #origin: URL;
+  readonly #agent: http.Agent;
+
+  constructor(origin: string, connections = 50) {
+    this.#origin = new URL(origin);
+    this.#agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  }
+
+  send(request: SentRequest): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          agent: this.#agent,
+          host: this.#origin.hostname,
+          port: this.#origin.port,
+          method: request.method ?? 'GET',
+          path: request.path,
+          headers: request.headers,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(request.body);
+    });
+  }
+
+  /** Sends every request, `concurrency` in flight at once; answers in the order of `requests`. */
+  async sendAll(requests: readonly SentRequest[], concurrency = 50): Promise<Answer[]> {
+    const answers: Answer[] = new Array(requests.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < requests.length) {
+        const index = next++;
+        answers[index] = await this.send(requests[index]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, requests.length) }, worker));
+    return answers;
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+}
+
+// Plain JavaScript: a worker thread runs it without the test's TypeScript loader.
+const LOAD_WORKER = `
+const http = require('node:http');
+const { parentPort, workerData } = require('node:worker_threads');
+const { origin, requests, connections } = workerData;
+const url = new URL(origin);
+const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+const send = (r) => new Promise((resolve, reject) => {
+  const req = http.request(
+    { agent, host: url.hostname, port: url.port, method: r.method || 'GET', path: r.path, headers: r.headers },
+    (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); res.on('error', reject); },
+  );
+  req.on('error', reject);
+  req.end(r.body);
+});
+(async () => {
+  const statuses = new Array(requests.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: connections }, async () => {
+    while (next < requests.length) { const i = next++; statuses[i] = await send(requests[i]); }
+  }));
+  agent.destroy();
+  parentPort.postMessage(statuses);
+})().catch((error) => { throw error; });
+`;
+
+/**
+ * Sends every request from a worker thread over `connections` keep-alive connections, as a load
+ * generator in its own process would (the server keeps this thread to itself). Resolves with the
+ * status codes, in the order of `requests`.
+ */
+export function loadFromWorker(
+  origin: string,
+  requests: readonly SentRequest[],
+  connections = 50,
+): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(LOAD_WORKER, {
+      eval: true,
+      workerData: { origin, requests, connections },
+    });
+    worker.once('message', (statuses: number[]) => resolve(statuses));
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`the load worker exited with code ${code}`));
+    });
+  });
+}
