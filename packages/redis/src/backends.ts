@@ -79,14 +79,15 @@ export function createRedisBackends(options: RedisBackendsOptions): RedisBackend
   };
 }
 
+/** Closes the connection and resolves once it is fully closed (status `end`). */
 async function quit(client: RedisClient): Promise<void> {
+  if (client.status === 'end') return;
+  const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
   if (client.status === 'ready') {
-    try {
-      await client.quit();
-      return;
-    } catch {
-      // The connection dropped while quitting; disconnecting below still releases it.
-    }
+    // QUIT lets replies in flight arrive; if the connection drops meanwhile, disconnect instead.
+    await client.quit().catch(() => client.disconnect());
+  } else {
+    client.disconnect();
   }
-  client.disconnect();
+  await ended;
 }
