@@ -2,8 +2,9 @@
  * The black-box surface as separate processes: reference-app servers and the `keygate` CLI,
  * both run from source with tsx exactly as `pnpm start` and `pnpm keygate` run them.
  *
- * Every app process is killed by PID in `stop()`, and on exit of the test process if a test
- * failed before stopping it.
+ * Call `stopAppProcesses()` in `afterAll`: it stops every app process the file started (by
+ * PID), even one a failed `beforeAll` never handed back; any left are killed when the test
+ * process exits.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
@@ -13,9 +14,15 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const CLI_BIN = path.join(ROOT, 'packages/cli/src/bin.ts');
 
 const running = new Set<ChildProcess>();
+const stops = new Set<() => Promise<void>>();
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
+
+/** Stops every app process this test file started, including one whose start a failure left unassigned. */
+export async function stopAppProcesses(): Promise<void> {
+  await Promise.allSettled([...stops].map((stop) => stop()));
+}
 
 /** `node --import tsx <script>`: one process (the `tsx` binary would add a wrapper around it). */
 function spawnTsx(script: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
@@ -59,7 +66,8 @@ export async function startAppProcess(
   });
   let output = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error('did not start within 30 s')), 30_000);
+    // Generous: a loaded CI machine may take a while to transpile and start the app.
+    const timer = setTimeout(() => fail(new Error('did not start within 60 s')), 60_000);
     const fail = (error: Error) => {
       clearTimeout(timer);
       child.kill('SIGKILL');
@@ -81,19 +89,22 @@ export async function startAppProcess(
     child.stdout?.on('data', watch);
     child.stderr?.on('data', watch);
   });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    stops.delete(stop);
+  };
+  stops.add(stop);
   return {
     framework,
     origin: `http://127.0.0.1:${port}`,
     pid: child.pid!,
     output: () => output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
+    stop,
   };
 }
 
@@ -118,8 +129,8 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`keygate ${args.join(' ')} did not finish within 30 s\n${stderr}`));
-    }, 30_000);
+      reject(new Error(`keygate ${args.join(' ')} did not finish within 60 s\n${stderr}`));
+    }, 60_000);
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
