@@ -5,6 +5,8 @@ import { loadFromWorker, type SentRequest } from './support/http.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 
 const REQUESTS = 10_000;
+/** A few seconds on an idle machine; generous for a CI runner shared with other suites. */
+const TIMEOUT_MS = 120_000;
 
 /** One kind of request in the mix, and what the app must answer and record for it. */
 interface Kind {
@@ -105,50 +107,54 @@ describe('audit trail under load (Hono reference app, Postgres sink)', () => {
     await database?.close();
   });
 
-  it('holds exactly one authentication event per request after a graceful shutdown', async () => {
-    const requests = Array.from({ length: REQUESTS }, (_, i) => {
-      const kind = KINDS[i % KINDS.length]!;
-      const request = kind.request(secrets);
-      return {
-        kind,
-        id: `load-${i}`,
-        sent: { ...request, headers: { ...request.headers, 'x-request-id': `load-${i}` } },
-      };
-    });
+  it(
+    'holds exactly one authentication event per request after a graceful shutdown',
+    async () => {
+      const requests = Array.from({ length: REQUESTS }, (_, i) => {
+        const kind = KINDS[i % KINDS.length]!;
+        const request = kind.request(secrets);
+        return {
+          kind,
+          id: `load-${i}`,
+          sent: { ...request, headers: { ...request.headers, 'x-request-id': `load-${i}` } },
+        };
+      });
 
-    const statuses = await loadFromWorker(
-      app.origin,
-      requests.map((r) => r.sent),
-      50,
-    );
-    for (const [i, status] of statuses.entries()) {
-      expect(status, `${requests[i]!.kind.name} (${requests[i]!.id})`).toBe(
-        requests[i]!.kind.status,
+      const statuses = await loadFromWorker(
+        app.origin,
+        requests.map((r) => r.sent),
+        50,
       );
-    }
+      for (const [i, status] of statuses.entries()) {
+        expect(status, `${requests[i]!.kind.name} (${requests[i]!.id})`).toBe(
+          requests[i]!.kind.status,
+        );
+      }
 
-    // A graceful shutdown: stop taking requests, then flush the audit trail.
-    await app.close();
-    await keygate.close();
+      // A graceful shutdown: stop taking requests, then flush the audit trail.
+      await app.close();
+      await keygate.close();
 
-    const rows = await database.sql<
-      Array<{ request_id: string; action: string; reason: string | null; n: number }>
-    >`select request_id, min(action) as action, min(reason) as reason, count(*)::int as n
+      const rows = await database.sql<
+        Array<{ request_id: string; action: string; reason: string | null; n: number }>
+      >`select request_id, min(action) as action, min(reason) as reason, count(*)::int as n
       from keygate_audit_events
       where action in ('auth.succeeded', 'auth.failed')
       group by request_id`;
-    const recorded = new Map(rows.map((row) => [row.request_id, row]));
-    expect(recorded.size).toBe(REQUESTS);
-    for (const { id, kind } of requests) {
-      const row = recorded.get(id);
-      expect(row, id).toBeDefined();
-      expect({ id, n: row!.n, action: row!.action, reason: row!.reason }).toEqual({
-        id,
-        n: 1,
-        action: kind.action,
-        reason: kind.reason,
-      });
-    }
-    expect(keygate.audit.dropped).toBe(0);
-  });
+      const recorded = new Map(rows.map((row) => [row.request_id, row]));
+      expect(recorded.size).toBe(REQUESTS);
+      for (const { id, kind } of requests) {
+        const row = recorded.get(id);
+        expect(row, id).toBeDefined();
+        expect({ id, n: row!.n, action: row!.action, reason: row!.reason }).toEqual({
+          id,
+          n: 1,
+          action: kind.action,
+          reason: kind.reason,
+        });
+      }
+      expect(keygate.audit.dropped).toBe(0);
+    },
+    TIMEOUT_MS,
+  );
 });
