@@ -16,7 +16,7 @@ export interface AuditLogOptions {
   batchSize?: number;
   /** Longest an event waits before a flush, in ms. Default 200. */
   flushIntervalMs?: number;
-  /** Most events held while sinks catch up (written or in flight not included). Default 1,000,000. */
+  /** Most events waiting while sinks catch up (the batch being written not included). Default 1,000,000. */
   maxQueue?: number;
   /** What to do when the queue is full. Default `'drop-oldest'`. */
   onQueueFull?: AuditQueueFullPolicy;

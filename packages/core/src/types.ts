@@ -239,6 +239,10 @@ export interface AuditEvent {
 /** What every audit event of one request says about the request. */
 export type AuditContext = Pick<AuditEvent, 'ip' | 'userAgent' | 'method' | 'path' | 'requestId'>;
 
+/**
+ * Where audit events go, in batches, off the request path. A batch that fails is retried whole
+ * (on every sink), so a sink should skip an event whose `id` it already has.
+ */
 export interface AuditSink {
   write(events: readonly AuditEvent[]): Promise<void>;
   close?(): Promise<void>;
