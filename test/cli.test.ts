@@ -138,7 +138,7 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
     expect(unknownCommand.stderr).toContain("unknown command 'keys frobnicate'");
   });
 
-  it('creates keys: the secret once, every flag stored as given', async () => {
+  it('creates keys: the secret printed once', async () => {
     const [created, plain, withFlags, started] = await Promise.all([
       runCli(
         [
@@ -188,9 +188,46 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
     expect(withFlags.code).toBe(0);
     flagged = onlyJson(withFlags);
     expect(flagged.secret).toMatch(/^pk_test_/);
-    const shown = await runHere(['keys', 'show', flagged.id, '--json']);
-    expect(shown.code).toBe(0);
-    const stored = onlyJson(shown);
+  });
+
+  it('the created secret works over HTTP, within its resources', async () => {
+    expect(await status(W1, key.secret)).toEqual({ status: 200 });
+    expect(await status('/v1/websites/w_2/analytics', key.secret)).toEqual({
+      status: 403,
+      code: 'ACCESS_DENIED',
+    });
+  });
+
+  it('lists and shows keys, never a secret; every create flag stored as given', async () => {
+    const [list, listJson, show, shownFlagged, owned] = await Promise.all([
+      runCli(['keys', 'list'], env),
+      runCli(['keys', 'list', '--json'], env),
+      runCli(['keys', 'show', key.id], env),
+      runCli(['keys', 'show', flagged.id, '--json'], env),
+      runHere(['keys', 'list', '--owner', 'org_cli', '--json']),
+    ]);
+    for (const result of [list, listJson, show, shownFlagged, owned]) {
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe('');
+      for (const secret of [key.secret, flagged.secret]) {
+        expect(result.stdout).not.toContain(secret.slice(14));
+      }
+    }
+    expect(list.stdout).toContain(`${key.id}  ${key.start}…  secret/live  reporting  [read:data]`);
+    const listed = onlyJson(listJson).keys as Array<Record<string, unknown>>;
+    expect(listed.map((k) => k.id)).toEqual(expect.arrayContaining([key.id]));
+    for (const entry of listed) {
+      for (const field of ['secret', 'digest', 'previousDigest']) {
+        expect(entry).not.toHaveProperty(field);
+      }
+    }
+    expect(onlyJson(owned).keys.map((k: { id: string }) => k.id)).toEqual([flagged.id]);
+    expect(show.stdout).toContain(`id:          ${key.id}\n`);
+    expect(show.stdout).toContain('resources:   website:w_1\n');
+
+    // Every create flag is stored as given.
+    expect(shownFlagged.code).toBe(0);
+    const stored = onlyJson(shownFlagged);
     expect(stored).toEqual({
       id: flagged.id,
       name: 'browser',
@@ -215,42 +252,7 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
       lastUsedAt: null,
       revokedAt: null,
     });
-    expect(shown.stdout).not.toContain(flagged.secret.slice(14));
-  });
-
-  it('the created secret works over HTTP, within its resources', async () => {
-    expect(await status(W1, key.secret)).toEqual({ status: 200 });
-    expect(await status('/v1/websites/w_2/analytics', key.secret)).toEqual({
-      status: 403,
-      code: 'ACCESS_DENIED',
-    });
-  });
-
-  it('lists and shows keys, never a secret', async () => {
-    const [list, listJson, show, owned] = await Promise.all([
-      runCli(['keys', 'list'], env),
-      runCli(['keys', 'list', '--json'], env),
-      runCli(['keys', 'show', key.id], env),
-      runHere(['keys', 'list', '--owner', 'org_cli', '--json']),
-    ]);
-    for (const result of [list, listJson, show, owned]) {
-      expect(result.code).toBe(0);
-      expect(result.stderr).toBe('');
-      for (const secret of [key.secret, flagged.secret]) {
-        expect(result.stdout).not.toContain(secret.slice(14));
-      }
-    }
-    expect(list.stdout).toContain(`${key.id}  ${key.start}…  secret/live  reporting  [read:data]`);
-    const listed = onlyJson(listJson).keys as Array<Record<string, unknown>>;
-    expect(listed.map((k) => k.id)).toEqual(expect.arrayContaining([key.id]));
-    for (const entry of listed) {
-      for (const field of ['secret', 'digest', 'previousDigest']) {
-        expect(entry).not.toHaveProperty(field);
-      }
-    }
-    expect(onlyJson(owned).keys.map((k: { id: string }) => k.id)).toEqual([flagged.id]);
-    expect(show.stdout).toContain(`id:          ${key.id}\n`);
-    expect(show.stdout).toContain('resources:   website:w_1\n');
+    expect(shownFlagged.stdout).not.toContain(flagged.secret.slice(14));
   });
 
   it('an unknown key exits 1', async () => {
