@@ -353,3 +353,32 @@ describe('JsonLinesAuditSink', () => {
     expect(parsed[0].at).toBe('2026-01-01T00:00:00.000Z');
   });
 });
+
+describe('AuditLog.close', () => {
+  it('gives up on a sink that never answers after closeTimeoutMs, and says how many events were lost', async () => {
+    const logger = quiet();
+    const stuck: AuditSink = { write: () => new Promise<void>(() => {}), close: vi.fn() };
+    const log = new AuditLog({ sinks: [stuck], logger, closeTimeoutMs: 50, flushIntervalMs: 1 });
+    log.record(event('/a'));
+    log.record(event('/b'));
+
+    await log.close();
+
+    expect(logger.error).toHaveBeenCalledWith(
+      '[keygate] audit: 2 events could not be written before close',
+    );
+    expect(stuck.close).toHaveBeenCalledOnce();
+  });
+
+  it('reports nothing lost when the sinks took everything', async () => {
+    const logger = quiet();
+    const sink = new MemoryAuditSink();
+    const log = new AuditLog({ sinks: [sink], logger, closeTimeoutMs: 50 });
+    log.record(event('/a'));
+
+    await log.close();
+
+    expect(logger.error).not.toHaveBeenCalled();
+    expect(paths(await sink.query({}))).toEqual(['/a']);
+  });
+});

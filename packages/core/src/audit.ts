@@ -20,6 +20,8 @@ export interface AuditLogOptions {
   maxQueue?: number;
   /** What to do when the queue is full. Default `'drop-oldest'`. */
   onQueueFull?: AuditQueueFullPolicy;
+  /** Longest `close()` waits for the sinks before giving up on what is left, in ms. Default 30,000. */
+  closeTimeoutMs?: number;
   logger?: Pick<Console, 'warn' | 'error'>;
 }
 
@@ -95,6 +97,7 @@ export class AuditLog {
   readonly #policy: AuditQueueFullPolicy;
   readonly #logger: Pick<Console, 'warn' | 'error'>;
   readonly #interval: number;
+  readonly #closeTimeout: number;
   /** Events a sink already has, and that sink. */
   readonly #except = new WeakMap<AuditEvent, AuditSink>();
   readonly #queue = new EventQueue();
@@ -108,6 +111,7 @@ export class AuditLog {
 
   constructor(options: AuditLogOptions) {
     this.#sinks = options.sinks;
+    this.#closeTimeout = options.closeTimeoutMs ?? 30_000;
     this.#batchSize = options.batchSize ?? 1000;
     this.#interval = options.flushIntervalMs ?? 200;
     this.#maxQueue = options.maxQueue ?? 1_000_000;
@@ -235,17 +239,36 @@ export class AuditLog {
 
   /** Flush and close every sink (graceful shutdown). */
   async close(): Promise<void> {
-    for (let attempt = 0; attempt < 5 && this.pending > 0; attempt++) {
-      await this.flush();
-      if (this.pending > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-    }
+    // A sink that never answers must not hold up shutdown forever: past the deadline, say what was lost.
+    const finished = await withDeadline(async () => {
+      for (let attempt = 0; attempt < 5 && this.pending > 0; attempt++) {
+        await this.flush();
+        if (this.pending > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }, this.#closeTimeout);
     if (this.#timer) clearTimeout(this.#timer);
-    if (this.pending > 0) {
+    if (!finished || this.pending > 0) {
       this.#logger.error(
         `[keygate] audit: ${this.pending} events could not be written before close`,
       );
     }
-    await Promise.all(this.#sinks.map((sink) => sink.close?.()));
+    await withDeadline(
+      () => Promise.all(this.#sinks.map((sink) => sink.close?.())),
+      this.#closeTimeout,
+    );
+  }
+}
+
+/** Runs `work`, resolving `false` if it has not finished within `ms`. */
+async function withDeadline(work: () => Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work().then(() => true), deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -57,7 +57,10 @@ export interface KeygateOptions {
   /** Where `GET /v1/api-keys/:id/events` and `keygate audit` read from. Default: the first sink that can be read. */
   auditReader?: AuditReader;
   /** Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held, `'drop-oldest'` past that. */
-  auditQueue?: Pick<AuditLogOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull'>;
+  auditQueue?: Pick<
+    AuditLogOptions,
+    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs'
+  >;
   /** Record a `scope.checked` event for every guard decision. Default `true`. */
   auditScopeChecks?: boolean;
   /** Where a key is looked for, in order. Default `['authorization', 'header', 'query']`. */
