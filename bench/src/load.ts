@@ -1,6 +1,7 @@
 /**
  * The load generator, run by the orchestrator in its own process (pinned to its own core when
- * possible): a warm-up, then the measured run, printing one JSON `LoadResult` line on stdout.
+ * possible): a warm-up, then the measured run between `PHASE measure-start` and `PHASE measure-end`
+ * lines, then one JSON `LoadResult` line on stdout.
  * Usage: `node load.mjs <config.json>`.
  */
 import { readFileSync } from 'node:fs';
@@ -31,6 +32,9 @@ export interface LoadResult {
   timeouts: number;
   /** Responses by status code. */
   statusCodes: Record<string, number>;
+  /** The measured run on the monotonic clock (µs), which V8's CPU profiles also use. */
+  measuredFromUs: number;
+  measuredToUs: number;
 }
 
 const config = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadConfig;
@@ -82,7 +86,13 @@ function percentile(sorted: Float64Array, p: number): number {
 if (keys.length > 0 && config.primeKeys !== false) await run({ requests: keys.length });
 if (config.warmupSeconds > 0) await run({ seconds: config.warmupSeconds });
 const latencies: number[] = [];
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+// The orchestrator samples the server's CPU time when it reads these lines.
+console.log('PHASE measure-start');
+const measuredFromUs = monotonicUs();
 const result = await run({ seconds: config.durationSeconds }, latencies);
+const measuredToUs = monotonicUs();
+console.log('PHASE measure-end');
 const sorted = Float64Array.from(latencies).sort();
 const output: LoadResult = {
   requestsPerSecond: result.requests.total / result.duration,
@@ -93,6 +103,8 @@ const output: LoadResult = {
   errors: result.errors,
   timeouts: result.timeouts,
   statusCodes: {},
+  measuredFromUs,
+  measuredToUs,
 };
 for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) {
   output.statusCodes[code] = stats?.count ?? 0;

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism } from 'node:os';
@@ -40,6 +40,8 @@ function command(pin: readonly string[], args: string[]): [string, string[]] {
 export interface RunningServer {
   pid: number;
   port: number;
+  /** CPU time (user + system, all threads) used so far, in seconds; `NaN` without `/proc`. */
+  cpuSeconds(): number;
   /** Peak resident set size so far (`VmHWM`), in MB; `NaN` where `/proc` is not available. */
   peakRssMb(): number;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited and its log is written. Idempotent. */
@@ -95,6 +97,7 @@ export function startServer(launch: ServerLaunch): Promise<RunningServer> {
         pid,
         port: Number(match[1]),
         peakRssMb: () => peakRssMb(pid),
+        cpuSeconds: () => cpuSeconds(pid),
         stop(graceMs = 60_000) {
           stopping ??= (async () => {
             child.kill('SIGTERM');
@@ -110,6 +113,20 @@ export function startServer(launch: ServerLaunch): Promise<RunningServer> {
   });
 }
 
+let clockTicks: number | undefined;
+
+function cpuSeconds(pid: number): number {
+  try {
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 function peakRssMb(pid: number): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -120,19 +137,35 @@ function peakRssMb(pid: number): number {
   }
 }
 
-/** Runs the load generator in its own process and returns what it measured. */
+export interface MeasuredLoad extends LoadResult {
+  /** The server's CPU time over the measured run divided by its requests, in µs. */
+  cpuUsPerRequest: number;
+}
+
+/** Runs the load generator in its own process; samples the server's CPU time around the measured run. */
 export function runLoad(
   loadFile: string,
   config: LoadConfig,
   pin: readonly string[],
   configFile: string,
-): Promise<LoadResult> {
+  server: Pick<RunningServer, 'cpuSeconds'>,
+): Promise<MeasuredLoad> {
   writeFileSync(configFile, JSON.stringify(config));
   const [cmd, args] = command(pin, [loadFile, configFile]);
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
+  let pending = '';
+  let cpuAtStart = Number.NaN;
+  let cpuAtEnd = Number.NaN;
   child.stdout.on('data', (chunk: Buffer) => {
     output += chunk.toString();
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === 'PHASE measure-start') cpuAtStart = server.cpuSeconds();
+      if (line === 'PHASE measure-end') cpuAtEnd = server.cpuSeconds();
+    }
   });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
@@ -144,7 +177,12 @@ export function runLoad(
       }
       // JSON has no NaN: percentiles of a run without a 2xx response arrive as null.
       const result = JSON.parse(line) as LoadResult;
-      resolve({ ...result, p50: result.p50 ?? Number.NaN, p99: result.p99 ?? Number.NaN });
+      resolve({
+        ...result,
+        p50: result.p50 ?? Number.NaN,
+        p99: result.p99 ?? Number.NaN,
+        cpuUsPerRequest: ((cpuAtEnd - cpuAtStart) * 1e6) / result.requests,
+      });
     });
   });
 }

@@ -10,6 +10,7 @@ interface CpuProfile {
     callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
     children?: number[];
   }>;
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
 }
@@ -61,12 +62,18 @@ export function summariseProfile(
   file: string,
   repoRoot: string,
   bundleDir: string,
+  window: { fromUs: number; toUs: number } | null,
   top = 15,
 ): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const selfByNode = new Map<number, number>();
+  // Sample times are on the monotonic clock, so start-up and warm-up can be left out.
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
-    selfByNode.set(id, (selfByNode.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+    const delta = profile.timeDeltas[i] ?? 0;
+    at += delta;
+    if (window && (at < window.fromUs || at > window.toUs)) return;
+    selfByNode.set(id, (selfByNode.get(id) ?? 0) + delta / 1000);
   });
 
   const maps = new Map<string, SourceMap | null>();

@@ -1,10 +1,9 @@
 import type { Contestant } from './contestants.js';
-import type { LoadResult } from './load.js';
-import { median } from './measure.js';
+import { type MeasuredLoad, median } from './measure.js';
 import type { ProfileFrame, ProfileSummary } from './profile.js';
 import type { LookupTiming } from './setup.js';
 
-export interface RoundResult extends LoadResult {
+export interface RoundResult extends MeasuredLoad {
   round: number;
   peakRssMb: number;
   /** Lines the server wrote to stderr (warnings, errors). */
@@ -43,6 +42,7 @@ export interface BenchReport {
   manyKeys: {
     keys: number;
     requestsPerSecond: number;
+    cpuUsPerRequest: number;
     p99: number;
     peakRssMb: number;
     non2xx: number;
@@ -54,6 +54,7 @@ export interface BenchReport {
 
 interface Medians {
   rps: number;
+  cpu: number;
   p50: number;
   p99: number;
   rss: number;
@@ -65,6 +66,7 @@ function mediansOf(result: ContestantResult): Medians {
   const of = (pick: (r: RoundResult) => number) => median(result.rounds.map(pick));
   return {
     rps: of((r) => r.requestsPerSecond),
+    cpu: of((r) => r.cpuUsPerRequest),
     p50: of((r) => r.p50),
     p99: of((r) => r.p99),
     rss: of((r) => r.peakRssMb),
@@ -203,11 +205,13 @@ export function renderReport(report: BenchReport): string {
       'p50 ms',
       'p99 ms',
       'p99 over bare, ms',
+      'server CPU µs/req',
+      'CPU over bare, µs/req',
       'peak RSS MB',
       'non-2xx/errors',
       'req/s per round',
     ]),
-    row(Array(9).fill('---')),
+    row(Array(11).fill('---')),
   );
   for (const result of report.results) {
     const m = medians.get(result.contestant.id)!;
@@ -221,12 +225,18 @@ export function renderReport(report: BenchReport): string {
         ms(m.p50),
         ms(m.p99),
         isBare || !base ? '—' : signedMs(m.p99 - base.p99),
+        int(m.cpu),
+        isBare || !base ? '—' : int(m.cpu - base.cpu),
         ms(m.rss, 0),
         String(m.non2xx),
         result.rounds.map((r) => int(r.requestsPerSecond)).join(' / '),
       ]),
     );
   }
+  push(
+    '',
+    "Server CPU is the server process's user + system time over the measured run divided by its requests (from `/proc/<pid>/stat`); it leaves out the work Postgres and Redis do for it, and it is far less sensitive than req/s to other load on the machine.",
+  );
   const logLines = report.results.filter((r) => mediansOf(r).logLines > 0);
   if (logLines.length > 0) {
     push(
@@ -290,12 +300,33 @@ export function renderReport(report: BenchReport): string {
       '',
       `keygate on Hono (Postgres + Redis) with ${int(k.keys)} keys inserted straight into the table and requests cycling through all of them (${s.connections} connections, ${s.durationSeconds} s after warm-up). The verification cache holds 10,000 entries by default, so a cycle over ${int(k.keys)} keys misses it on nearly every request: this is also the cold path under load.`,
       '',
-      row(['keys in traffic', 'req/s', 'p99 ms', 'peak RSS MB', 'non-2xx/errors']),
-      row(Array(5).fill('---')),
+      row([
+        'keys in traffic',
+        'req/s',
+        'p99 ms',
+        'server CPU µs/req',
+        'peak RSS MB',
+        'non-2xx/errors',
+      ]),
+      row(Array(6).fill('---')),
       base
-        ? row([int(s.keyPool), int(base.rps), ms(base.p99), ms(base.rss, 0), String(base.non2xx)])
+        ? row([
+            int(s.keyPool),
+            int(base.rps),
+            ms(base.p99),
+            int(base.cpu),
+            ms(base.rss, 0),
+            String(base.non2xx),
+          ])
         : '',
-      row([int(k.keys), int(k.requestsPerSecond), ms(k.p99), ms(k.peakRssMb, 0), String(k.non2xx)]),
+      row([
+        int(k.keys),
+        int(k.requestsPerSecond),
+        ms(k.p99),
+        int(k.cpuUsPerRequest),
+        ms(k.peakRssMb, 0),
+        String(k.non2xx),
+      ]),
     );
   }
 
@@ -305,7 +336,7 @@ export function renderReport(report: BenchReport): string {
       '',
       '## Profile: keygate on Hono, Postgres + Redis',
       '',
-      `\`node --cpu-prof\` on the server for a ${report.profileSeconds} s run at ${s.connections} connections (after warm-up); ${int(p.busyMs)} ms of non-idle samples. Frames are mapped back to their sources. ${pct(p.keygateInclusiveShare)} of the busy samples have a keygate frame on their synchronous stack (keygate and what it calls synchronously; replies handled after an \`await\`, such as ioredis parsing the limiter's answer, are outside it).`,
+      `\`node --cpu-prof\` on the server during a ${report.profileSeconds} s measured run at ${s.connections} connections (samples from start-up, priming and warm-up left out); ${int(p.busyMs)} ms of non-idle samples. Frames are mapped back to their sources. ${pct(p.keygateInclusiveShare)} of the busy samples have a keygate frame on their synchronous stack (keygate and what it calls synchronously; replies handled after an \`await\`, such as ioredis parsing the limiter's answer, are outside it).`,
       '',
       'Self time by area:',
       '',

@@ -57,11 +57,13 @@ const SEQUENTIAL_REQUESTS = 1000;
 const COLD_KEYS = 1000;
 const PROFILE_SECONDS = 5;
 
-function numberFromEnv(name: string, fallback: number): number {
+function numberFromEnv(name: string, fallback: number, { zero = false } = {}): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zero)) {
+    throw new Error(`${name} must be a ${zero ? 'non-negative' : 'positive'} number`);
+  }
   return value;
 }
 
@@ -72,8 +74,8 @@ const settings = {
   connections: Math.round(numberFromEnv('BENCH_CONNECTIONS', 50)),
   keyPool: Math.round(numberFromEnv('BENCH_KEYS', 1000)),
 };
-const manyKeys = Math.round(numberFromEnv('BENCH_MANY_KEYS', 100_000));
-const lookupKeys = Math.round(numberFromEnv('BENCH_LOOKUP_KEYS', 1_000_000));
+const manyKeys = Math.round(numberFromEnv('BENCH_MANY_KEYS', 100_000, { zero: true }));
+const lookupKeys = Math.round(numberFromEnv('BENCH_LOOKUP_KEYS', 1_000_000, { zero: true }));
 const postgresUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
 const output = resolve(repoRoot, process.env.BENCH_OUTPUT ?? 'BENCHMARKS.md');
@@ -255,6 +257,7 @@ async function main(): Promise<void> {
           loadConfig(server, keysFileOf(contestant), settings.durationSeconds),
           pinning.load,
           join(work, 'load', `${++runs}.json`),
+          server,
         );
         const peakRssMb = server.peakRssMb();
         await server.stop();
@@ -266,7 +269,7 @@ async function main(): Promise<void> {
         };
         result.rounds.push(sample);
         log(
-          `round ${round} ${contestant.id}: ${Math.round(load.requestsPerSecond)} req/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms, ${peakRssMb.toFixed(0)} MB` +
+          `round ${round} ${contestant.id}: ${Math.round(load.requestsPerSecond)} req/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms, ${load.cpuUsPerRequest.toFixed(0)} µs CPU/req, ${peakRssMb.toFixed(0)} MB` +
             (load.non2xx + load.errors > 0
               ? `, ${load.non2xx} non-2xx, ${load.errors} errors`
               : ''),
@@ -343,10 +346,12 @@ async function main(): Promise<void> {
         loadConfig(server, file, settings.durationSeconds, false),
         pinning.load,
         join(work, 'load', 'many-keys.json'),
+        server,
       );
       manyKeysResult = {
         keys: manyKeys,
         requestsPerSecond: load.requestsPerSecond,
+        cpuUsPerRequest: load.cpuUsPerRequest,
         p99: load.p99,
         peakRssMb: server.peakRssMb(),
         non2xx: load.non2xx + load.errors + load.timeouts,
@@ -366,20 +371,24 @@ async function main(): Promise<void> {
     const { server } = await launch(byId('keygate-hono'), 'profile', {
       nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     });
+    let window: { fromUs: number; toUs: number } | null = null;
     try {
-      await runLoad(
+      const load = await runLoad(
         built.load,
         loadConfig(server, prepared.keysFiles['keygate-postgres'], PROFILE_SECONDS),
         pinning.load,
         join(work, 'load', 'profile.json'),
+        server,
       );
+      window = { fromUs: load.measuredFromUs, toUs: load.measuredToUs };
     } finally {
       await server.stop();
     }
     const written = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
     if (written) {
-      profile = summariseProfile(join(profileDir, written), repoRoot, join(benchDir, '.build'));
-      log(`profiled: ${join(profileDir, written)}`);
+      const file = join(profileDir, written);
+      profile = summariseProfile(file, repoRoot, join(benchDir, '.build'), window);
+      log(`profiled: ${file}`);
     }
   }
 
