@@ -104,6 +104,21 @@ describe('createRedisBackends', () => {
     }
   });
 
+  it('closes at once while Redis is unreachable', async () => {
+    const redis = createRedisBackends({
+      url: `redis://127.0.0.1:${await freePort()}`,
+      logger: { warn: () => {}, info: () => {} },
+    });
+    await waitFor('a failed connection attempt', () => redis.client.status === 'reconnecting');
+    const started = performance.now();
+    await redis.close();
+    expect(performance.now() - started).toBeLessThan(100);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // No further reconnect attempt.
+    expect(redis.client.status).not.toBe('connecting');
+    expect(redis.client.status).not.toBe('ready');
+  });
+
   it('leaves a client it was given open', async () => {
     const client = connectRedis(SHARED_REDIS_URL);
     await waitFor('the client to connect', () => client.status === 'ready');

@@ -1,6 +1,6 @@
 import { type AuthFailureLimit, KeygateConfigError } from '@keygate/core';
 import type { RedisOptions } from 'ioredis';
-import { connectRedis, type RedisClient, type RedisLogger } from './client.js';
+import { connectRedis, type RedisClient, type RedisLogger, withTimeout } from './client.js';
 import { RedisAuthFailureGuard } from './failure-guard.js';
 import { RedisInvalidationBus } from './invalidation.js';
 import { type RedisErrorPolicy, RedisRateLimiter } from './rate-limiter.js';
@@ -79,15 +79,19 @@ export function createRedisBackends(options: RedisBackendsOptions): RedisBackend
   };
 }
 
-/** Closes the connection and resolves once it is fully closed (status `end`). */
+/** Closes the connection: politely (QUIT, then its end) when connected, at once otherwise. */
 async function quit(client: RedisClient): Promise<void> {
-  if (client.status === 'end') return;
+  if (client.status !== 'ready') {
+    // Between reconnect attempts there is no socket, hence no 'end' to wait for: just stop retrying.
+    client.disconnect();
+    return;
+  }
   const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
-  if (client.status === 'ready') {
-    // QUIT lets replies in flight arrive; if the connection drops meanwhile, disconnect instead.
-    await client.quit().catch(() => client.disconnect());
-  } else {
+  try {
+    await client.quit();
+    await withTimeout(ended, 1_000);
+  } catch {
+    // The connection dropped while quitting, or did not close in time.
     client.disconnect();
   }
-  await ended;
 }
