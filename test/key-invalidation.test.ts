@@ -10,7 +10,7 @@ import { run } from 'keygate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 import { type AppProcess, startAppProcess, stopAppProcesses } from './support/processes.js';
-import { type RedisServer, startRedisServer } from './support/redis.js';
+import { freePort, type RedisServer, startRedisServer } from './support/redis.js';
 
 const POLL_MS = 25;
 
@@ -243,6 +243,25 @@ describe('the CLI announces a change once Redis answers', () => {
     } finally {
       link.close();
     }
+  });
+});
+
+describe('the CLI with Redis unreachable', () => {
+  it('still revokes, after a bounded wait, and says other instances will be late', async () => {
+    const key = await issue();
+    const err: string[] = [];
+    const started = performance.now();
+    const code = await run(['keys', 'revoke', key.id], {
+      out: () => {},
+      err: (text) => err.push(text),
+      env: { DATABASE_URL: database.url, REDIS_URL: `redis://127.0.0.1:${await freePort()}` },
+    });
+    expect(code).toBe(0);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(err.join('')).toContain(
+      `could not publish the invalidation of key ${key.id} (connection is`,
+    );
+    expect((await keygate.keys.get(key.id)).revokedAt).toBeInstanceOf(Date);
   });
 });
 
