@@ -641,3 +641,39 @@ describe('createKeygate: configuration', () => {
     succeeded(await keygate.authenticate(request({ headers: { 'x-api-key': issued.secret } })));
   });
 });
+
+describe('outage warnings', () => {
+  it('warns once per cause while a backend stays down, not once per request', async () => {
+    const { store, keygate, logger } = setup();
+    vi.spyOn(store, 'findByDigest').mockRejectedValue(new Error('connection refused'));
+    const unknown = createKeyFormat().generate('secret', 'live').secret;
+
+    for (let i = 0; i < 20; i++) {
+      expect(failed(await keygate.authenticate(request({ key: unknown }))).error.code).toBe(
+        'SERVICE_UNAVAILABLE',
+      );
+    }
+
+    const outageWarnings = logger.warn.mock.calls.filter(([message]) =>
+      String(message).includes('key store unavailable'),
+    );
+    expect(outageWarnings).toHaveLength(1);
+  });
+
+  it('says how many failures were not logged when it warns again', async () => {
+    vi.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z'), toFake: ['Date'] });
+    const failing: RateLimiter = { consume: () => Promise.reject(new Error('redis down')) };
+    const { keygate, logger } = setup({ limiter: failing });
+    const { secret } = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
+
+    for (let i = 0; i < 3; i++) await keygate.authenticate(request({ key: secret }));
+    vi.setSystemTime(new Date('2026-01-01T00:00:11Z'));
+    await keygate.authenticate(request({ key: secret }));
+
+    const messages = logger.warn.mock.calls.map(([message]) => String(message));
+    expect(messages).toEqual([
+      '[keygate] rate limiter unavailable:',
+      '[keygate] rate limiter unavailable (2 more since the last warning):',
+    ]);
+  });
+});

@@ -193,6 +193,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       );
   }
 
+  const outage = new OutageLog(logger);
   const lastUsed = new LastUsedRecorder(store, lastUsedInterval, logger);
   // IPs the failure guard has blocked, so a blocked client's guesses cost no store lookup.
   const blockedUntil = new Map<string, number>();
@@ -257,7 +258,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       try {
         blockedFor = await failureGuard.recordFailure(ip);
       } catch (guardError) {
-        logger.warn('[keygate] failed-authentication guard unavailable:', guardError);
+        outage.warn('failed-authentication guard unavailable', guardError);
       }
       if (blockedFor > 0) {
         if (blockedUntil.size >= MAX_BLOCKED_IPS) blockedUntil.clear();
@@ -290,7 +291,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     try {
       result = await limiter.consume(subject, policiesFor(tier, record?.rateLimit ?? null));
     } catch (error) {
-      logger.warn('[keygate] rate limiter unavailable:', error);
+      outage.warn('rate limiter unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' });
       recordAuth(ctx, 'failure', failure.reason, record);
       return {
@@ -362,7 +363,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     try {
       record = await lookup(digest);
     } catch (error) {
-      logger.warn('[keygate] key store unavailable:', error);
+      outage.warn('key store unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
       recordAuth(ctx, 'failure', failure.reason, null);
       return { ok: false, error: failure, headers: { 'Retry-After': '1' } };
@@ -465,6 +466,28 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       ]);
     },
   };
+}
+
+/**
+ * Warnings about a backend that is down, at most one per cause every 10 s: an outage fails
+ * every request, and one line per request would bury everything else in the log.
+ */
+class OutageLog {
+  readonly #last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(private readonly logger: Pick<Console, 'warn'>) {}
+
+  warn(cause: string, error: unknown): void {
+    const now = Date.now();
+    const seen = this.#last.get(cause);
+    if (seen && now - seen.at < 10_000) {
+      seen.suppressed++;
+      return;
+    }
+    const more = seen?.suppressed ? ` (${seen.suppressed} more since the last warning)` : '';
+    this.#last.set(cause, { at: now, suppressed: 0 });
+    this.logger.warn(`[keygate] ${cause}${more}:`, error);
+  }
 }
 
 /** Writes `last_used_at` in the background, at most once per interval per key, in batches. */
