@@ -1,26 +1,7 @@
-import type { AddressInfo } from 'node:net';
-import {
-  bootstrapMessage,
-  closeOnSignals,
-  openRuntime,
-  portFrom,
-  trustProxyFrom,
-} from '@keygate/example-shared';
+import { createServer } from 'node:http';
+import { serveReferenceApp } from '@keygate/example-shared';
 import { createApp } from './app.js';
 
-const port = portFrom();
-const host = process.env.HOST ?? '127.0.0.1';
-const runtime = await openRuntime();
-const app = createApp(runtime.keygate, { trustProxy: trustProxyFrom() });
-
-function announce(actualPort: number): void {
-  const url = `http://localhost:${actualPort}`;
-  console.log(`keygate reference app (express) listening on ${url} (${runtime.description})`);
-  if (runtime.bootstrap) console.log(bootstrapMessage(runtime.bootstrap, url));
-}
-
-const server = app.listen(port, host, () => announce((server.address() as AddressInfo).port));
-closeOnSignals(async () => {
-  await new Promise((resolve) => server.close(resolve));
-  await runtime.close();
-});
+await serveReferenceApp('express', ({ keygate }, config) =>
+  createServer(createApp(keygate, config)),
+);

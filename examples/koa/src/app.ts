@@ -1,13 +1,7 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
 import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
-import {
-  type ApiKeyAuthOptions,
-  type ApiKeyState,
-  apiKeyAuth,
-  apiKeyRoutes,
-  requireScope,
-} from '@keygate/koa';
+import { type ApiKeyState, apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/koa';
 import Router from '@koa/router';
 import Koa from 'koa';
 

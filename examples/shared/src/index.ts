@@ -2,4 +2,5 @@ import './scopes.js';
 
 export * from './data.js';
 export * from './runtime.js';
+export * from './serve.js';
 export * from './session.js';

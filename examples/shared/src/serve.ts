@@ -1,0 +1,47 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  bootstrapMessage,
+  closeOnSignals,
+  openRuntime,
+  portFrom,
+  type Runtime,
+  trustProxyFrom,
+} from './runtime.js';
+
+/**
+ * Runs a reference app from the environment: opens keygate's backends, listens on `HOST`:`PORT`,
+ * logs one line when listening (and the bootstrap key on a first start), and shuts down cleanly.
+ */
+export async function serveReferenceApp(
+  framework: string,
+  createServer: (runtime: Runtime, config: { trustProxy: boolean }) => Server,
+): Promise<void> {
+  const port = portFrom();
+  const host = process.env.HOST ?? '127.0.0.1';
+  let runtime: Runtime;
+  try {
+    runtime = await openRuntime();
+  } catch (error) {
+    // A setup problem (database locked or unreachable) is a message for the operator, not a crash.
+    console.error(
+      `keygate reference app (${framework}) could not start: ${(error as Error).message}`,
+    );
+    process.exit(1);
+  }
+  const server = createServer(runtime, { trustProxy: trustProxyFrom() });
+  server.listen(port, host, () => {
+    const url = `http://localhost:${(server.address() as AddressInfo).port}`;
+    console.log(
+      `keygate reference app (${framework}) listening on ${url} (${runtime.description})`,
+    );
+    if (runtime.bootstrap) console.log(bootstrapMessage(runtime.bootstrap, url));
+  });
+  closeOnSignals(async () => {
+    await new Promise((resolve) => {
+      server.close(resolve);
+      server.closeIdleConnections();
+    });
+    await runtime.close();
+  });
+}
