@@ -5,12 +5,13 @@ const SERVICES = [
   {
     name: 'PostgreSQL',
     url: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    start: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    start: 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start',
   },
   {
     name: 'Redis',
     url: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-    start: 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no',
+    start:
+      'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no',
   },
 ];
 
@@ -35,7 +36,9 @@ export default async function setup(): Promise<void> {
   const down: string[] = [];
   for (const service of SERVICES) {
     if (!(await reachable(service.url))) {
-      down.push(`${service.name} is not reachable at ${service.url}. Start it with:\n  ${service.start}`);
+      down.push(
+        `${service.name} is not reachable at ${service.url}. Start it with:\n  ${service.start}`,
+      );
     }
   }
   if (down.length > 0) throw new Error(`keygate's tests need real services.\n${down.join('\n')}`);
