@@ -1,4 +1,4 @@
-import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { createKeyHasher } from '@keygate/core';
 import {
   connectPostgres,
@@ -8,7 +8,7 @@ import {
 } from '@keygate/postgres';
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestDatabase } from './support/postgres.js';
+import { createTestDatabase, databaseProxy } from './support/postgres.js';
 
 const digest = createKeyHasher().digest('sk_live_never_stored');
 const opened: Array<{ close(): Promise<void> }> = [];
@@ -52,35 +52,6 @@ async function silentServer(): Promise<{ url: string; close(): Promise<void> }> 
   };
 }
 
-/** Forwards to the test server until frozen, then drops traffic both ways: a network partition. */
-async function freezableProxy(target: string) {
-  const { hostname, port, pathname } = new URL(target);
-  const sockets = new Set<Socket>();
-  let frozen = false;
-  const server = createServer((client) => {
-    const upstream = connectTcp(Number(port), hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-    }
-    client.on('data', (chunk) => frozen || upstream.write(chunk));
-    upstream.on('data', (chunk) => frozen || client.write(chunk));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as { port: number };
-  return {
-    url: `postgres://postgres@127.0.0.1:${address.port}${pathname}`,
-    freeze: () => {
-      frozen = true;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 describe('connectPostgres', () => {
   it('rejects quickly when nothing listens, naming the cause and not the digest', async () => {
     const database = await connect('postgres://postgres@127.0.0.1:1/x');
@@ -104,9 +75,9 @@ describe('connectPostgres', () => {
   it('rejects when an open connection stops answering (network partition)', async () => {
     const testDatabase = await createTestDatabase();
     opened.push(testDatabase);
-    const proxy = await freezableProxy(testDatabase.url);
+    const proxy = await databaseProxy(testDatabase.url);
     const database = await connect(proxy.url);
-    opened.push(proxy);
+    opened.push({ close: proxy.stop });
     expect(await database.store.get('key_x')).toBeNull();
     proxy.freeze();
     const { error, ms } = await rejection(() => database.store.findByDigest(digest));

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import {
   type KeygateDatabase,
   migrate,
@@ -88,4 +89,43 @@ async function administer(statement: string): Promise<void> {
   } finally {
     await admin.end({ timeout: 5 });
   }
+}
+
+export interface DatabaseProxy {
+  /** The database's URL through the proxy. */
+  url: string;
+  /** Drops traffic both ways on open connections: a network partition. */
+  freeze(): void;
+  /** Closes every connection and stops listening: the database is gone (connections refused). */
+  stop(): Promise<void>;
+}
+
+/** A TCP proxy in front of a test database, to take the database away mid-test. */
+export async function databaseProxy(target: string): Promise<DatabaseProxy> {
+  const { hostname, port, pathname } = new URL(target);
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const server = createServer((client) => {
+    const upstream = connectTcp(Number(port), hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.on('data', (chunk) => frozen || upstream.write(chunk));
+    upstream.on('data', (chunk) => frozen || client.write(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  return {
+    url: `postgres://postgres@127.0.0.1:${address.port}${pathname}`,
+    freeze: () => {
+      frozen = true;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
