@@ -1,6 +1,6 @@
 import type { RateLimitPolicy, RateLimitResult } from '@keygate/core';
 import { connectRedis, RateLimiterUnavailableError, RedisRateLimiter } from '@keygate/redis';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   freePort,
@@ -26,8 +26,8 @@ async function privateServer(port?: number): Promise<RedisServer> {
   return server;
 }
 
-function client(url: string): Redis {
-  const redis = connectRedis(url);
+function client(url: string, options: RedisOptions = {}): Redis {
+  const redis = connectRedis(url, options);
   cleanup.push(() => redis.disconnect());
   return redis;
 }
@@ -92,10 +92,15 @@ describe('RedisRateLimiter when Redis goes away', () => {
 
   it('answers from memory within the timeout while Redis hangs, then skips it until it recovers', async () => {
     const server = await privateServer();
-    const redis = client(server.url);
+    const redis = client(server.url, { commandTimeout: 100 });
     await waitFor('the client to connect', () => redis.status === 'ready');
     const logger = { warn: vi.fn(), info: vi.fn() };
-    const limiter = new RedisRateLimiter({ client: redis, logger, recheckIntervalMs: 500 });
+    const limiter = new RedisRateLimiter({
+      client: redis,
+      logger,
+      recheckIntervalMs: 500,
+      timeoutMs: 100,
+    });
     const subject = uniqueName('key');
     await limiter.consume(subject, policies);
 

@@ -267,3 +267,22 @@ describe('RedisRateLimiter options', () => {
     expect(await limiter.consume(uniqueName('key'), [])).toEqual({ allowed: true, policies: [] });
   });
 });
+
+describe('RedisRateLimiter under a busy event loop', () => {
+  it('does not take its own busy event loop for a stalled Redis', async () => {
+    const logger = { warn: vi.fn(), info: vi.fn() };
+    const busy = new RedisRateLimiter({ client, namespace, timeoutMs: 50, logger });
+    const subject = uniqueName('busy');
+    await busy.consume(subject, [bucket(10)]);
+
+    const pending = busy.consume(subject, [bucket(10)]);
+    // Hold the event loop well past the timeout while Redis's reply waits on the socket.
+    const until = Date.now() + 300;
+    while (Date.now() < until) {}
+    const result = await pending;
+
+    expect(logger.warn).not.toHaveBeenCalled();
+    // Charged in Redis (9 left after the first, 8 now), not answered by a fresh in-memory bucket.
+    expect(result.policies[0]!.remaining).toBe(8);
+  });
+});

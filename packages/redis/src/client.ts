@@ -18,7 +18,8 @@ const CONNECTION_DEFAULTS = {
   maxRetriesPerRequest: 0,
   // A command resent after reconnecting would charge Redis for a request already answered from memory.
   autoResendUnfulfilledCommands: false,
-  commandTimeout: 100,
+  // A backstop: keygate's own calls are bounded by their `timeoutMs`, which is shorter.
+  commandTimeout: 2_000,
   connectTimeout: 2_000,
 } as const satisfies RedisOptions;
 
@@ -45,7 +46,7 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
 
 /**
  * An ioredis Cluster with the same fail-fast settings: no cluster-level offline queue,
- * a 100 ms command timeout and backoff between reconnects. `options` override them.
+ * a 2 s command timeout and backoff between reconnects. `options` override them.
  */
 export function connectRedisCluster(nodes: ClusterNode[], options: ClusterOptions = {}): Cluster {
   const cluster = new Cluster(nodes, {
@@ -71,7 +72,9 @@ export class RedisTimeoutError extends Error {
 export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RedisTimeoutError(ms)), ms);
+    // After a busy stretch timers run before the socket is read: give a reply that is already
+    // there one turn to arrive, so a busy event loop here is not taken for a stalled Redis.
+    timer = setTimeout(() => setImmediate(() => reject(new RedisTimeoutError(ms))), ms);
   });
   try {
     return await Promise.race([promise, timeout]);

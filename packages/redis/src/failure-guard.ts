@@ -24,7 +24,7 @@ export class RedisAuthFailureGuard implements AuthFailureGuard {
     const {
       client,
       namespace = 'keygate',
-      timeoutMs = 100,
+      timeoutMs = 500,
       points = 20,
       durationSeconds = 60,
       blockSeconds = 300,

@@ -44,7 +44,7 @@ export class RedisInvalidationBus implements InvalidationBus {
   #settleStarted: () => void = () => {};
 
   constructor(options: RedisInvalidationBusOptions) {
-    const { client, namespace = 'keygate', timeoutMs = 100, logger = console } = options;
+    const { client, namespace = 'keygate', timeoutMs = 500, logger = console } = options;
     if (!client) {
       throw new KeygateConfigError('INVALID_OPTION', 'RedisInvalidationBus needs a client');
     }

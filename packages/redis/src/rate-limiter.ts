@@ -79,7 +79,7 @@ export class RedisRateLimiter implements RateLimiter {
       onRedisError = 'memory',
       insurance = new MemoryRateLimiter(),
       namespace = 'keygate',
-      timeoutMs = 100,
+      timeoutMs = 500,
       recheckIntervalMs = 1_000,
       logger = console,
     } = options;
