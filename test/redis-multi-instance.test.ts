@@ -49,7 +49,10 @@ describe('two app processes on one Redis', () => {
     const statuses = responses.map((r) => r.status);
     await Promise.all(responses.map((r) => r.arrayBuffer()));
 
-    expect(statuses.filter((s) => s === 200), apps.map((a) => a.output()).join("\n")).toHaveLength(100);
+    expect(
+      statuses.filter((s) => s === 200),
+      apps.map((a) => a.output()).join('\n'),
+    ).toHaveLength(100);
     expect(statuses.filter((s) => s === 429)).toHaveLength(300);
     // Each process got 200 of the requests: with limits per process, 200 would have passed.
     expect(statuses.filter((s, i) => s === 429 && i % 2 === 0).length).toBeGreaterThan(0);
