@@ -156,7 +156,7 @@ function targets(report: BenchReport, medians: Map<string, Medians>): Target[] {
     list.push({
       name: 'p99 added over bare Hono, one request at a time',
       goal: '≤ 1 ms',
-      measured: `${signedMs(added)} ms`,
+      measured: `${signedMs(added)} ms (p50: ${signedMs(warmSeq.p50 - bareSeq.p50)} ms)`,
       met: added <= 1,
       shortfall: added <= 1 ? '' : `${(added - 1).toFixed(2)} ms over`,
     });
@@ -176,7 +176,17 @@ function targets(report: BenchReport, medians: Map<string, Medians>): Target[] {
   return list;
 }
 
-export function renderReport(report: BenchReport): string {
+export const ANALYSIS_START = '<!-- analysis:start -->';
+export const ANALYSIS_END = '<!-- analysis:end -->';
+
+/** The hand-written analysis in a previous report (markers included), kept when the report is regenerated. */
+export function analysisOf(previous: string): string | null {
+  const start = previous.indexOf(ANALYSIS_START);
+  const end = previous.indexOf(ANALYSIS_END);
+  return start >= 0 && end > start ? previous.slice(start, end + ANALYSIS_END.length) : null;
+}
+
+export function renderReport(report: BenchReport, analysis: string | null): string {
   const medians = new Map(report.results.map((r) => [r.contestant.id, mediansOf(r)]));
   const s = report.settings;
   const lines: string[] = [];
@@ -185,7 +195,7 @@ export function renderReport(report: BenchReport): string {
   push(
     '# Benchmarks',
     '',
-    `Produced by \`pnpm bench\` (\`bench/src/run.ts\`) on ${report.date.toISOString().slice(0, 16).replace('T', ' ')} UTC in ${Math.round(report.elapsedSeconds / 60)} min. Regenerate it rather than editing it.`,
+    `Produced by \`pnpm bench\` (\`bench/src/run.ts\`) on ${report.date.toISOString().slice(0, 16).replace('T', ' ')} UTC in ${Math.round(report.elapsedSeconds / 60)} min. Everything but the Analysis section is generated; the analysis is written by hand and kept across runs, so check it against new figures.`,
     '',
     '## Setup',
     '',
@@ -262,6 +272,18 @@ export function renderReport(report: BenchReport): string {
       ]),
     );
   }
+
+  push(
+    '',
+    analysis ??
+      [
+        ANALYSIS_START,
+        '## Analysis',
+        '',
+        'None yet: write it here; `pnpm bench` keeps this section.',
+        ANALYSIS_END,
+      ].join('\n'),
+  );
 
   if (report.sequential.length > 0) {
     push(

@@ -12,7 +12,7 @@
  *   BENCH_OUTPUT        report path (BENCHMARKS.md at the repo root)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ import {
 } from './measure.js';
 import { summariseProfile } from './profile.js';
 import {
+  analysisOf,
   type BenchReport,
   type ContestantResult,
   type LatencySummary,
@@ -445,7 +446,8 @@ async function main(): Promise<void> {
     profile,
     profileSeconds: PROFILE_SECONDS,
   };
-  writeFileSync(output, renderReport(report));
+  const previous = existsSync(output) ? readFileSync(output, 'utf8') : '';
+  writeFileSync(output, renderReport(report, analysisOf(previous)));
   log(`wrote ${output}`);
 }
 
