@@ -98,7 +98,7 @@ export function requireScope(
   };
 }
 
-/** The management API, to mount with `app.route('/v1/api-keys', apiKeyRoutes(keygate))`. */
+/** The management API, to mount with `app.route('/v1/api-keys', apiKeyRoutes({ keygate }))`. */
 export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
   const { keygate, getIp } = splitOptions(options);
   const authenticate = apiKeyAuth({ keygate, getIp });
