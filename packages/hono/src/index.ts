@@ -74,8 +74,14 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
     if (!decision.ok) return render(c, decision);
     c.set('apiKey', decision.principal);
     c.set('keygate', keygate);
+    // Set before the response exists: setting a header on a finished response rebuilds it.
+    const headers = Object.entries(decision.headers);
+    for (const [name, value] of headers) c.header(name, value);
     await next();
-    for (const [name, value] of Object.entries(decision.headers)) c.header(name, value);
+    // A handler that returned its own Response did not take them.
+    if (headers.length > 0 && !c.res.headers.has(headers[0]![0])) {
+      for (const [name, value] of headers) c.header(name, value);
+    }
   };
 }
 
