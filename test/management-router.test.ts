@@ -402,7 +402,8 @@ describe.each(adapters)('$name management router', (adapter) => {
         body: { success: false, error: 'Public keys cannot manage API keys', code: 'FORBIDDEN' },
       });
     }
-    const badKey = await call('GET', '', { key: `${adminA.slice(0, -1)}x` });
+    const typo = `${adminA.slice(0, -1)}${adminA.endsWith('x') ? 'y' : 'x'}`;
+    const badKey = await call('GET', '', { key: typo });
     expect(badKey.status).toBe(401);
     expect(badKey.json.code).toBe('INVALID_API_KEY');
     // None of the refused callers changed anything.
@@ -427,11 +428,15 @@ describe.each(adapters)('$name management router', (adapter) => {
       duplex: 'half',
     } as RequestInit);
     expect(response.status).toBe(400);
+    // The unread rest of the body is still on the connection: it must not carry another request.
+    expect(response.headers.get('connection')).toBe('close');
     expect(await response.json()).toEqual({
       success: false,
       error: 'the request body is too large',
       code: 'INVALID_REQUEST',
     });
+    const next = await call('POST', '', { key: adminA, raw: '{"name":' });
+    expect(next.status).toBe(400);
   });
 
   describe('malformed requests: 400 INVALID_REQUEST saying what was wrong', () => {

@@ -1,4 +1,4 @@
-import { KeygateConfigError, type KeygateError, KeyManagementError } from './errors.js';
+import { BodyTooLargeError, KeygateConfigError, type KeygateError } from './errors.js';
 import {
   resolveResource,
   type ScopeRequirement,
@@ -119,6 +119,6 @@ export async function readNodeBody(
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function bodyTooLarge(): KeyManagementError {
-  return new KeyManagementError('INVALID_REQUEST', 'the request body is too large');
+export function bodyTooLarge(): BodyTooLargeError {
+  return new BodyTooLargeError();
 }

@@ -73,3 +73,11 @@ export class KeyManagementError extends Error {
     this.code = code;
   }
 }
+
+/** A request body over the limit: refused before it was read to the end. */
+export class BodyTooLargeError extends KeyManagementError {
+  constructor() {
+    super('INVALID_REQUEST', 'the request body is too large');
+    this.name = 'BodyTooLargeError';
+  }
+}

@@ -1,4 +1,4 @@
-import { KeygateError, KeyManagementError } from './errors.js';
+import { BodyTooLargeError, KeygateError, KeyManagementError } from './errors.js';
 import type { Keygate } from './keygate.js';
 import type { Actor } from './keys.js';
 import type { KeygateRequest, Principal } from './types.js';
@@ -79,7 +79,7 @@ function parseBody(body: unknown): unknown {
   if (body === undefined || body === null || body === '') return {};
   if (typeof body !== 'string') return body;
   if (body.length > MAX_MANAGEMENT_BODY) {
-    throw new KeyManagementError('INVALID_REQUEST', 'the request body is too large');
+    throw new BodyTooLargeError();
   }
   try {
     return JSON.parse(body);
@@ -154,11 +154,14 @@ export async function handleManagementRequest(
     }
   } catch (error) {
     if (error instanceof KeyManagementError) {
-      return failure(
+      const refused = failure(
         new KeygateError(error.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'INVALID_REQUEST', {
           message: error.code === 'NOT_FOUND' ? 'API key not found' : error.message,
         }),
       );
+      // The rest of the body is still on the connection: it cannot carry another request.
+      if (error instanceof BodyTooLargeError) refused.headers.Connection = 'close';
+      return refused;
     }
     keygate.logger.error('[keygate] key management failed:', error);
     return failure(new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' }));
