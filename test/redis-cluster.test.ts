@@ -91,6 +91,9 @@ describe('on a Redis Cluster', () => {
       return received.includes('key_cluster');
     });
     await subscriber.close();
-    expect(logger.warn).not.toHaveBeenCalled();
+    // On a loaded machine the first subscription attempt may time out and be retried; nothing else may go wrong.
+    for (const [message] of logger.warn.mock.calls) {
+      expect(message).toMatch(/cannot reach Redis yet; subscribing when it is reachable/);
+    }
   });
 });
