@@ -100,6 +100,50 @@ function windowOf(policy: RateLimitPolicy): number {
     : Math.max(1, Math.ceil(policy.capacity / policy.refillPerSecond));
 }
 
+/** What one policy had before a request: tokens in the bucket, or what is left of the window (and which window). */
+export interface PolicySnapshot {
+  policy: RateLimitPolicy;
+  available: number;
+  window?: number;
+}
+
+/**
+ * The result a limiter reports, from what each policy had before the request and whether it was
+ * admitted: shared by every limiter, so headers read the same whichever one answered.
+ */
+export function settlePolicies(
+  snapshots: readonly PolicySnapshot[],
+  allowed: boolean,
+  nowMs: number,
+): RateLimitResult {
+  const policies: PolicyState[] = [];
+  let retryAfter = 0;
+  for (const { policy, available, window } of snapshots) {
+    if (policy.kind === 'token-bucket') {
+      const tokens = allowed ? available - 1 : available;
+      policies.push({
+        policy,
+        limit: policy.capacity,
+        remaining: Math.floor(tokens),
+        resetSeconds: bucketResetSeconds(tokens, policy.capacity, policy.refillPerSecond),
+      });
+      if (available < 1)
+        retryAfter = Math.max(retryAfter, (1 - available) / policy.refillPerSecond);
+    } else {
+      const count = policy.limit - available + (allowed ? 1 : 0);
+      const resetSeconds = Math.max(
+        1,
+        Math.ceil(((window ?? 0) + 1) * policy.windowSeconds - nowMs / 1000),
+      );
+      policies.push({ policy, limit: policy.limit, remaining: policy.limit - count, resetSeconds });
+      if (available < 1) retryAfter = Math.max(retryAfter, resetSeconds);
+    }
+  }
+  return allowed
+    ? { allowed, policies }
+    : { allowed, policies, retryAfterSeconds: Math.max(1, ceilSeconds(retryAfter)) };
+}
+
 interface BucketState {
   tokens: number;
   atMs: number;
@@ -163,36 +207,13 @@ export class MemoryRateLimiter implements RateLimiter {
       return { policy, available: policy.limit - count, window, count };
     });
     const allowed = current.every((c) => c.available >= 1);
-
-    const result: PolicyState[] = [];
-    let retryAfter = 0;
     for (const c of current) {
-      const { policy } = c;
-      if (policy.kind === 'token-bucket') {
-        const tokens = allowed ? c.available - 1 : c.available;
-        states.set(policy.name, { tokens, atMs: nowMs });
-        result.push({
-          policy,
-          limit: policy.capacity,
-          remaining: Math.floor(tokens),
-          resetSeconds: bucketResetSeconds(tokens, policy.capacity, policy.refillPerSecond),
-        });
-        if (c.available < 1) {
-          retryAfter = Math.max(retryAfter, (1 - c.available) / policy.refillPerSecond);
-        }
+      if (c.policy.kind === 'token-bucket') {
+        states.set(c.policy.name, { tokens: allowed ? c.available - 1 : c.available, atMs: nowMs });
       } else {
-        const count = allowed ? c.count! + 1 : c.count!;
-        states.set(policy.name, { window: c.window!, count });
-        const resetSeconds = Math.max(
-          1,
-          Math.ceil((c.window! + 1) * policy.windowSeconds - nowMs / 1000),
-        );
-        result.push({ policy, limit: policy.limit, remaining: policy.limit - count, resetSeconds });
-        if (c.available < 1) retryAfter = Math.max(retryAfter, resetSeconds);
+        states.set(c.policy.name, { window: c.window!, count: c.count! + (allowed ? 1 : 0) });
       }
     }
-    return allowed
-      ? { allowed, policies: result }
-      : { allowed, policies: result, retryAfterSeconds: Math.max(1, ceilSeconds(retryAfter)) };
+    return settlePolicies(current, allowed, nowMs);
   }
 }

@@ -1,11 +1,10 @@
 import {
-  bucketResetSeconds,
   KeygateConfigError,
   MemoryRateLimiter,
-  type PolicyState,
   type RateLimiter,
   type RateLimitPolicy,
   type RateLimitResult,
+  settlePolicies,
 } from '@keygate/core';
 import {
   describeError,
@@ -173,37 +172,12 @@ function requirePositive(name: string, value: number): void {
   }
 }
 
-/** Turns the script's reply into the result `MemoryRateLimiter` would give for the same state. */
+/** Turns the script's reply (what each policy had before the request) into the shared result. */
 function settle(policies: readonly RateLimitPolicy[], reply: ScriptReply): RateLimitResult {
-  const allowed = Number(reply[0]) === 1;
-  const nowMs = Number(reply[1]) / 1000;
-  const states: PolicyState[] = [];
-  let retryAfter = 0;
-  policies.forEach((policy, i) => {
-    const available = Number(reply[2 + 2 * i]);
-    if (policy.kind === 'token-bucket') {
-      const tokens = allowed ? available - 1 : available;
-      states.push({
-        policy,
-        limit: policy.capacity,
-        remaining: Math.floor(tokens),
-        resetSeconds: bucketResetSeconds(tokens, policy.capacity, policy.refillPerSecond),
-      });
-      if (available < 1) {
-        retryAfter = Math.max(retryAfter, (1 - available) / policy.refillPerSecond);
-      }
-    } else {
-      const window = Number(reply[3 + 2 * i]);
-      const count = policy.limit - available + (allowed ? 1 : 0);
-      const resetSeconds = Math.max(
-        1,
-        Math.ceil((window + 1) * policy.windowSeconds - nowMs / 1000),
-      );
-      states.push({ policy, limit: policy.limit, remaining: policy.limit - count, resetSeconds });
-      if (available < 1) retryAfter = Math.max(retryAfter, resetSeconds);
-    }
-  });
-  return allowed
-    ? { allowed, policies: states }
-    : { allowed, policies: states, retryAfterSeconds: Math.max(1, Math.ceil(retryAfter)) };
+  const snapshots = policies.map((policy, i) => ({
+    policy,
+    available: Number(reply[2 + 2 * i]),
+    window: policy.kind === 'fixed-window' ? Number(reply[3 + 2 * i]) : undefined,
+  }));
+  return settlePolicies(snapshots, Number(reply[0]) === 1, Number(reply[1]) / 1000);
 }
