@@ -56,10 +56,19 @@ export interface KeygateOptions {
   auditSinks?: AuditSink[];
   /** Where `GET /v1/api-keys/:id/events` and `keygate audit` read from. Default: the first sink that can be read. */
   auditReader?: AuditReader;
-  /** Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held, `'drop-oldest'` past that. */
+  /**
+   * Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held,
+   * `'drop-oldest'` past that; usage counts written every 10 s, up to 100,000 rows waiting.
+   */
   auditQueue?: Pick<
     AuditLogOptions,
-    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs'
+    | 'batchSize'
+    | 'flushIntervalMs'
+    | 'maxQueue'
+    | 'onQueueFull'
+    | 'closeTimeoutMs'
+    | 'usageFlushIntervalMs'
+    | 'maxUsageRows'
   >;
   /** Record a `scope.checked` event for every guard decision. Default `true`. */
   auditScopeChecks?: boolean;
@@ -178,6 +187,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     cache,
     invalidation,
     audit,
+    auditReader,
     publicScopes,
     defaultOwnerId: options.defaultOwnerId ?? 'org_default',
   });
@@ -226,22 +236,17 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     };
   }
 
-  function recordAuth(
-    ctx: AuditContext,
-    outcome: 'success' | 'failure',
-    reason: string | null,
-    key: AuditSubject | null,
-    detail: Record<string, unknown> | null = null,
-  ): void {
+  /** A failed authentication, one event each (successes are counted: `audit.recordUse`). */
+  function recordAuth(ctx: AuditContext, reason: string | null, key: AuditSubject | null): void {
     audit.record({
-      action: outcome === 'success' ? 'auth.succeeded' : 'auth.failed',
-      outcome,
+      action: 'auth.failed',
+      outcome: 'failure',
       reason,
       keyId: key?.id ?? null,
       keyStart: key?.start ?? null,
       ownerId: key?.ownerId ?? null,
       actor: null,
-      detail,
+      detail: null,
       ...ctx,
     });
   }
@@ -251,7 +256,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     error: KeygateError,
     key: AuditSubject | null,
   ): Promise<Decision> {
-    recordAuth(ctx, 'failure', error.reason, key);
+    recordAuth(ctx, error.reason, key);
     const ip = ctx.ip ?? 'unknown';
     if (failureGuard) {
       let blockedFor = 0;
@@ -293,7 +298,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     } catch (error) {
       outage.warn('rate limiter unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' });
-      recordAuth(ctx, 'failure', failure.reason, record);
+      recordAuth(ctx, failure.reason, record);
       return {
         headers: {},
         failure: { ok: false, error: failure, headers: { 'Retry-After': '1' } },
@@ -302,7 +307,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const headers = rateLimitHeaders(result, Date.now());
     if (!result.allowed) {
       const error = new KeygateError('RATE_LIMITED', { reason: 'rate_limited' });
-      recordAuth(ctx, 'failure', error.reason, record);
+      recordAuth(ctx, error.reason, record);
       return { headers, failure: { ok: false, error, headers } };
     }
     return { headers };
@@ -312,7 +317,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const session = options.session ? await options.session(req) : null;
     if (!session) {
       const error = new KeygateError('AUTH_REQUIRED', { reason: 'missing' });
-      recordAuth(ctx, 'failure', error.reason, null);
+      recordAuth(ctx, error.reason, null);
       return { ok: false, error, headers: {} };
     }
     const who = { id: session.id, start: null, ownerId: session.ownerId };
@@ -321,7 +326,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       rateLimit: null,
     });
     if (limited.failure) return limited.failure;
-    recordAuth(ctx, 'success', null, who, { via: 'session' });
+    audit.recordUse('auth.succeeded', who, ctx, () => ({ via: 'session' }));
     return {
       ok: true,
       principal: {
@@ -352,7 +357,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const until = blockedUntil.get(ip);
     if (until !== undefined) {
       if (until > Date.now()) {
-        recordAuth(ctx, 'failure', 'auth_failures', null);
+        recordAuth(ctx, 'auth_failures', null);
         return blocked((until - Date.now()) / 1000);
       }
       blockedUntil.delete(ip);
@@ -365,7 +370,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     } catch (error) {
       outage.warn('key store unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
-      recordAuth(ctx, 'failure', failure.reason, null);
+      recordAuth(ctx, failure.reason, null);
       return { ok: false, error: failure, headers: { 'Retry-After': '1' } };
     }
     const shown = { id: record?.id ?? null, start: parsed.start, ownerId: record?.ownerId ?? null };
@@ -385,7 +390,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
 
     const restricted = checkRestrictions(record.restrictions, req, ctx.path ?? '/');
     if (restricted) {
-      recordAuth(ctx, 'failure', restricted.reason, record);
+      recordAuth(ctx, restricted.reason, record);
       return { ok: false, error: restricted, headers: {} };
     }
 
@@ -393,7 +398,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     if (limited.failure) return limited.failure;
 
     lastUsed.mark(record.id, now);
-    recordAuth(ctx, 'success', null, record);
+    audit.recordUse('auth.succeeded', record, ctx);
     return {
       ok: true,
       principal: {
@@ -426,22 +431,31 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const error = checkRequirement(principal, requirement, resource);
     if (auditScopeChecks) {
       const ctx = contextOf(req);
-      audit.record({
-        action: resource === undefined ? 'scope.checked' : 'resource.checked',
-        outcome: error ? 'failure' : 'success',
-        reason: error?.reason ?? null,
-        keyId: principal.id,
-        keyStart: principal.kind === 'key' ? principal.key.start : null,
+      const action = resource === undefined ? 'scope.checked' : 'resource.checked';
+      const subject = {
+        id: principal.id,
+        start: principal.kind === 'key' ? principal.key.start : null,
         ownerId: principal.ownerId,
-        actor: null,
-        detail: {
-          required: requirement.scopes,
-          mode: requirement.mode,
-          granted: principal.scopes,
-          ...(resource !== undefined ? { resource } : {}),
-        },
-        ...ctx,
+      };
+      const detail = () => ({
+        required: requirement.scopes,
+        mode: requirement.mode,
+        granted: principal.scopes,
+        ...(resource !== undefined ? { resource } : {}),
       });
+      if (error) {
+        audit.record({
+          action,
+          outcome: 'failure',
+          reason: error.reason,
+          keyId: subject.id,
+          keyStart: subject.start,
+          ownerId: subject.ownerId,
+          actor: null,
+          detail: detail(),
+          ...ctx,
+        });
+      } else audit.recordUse(action, subject, ctx, detail);
     }
     return error ? { ok: false, error, headers: {} } : { ok: true, principal, headers: {} };
   }

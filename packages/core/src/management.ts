@@ -5,7 +5,7 @@ import type { KeygateRequest, Principal } from './types.js';
 
 export interface ManagementRequest {
   method: string;
-  /** Path below the mount point: `/`, `/key_1`, `/key_1/rotate`, `/key_1/events`. */
+  /** Path below the mount point: `/`, `/key_1`, `/key_1/rotate`, `/key_1/events`, `/key_1/usage`. */
   path: string;
   query: URLSearchParams;
   /** Reads the body (called only by routes that take one): JSON text, an already-parsed object, or `undefined`. */
@@ -39,8 +39,19 @@ const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
   { method: 'DELETE', pattern: new RegExp(`^/${ID}/?$`), action: 'revoke' },
   { method: 'POST', pattern: new RegExp(`^/${ID}/rotate/?$`), action: 'rotate' },
   { method: 'GET', pattern: new RegExp(`^/${ID}/events/?$`), action: 'events' },
+  { method: 'GET', pattern: new RegExp(`^/${ID}/usage/?$`), action: 'usage' },
 ];
-type Action = 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events';
+type Action = 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events' | 'usage';
+
+/** The usage route's query parameters that are given, as the strings they are (validated by `keys.usage`). */
+function usageParams(query: URLSearchParams): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const name of ['range', 'from', 'to', 'interval']) {
+    const value = query.get(name);
+    if (value !== null) params[name] = value;
+  }
+  return params;
+}
 
 function failure(error: KeygateError): ManagementResponse {
   const headers: Record<string, string> = {};
@@ -151,6 +162,8 @@ export async function handleManagementRequest(
         const events = (await keygate.auditReader?.query({ keyId: id, limit })) ?? [];
         return ok(events);
       }
+      case 'usage':
+        return ok(await keygate.keys.usage(id, usageParams(req.query), actor));
     }
   } catch (error) {
     if (error instanceof KeyManagementError) {

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditContext, AuditSink, UsageAction, UsageBatch, UsageRow } from './types.js';
+
+/** Whom a use is counted against: a key, or a session. */
+export interface UsageSubject {
+  id: string;
+  start: string | null;
+  ownerId: string | null;
+}
+
+/** A usage row while it is being counted: times in ms, so a request allocates nothing. */
+interface Tally {
+  minute: number;
+  action: UsageAction;
+  keyId: string;
+  keyStart: string | null;
+  ownerId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  method: string | null;
+  path: string | null;
+  count: number;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export interface UsageCounterOptions {
+  /** Sinks that keep usage (each has `writeUsage`). */
+  sinks: AuditSink[];
+  /** Longest a use waits before it is written, in ms. */
+  flushIntervalMs: number;
+  /** Most distinct rows waiting; see `AuditLogOptions.maxUsageRows`. */
+  maxRows: number;
+  logger: Pick<Console, 'error'>;
+  /** Told of every use given up because `maxRows` rows were waiting and could not be written. */
+  onDropped: (count: number) => void;
+}
+
+/**
+ * Counts successes per minute in memory and writes them as usage rows: a request costs one map
+ * lookup and an increment, and a busy key writes a row per flush instead of an event per request.
+ * A batch that fails is kept as it is (same id, so a sink that has it already skips it) and retried
+ * with backoff, while new uses go on being counted beside it.
+ */
+export class UsageCounter {
+  readonly #sinks: AuditSink[];
+  readonly #interval: number;
+  readonly #maxRows: number;
+  readonly #logger: Pick<Console, 'error'>;
+  readonly #onDropped: (count: number) => void;
+  #rows = new Map<string, Tally>();
+  /** Uses counted in `#rows`. */
+  #counted = 0;
+  /** The batch being written, or waiting to be retried after a failure. */
+  #held: { batch: UsageBatch; uses: number } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  #failures = 0;
+
+  constructor(options: UsageCounterOptions) {
+    this.#sinks = options.sinks;
+    this.#interval = options.flushIntervalMs;
+    this.#maxRows = options.maxRows;
+    this.#logger = options.logger;
+    this.#onDropped = options.onDropped;
+  }
+
+  /** Uses counted and not yet written (including a batch being written or retried). */
+  get pending(): number {
+    return this.#counted + (this.#held?.uses ?? 0);
+  }
+
+  count(action: UsageAction, subject: UsageSubject, ctx: AuditContext, now: number): void {
+    const minute = now - (now % 60_000);
+    // An empty field is stored as null; NUL cannot occur in an HTTP method, path or header value,
+    // so the fields cannot run into each other.
+    const key = `${minute}\0${action}\0${subject.id}\0${subject.start ?? ''}\0${subject.ownerId ?? ''}\0${ctx.ip ?? ''}\0${ctx.method ?? ''}\0${ctx.path ?? ''}\0${ctx.userAgent ?? ''}`;
+    const tally = this.#rows.get(key);
+    if (tally !== undefined) {
+      tally.count++;
+      if (now > tally.lastSeen) tally.lastSeen = now;
+    } else {
+      if (!this.#admit()) return;
+      this.#rows.set(key, {
+        minute,
+        action,
+        keyId: subject.id,
+        keyStart: subject.start || null,
+        ownerId: subject.ownerId || null,
+        ip: ctx.ip || null,
+        userAgent: ctx.userAgent || null,
+        method: ctx.method || null,
+        path: ctx.path || null,
+        count: 1,
+        firstSeen: now,
+        lastSeen: now,
+      });
+    }
+    this.#counted++;
+    this.#timer ??= setTimeout(() => void this.flush(), this.#interval).unref();
+  }
+
+  /** Whether a new row may be added: past `maxRows`, a flush makes room, unless one is under way. */
+  #admit(): boolean {
+    if (this.#rows.size < this.#maxRows) return true;
+    if (!this.#flushing && this.#failures === 0) {
+      // Seals the rows before its first await: the map is empty again when this returns.
+      void this.flush();
+      return true;
+    }
+    this.#onDropped(1);
+    return false;
+  }
+
+  /** Writes every use counted so far (and a batch waiting for a retry); resolves when the sinks have them or failed. */
+  async flush(): Promise<void> {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    while (this.#flushing) await this.#flushing;
+    if (!this.#held && this.#rows.size === 0) return;
+    this.#flushing = this.#drain().finally(() => {
+      this.#flushing = undefined;
+    });
+    await this.#flushing;
+  }
+
+  async #drain(): Promise<void> {
+    const retrying = this.#held !== undefined;
+    if (!(await this.#write(this.#held ?? this.#seal()))) return;
+    if (retrying && this.#rows.size > 0) await this.#write(this.#seal());
+  }
+
+  #seal(): { batch: UsageBatch; uses: number } {
+    const tallies = this.#rows;
+    const uses = this.#counted;
+    this.#rows = new Map();
+    this.#counted = 0;
+    const rows: UsageRow[] = Array.from(tallies.values(), (t) => ({
+      ...t,
+      minute: new Date(t.minute),
+      firstSeen: new Date(t.firstSeen),
+      lastSeen: new Date(t.lastSeen),
+    }));
+    return { batch: { id: randomUUID(), rows }, uses };
+  }
+
+  async #write(held: { batch: UsageBatch; uses: number }): Promise<boolean> {
+    this.#held = held;
+    try {
+      await Promise.all(this.#sinks.map((sink) => sink.writeUsage?.(held.batch)));
+    } catch (error) {
+      this.#failures++;
+      this.#logger.error(`[keygate] usage sink failed (attempt ${this.#failures}):`, error);
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = setTimeout(
+        () => void this.flush(),
+        Math.min(30_000, 100 * 2 ** this.#failures),
+      ).unref();
+      return false;
+    }
+    this.#held = undefined;
+    this.#failures = 0;
+    return true;
+  }
+
+  /** Stops the timer; what is still pending stays pending. */
+  stop(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
