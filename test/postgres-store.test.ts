@@ -9,6 +9,7 @@ import {
   type KeyEnvironment,
   type KeyType,
   type NewKeyRecord,
+  type UsageRow,
 } from '@keygate/core';
 import {
   apiKeys,
@@ -17,8 +18,9 @@ import {
   PostgresAuditSink,
   PostgresKeyStore,
   PostgresStoreError,
+  usageCounts,
 } from '@keygate/postgres';
-import { sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './support/postgres.js';
 
@@ -514,6 +516,153 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
 
     it('writes nothing for an empty batch', async () => {
       expect(await statementsOf(backend, () => sink.write([]))).toEqual([]);
+    });
+
+    it('stores what Postgres text cannot hold (NUL, lone surrogates) as U+FFFD, in every column', async () => {
+      const odd = 'a\u0000b\ud800c';
+      const event = auditEvent({
+        keyId: 'key_audit_odd',
+        path: `/v1/${odd}`,
+        userAgent: odd,
+        reason: odd,
+        detail: { resource: `website:${odd}`, 'k\u0000': 1 },
+      });
+      await sink.write([event]);
+      const [stored] = await sink.query({ keyId: 'key_audit_odd' });
+      const replaced = 'a\ufffdb\ufffdc';
+      expect(stored).toMatchObject({
+        path: `/v1/${replaced}`,
+        userAgent: replaced,
+        reason: replaced,
+        detail: { resource: `website:${replaced}`, 'k\ufffd': 1 },
+      });
+    });
+
+    describe('usage', () => {
+      const minute = new Date(Date.UTC(2034, 5, 1, 10, 7));
+      const at = (seconds: number) => new Date(minute.getTime() + seconds * 1000);
+      function row(overrides: Partial<UsageRow> = {}): UsageRow {
+        return {
+          minute,
+          action: 'auth.succeeded',
+          keyId: 'key_usage_1',
+          keyStart: 'sk_live_UsAgE1',
+          ownerId: 'org_usage',
+          ip: '203.0.113.9',
+          userAgent: 'curl/8',
+          method: 'GET',
+          path: '/v1/query/websites',
+          count: 1,
+          firstSeen: at(10),
+          lastSeen: at(20),
+          ...overrides,
+        };
+      }
+      /** The key's rows, by action, IP and path length. */
+      const stored = async (keyId: string) =>
+        (await backend.db.select().from(usageCounts).where(eq(usageCounts.keyId, keyId))).sort(
+          (a, b) =>
+            a.action.localeCompare(b.action) ||
+            (a.ip ?? '').localeCompare(b.ip ?? '') ||
+            (a.path?.length ?? 0) - (b.path?.length ?? 0),
+        );
+
+      it('adds each batch to the rows of the same key, client, path, action and minute, in one statement', async () => {
+        const first = [row({ count: 5 }), row({ action: 'scope.checked', count: 5 })];
+        const statements = await statementsOf(backend, () =>
+          sink.writeUsage({ id: 'batch_a', rows: first }),
+        );
+        expect(statements).toHaveLength(1);
+        expect(statements[0]).toMatch(/unnest\(/);
+        // Another instance (or a later flush) in the same minute.
+        await sink.writeUsage({
+          id: 'batch_b',
+          rows: [
+            row({ count: 3, firstSeen: at(5), lastSeen: at(15) }),
+            row({ count: 2, ip: '198.51.100.1' }),
+            row({ count: 4, path: `/v1/${'x'.repeat(3_000)}` }),
+          ],
+        });
+        const rows = await stored('key_usage_1');
+        expect(rows.map((r) => [r.action, r.ip, r.path?.length, r.count])).toEqual([
+          ['auth.succeeded', '198.51.100.1', 18, 2],
+          ['auth.succeeded', '203.0.113.9', 18, 8],
+          ['auth.succeeded', '203.0.113.9', 3_004, 4],
+          ['scope.checked', '203.0.113.9', 18, 5],
+        ]);
+        expect(rows[1]).toMatchObject({ firstSeen: at(5), lastSeen: at(20) });
+      });
+
+      it('counts a batch once, however often it is retried (a lost reply)', async () => {
+        const batch = { id: 'batch_retry', rows: [row({ keyId: 'key_usage_2', count: 7 })] };
+        await sink.writeUsage(batch);
+        await sink.writeUsage(batch);
+        await Promise.all([sink.writeUsage(batch), sink.writeUsage(batch)]);
+        expect((await stored('key_usage_2')).map((r) => r.count)).toEqual([7]);
+      });
+
+      it('merges rows that differ only in characters Postgres cannot store', async () => {
+        await sink.writeUsage({
+          id: 'batch_nul',
+          rows: [
+            row({ keyId: 'key_usage_3', path: '/a\u0000', count: 1 }),
+            row({ keyId: 'key_usage_3', path: '/a\ufffd', count: 2 }),
+          ],
+        });
+        expect((await stored('key_usage_3')).map((r) => [r.path, r.count])).toEqual([
+          ['/a\ufffd', 3],
+        ]);
+      });
+
+      it('reads served from the counts and failures from the events, by bucket', async () => {
+        const hour = (h: number, m = 0) => new Date(Date.UTC(2034, 6, 1, h, m));
+        await sink.writeUsage({
+          id: 'batch_read',
+          rows: [
+            row({ keyId: 'key_usage_4', minute: hour(9, 59), count: 4 }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 0), count: 3 }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 59), count: 2, ip: null }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 1), count: 9, action: 'scope.checked' }),
+            row({ keyId: 'key_usage_4', minute: hour(12, 0), count: 1 }),
+            row({ keyId: 'key_usage_5', minute: hour(11, 0), count: 6 }),
+          ],
+        });
+        const failed = (minute: Date, reason: string, keyId = 'key_usage_4') =>
+          auditEvent({ at: minute, keyId, action: 'auth.failed', outcome: 'failure', reason });
+        await sink.write([
+          failed(hour(10, 30), 'rate_limited'),
+          failed(hour(10, 31), 'rate_limited'),
+          failed(hour(11, 2), 'revoked'),
+          auditEvent({
+            at: hour(11, 3),
+            keyId: 'key_usage_4',
+            action: 'scope.checked',
+            outcome: 'failure',
+            reason: 'insufficient_scope',
+          }),
+          auditEvent({ at: hour(11, 4), keyId: 'key_usage_4', action: 'key.rotated' }),
+          failed(hour(11, 5), 'revoked', 'key_usage_5'),
+        ]);
+        const counts = await sink.usage({
+          keyId: 'key_usage_4',
+          from: hour(10),
+          to: hour(12),
+          interval: 'hour',
+        });
+        expect(counts.sort((a, b) => a.start.getTime() - b.start.getTime())).toEqual([
+          { start: hour(10), served: 5, failed: 0, rateLimited: 2 },
+          { start: hour(11), served: 0, failed: 2, rateLimited: 0 },
+        ]);
+        const daily = await sink.usage({
+          keyId: 'key_usage_4',
+          from: new Date(Date.UTC(2034, 6, 1)),
+          to: new Date(Date.UTC(2034, 6, 2)),
+          interval: 'day',
+        });
+        expect(daily).toEqual([
+          { start: new Date(Date.UTC(2034, 6, 1)), served: 10, failed: 2, rateLimited: 2 },
+        ]);
+      });
     });
   });
 });

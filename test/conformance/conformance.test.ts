@@ -124,7 +124,7 @@ describe.each(adapters)('$name reference app', (adapter) => {
 });
 
 describe.each(adapters)('$name audit trail', (adapter) => {
-  it('records a key sent in the query string by its start, never the secret', async () => {
+  it('records a key sent in the query string by its start, never the secret, and counts its uses', async () => {
     const { app, ctx, keygate, ids } = await arrange(adapter, {
       name: 'audit',
       keys: {
@@ -139,27 +139,41 @@ describe.each(adapters)('$name audit trail', (adapter) => {
     expect(refused.status).toBe(401);
     const served = await fetch(`${app.origin}/v1/websites/w_1/analytics?x=1&api_key=${secret}`);
     expect(served.status).toBe(200);
+    const denied = await fetch(`${app.origin}/v1/llm/traces?x=1&api_key=${secret}`, {
+      method: 'POST',
+    });
+    expect(denied.status).toBe(403);
     await keygate.audit.flush();
 
-    const response = await fetch(`${app.origin}/v1/api-keys/${ids.get('reader')}/events`, {
-      headers: { authorization: `Bearer ${ctx.key('admin')}` },
-    });
+    const asAdmin = { headers: { authorization: `Bearer ${ctx.key('admin')}` } };
+    const response = await fetch(`${app.origin}/v1/api-keys/${ids.get('reader')}/events`, asAdmin);
     expect(response.status).toBe(200);
     const text = await response.text();
     expect(text).not.toContain(secret.slice(start.length));
     expect(JSON.parse(text)).toEqual({
       success: true,
-      data: expect.arrayContaining([
+      data: [
         expect.objectContaining({
-          action: 'auth.succeeded',
+          action: 'scope.checked',
+          outcome: 'failure',
           keyStart: start,
-          path: '/v1/websites/w_1/analytics',
+          path: '/v1/llm/traces',
         }),
-      ]),
+        expect.objectContaining({ action: 'key.created' }),
+      ],
     });
     const everything = JSON.stringify(await keygate.auditReader?.query({ limit: 1_000 }));
-    expect(everything).toContain('/v1/websites/w_1/analytics');
+    expect(everything).toContain('/v1/llm/traces');
     expect(everything).not.toContain(secret);
+
+    // Both requests authenticated (served); the denial is also a failure of the key.
+    const usage = await fetch(`${app.origin}/v1/api-keys/${ids.get('reader')}/usage`, asAdmin);
+    expect(usage.status).toBe(200);
+    const { data } = (await usage.json()) as {
+      data: { buckets: Array<{ served: number; failed: number; rateLimited: number }> };
+    };
+    expect(data.buckets).toHaveLength(24);
+    expect(data.buckets.at(-1)).toMatchObject({ served: 2, failed: 1, rateLimited: 0 });
   });
 });
 

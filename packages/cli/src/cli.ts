@@ -6,6 +6,8 @@ import {
   createKeygate,
   type Keygate,
   KeyManagementError,
+  type KeyUsage,
+  type UsageRange,
 } from '@keygate/core';
 import { migrate, openKeyDatabase } from '@keygate/postgres';
 import { createRedisBackends, type RedisClient } from '@keygate/redis';
@@ -33,6 +35,7 @@ Usage:
   keygate keys rotate ID [--grace SECONDS] [--json]
   keygate keys revoke ID [--json]
   keygate audit [--key ID] [--limit N] [--json]
+  keygate usage KEY [--range 24h|7d|30d] [--json]
 
 Environment:
   DATABASE_URL  Postgres to use; without it, the embedded database under .keygate/
@@ -59,6 +62,7 @@ const OPTIONS = {
   grace: { type: 'string' },
   key: { type: 'string' },
   limit: { type: 'string' },
+  range: { type: 'string' },
   'include-revoked': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -153,6 +157,38 @@ function describeEvent(event: AuditEvent): string {
   ].join('  ');
 }
 
+const RANGES: readonly UsageRange[] = ['24h', '7d', '30d'];
+
+function usageRange(value: string | undefined): UsageRange {
+  if (value === undefined) return '24h';
+  if (!RANGES.includes(value as UsageRange)) {
+    throw new UsageError(`--range must be one of ${RANGES.join(', ')} (got ${value})`);
+  }
+  return value as UsageRange;
+}
+
+/** Requests per bucket as a table, oldest first, with the totals. */
+function describeUsage(usage: KeyUsage): string {
+  const hourly = usage.interval === 'hour';
+  const label = (start: Date) =>
+    hourly ? start.toISOString().slice(0, 16).replace('T', ' ') : start.toISOString().slice(0, 10);
+  const row = (first: string, counts: [number, number, number]) =>
+    `${first.padEnd(18)}${String(counts[0]).padStart(8)}${String(counts[1]).padStart(8)}${String(counts[2]).padStart(14)}`;
+  const total: [number, number, number] = [0, 0, 0];
+  const lines = usage.buckets.map((bucket) => {
+    total[0] += bucket.served;
+    total[1] += bucket.failed;
+    total[2] += bucket.rateLimited;
+    return row(label(bucket.start), [bucket.served, bucket.failed, bucket.rateLimited]);
+  });
+  return [
+    `Usage of ${usage.keyId}, last ${usage.range ?? 'window'} by ${usage.interval} (UTC)`,
+    `${(hourly ? 'hour' : 'day').padEnd(18)}${'served'.padStart(8)}${'failed'.padStart(8)}${'rate limited'.padStart(14)}`,
+    ...lines,
+    row('total', total),
+  ].join('\n');
+}
+
 function requireId(positionals: string[], command: string): string {
   const id = positionals[2];
   if (!id) throw new UsageError(`keys ${command} needs a key ID`);
@@ -197,6 +233,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const known =
     command === 'migrate' ||
     command === 'audit' ||
+    command === 'usage' ||
     (command === 'keys' && ['create', 'list', 'show', 'rotate', 'revoke'].includes(sub ?? ''));
   if (!known) {
     io.err(
@@ -210,6 +247,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   try {
     const input = command === 'keys' && sub === 'create' ? createInput(values) : undefined;
     const limit = number(values.limit, 'limit', true);
+    const range = usageRange(values.range);
+    if (command === 'usage' && sub === undefined) throw new UsageError('usage needs a key ID');
     const grace = values.grace === undefined ? 0 : Number(values.grace);
     if (!Number.isInteger(grace) || grace < 0) {
       throw new UsageError(`--grace must be a whole number of seconds (got ${values.grace})`);
@@ -256,6 +295,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
         { events },
         events.length === 0 ? 'No audit events.' : events.map(describeEvent).join('\n'),
       );
+    } else if (command === 'usage') {
+      const usage = await keygate.keys.usage(sub!, { range });
+      print(usage, describeUsage(usage));
     } else if (sub === 'create') {
       const issued = await keygate.keys.create(input!, actor);
       print(

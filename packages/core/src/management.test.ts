@@ -217,6 +217,27 @@ describe('management routes', () => {
     expect(data(await call('GET', `/${created.id}`)).revokedAt).toEqual(expect.any(Date));
   });
 
+  it('GET /:id/usage counts the key’s requests per hour, from the in-memory sink', async () => {
+    const { call, keygate } = await setup();
+    const created = data(await call('POST', '/', { body: { name: 'k', scopes: ['read:data'] } }));
+    for (let i = 0; i < 3; i++) await principalFor(keygate, created.secret as string);
+    await keygate.audit.flush();
+    const response = await call('GET', `/${created.id}/usage`, { query: 'range=24h' });
+    expect(response.status).toBe(200);
+    const usage = data(response) as unknown as {
+      range: string;
+      buckets: Array<{ served: number; failed: number; rateLimited: number }>;
+    };
+    expect(usage.range).toBe('24h');
+    expect(usage.buckets).toHaveLength(24);
+    expect(usage.buckets.at(-1)).toMatchObject({ served: 3, failed: 0, rateLimited: 0 });
+    failure(
+      await call('GET', `/${created.id}/usage`, { query: 'interval=week' }),
+      400,
+      'INVALID_REQUEST',
+    );
+  });
+
   it('GET /:id/events lists the key’s audit events, newest first, without secrets', async () => {
     const { call, keygate } = await setup();
     const created = data(await call('POST', '/', { body: { name: 'k', scopes: ['read:data'] } }));
@@ -308,6 +329,7 @@ describe('management authorisation', () => {
       ['POST', `/${id}/rotate`, {}],
       ['DELETE', `/${id}`, undefined],
       ['GET', `/${id}/events`, undefined],
+      ['GET', `/${id}/usage`, undefined],
     ];
     for (const [method, path, body] of attempts) {
       const response = await call(method, path, { body });
