@@ -291,12 +291,10 @@ describe('usage rows under load', () => {
       const instances: Array<{ db: KeyDatabase; keygate: Keygate; app: RunningApp }> = [];
       for (let i = 0; i < 2; i++) {
         const db = await connectPostgres({ url: database.url });
-        // Short flush intervals: several flushes of each instance land in the same minute's row.
         const keygate = createKeygate({
           ...UNLIMITED,
           store: db.store,
           auditSinks: [db.auditSink],
-          auditQueue: { usageFlushIntervalMs: 50 },
         });
         opened.push(db, keygate);
         const app = await startApp(hono, keygate);
@@ -309,9 +307,13 @@ describe('usage rows under load', () => {
       });
       const request = { path: '/v1/query/websites', headers: { 'x-api-key': secret } };
       const half = REQUESTS / 2;
+      // Flushes while the load runs: several writes of each instance land in the same minute's row.
+      const flushing = setInterval(() => {
+        for (const { keygate } of instances) void keygate.audit.flush();
+      }, 50);
       const statuses = await Promise.all(
         instances.map(({ app }) => loadFromWorker(app.origin, new Array(half).fill(request), 25)),
-      );
+      ).finally(() => clearInterval(flushing));
       expect(statuses.flat().every((status) => status === 200)).toBe(true);
       for (const { app, keygate, db } of instances) {
         await app.close();

@@ -34,8 +34,6 @@ export interface AuditLogOptions {
   onQueueFull?: AuditQueueFullPolicy;
   /** Longest `close()` waits for the sinks before giving up on what is left, in ms. Default 30,000. */
   closeTimeoutMs?: number;
-  /** Longest a counted success waits before the sinks that keep usage get it, in ms. Default 10,000. */
-  usageFlushIntervalMs?: number;
   /**
    * Most distinct usage rows waiting (key, client, method, path, action and minute); a flush starts
    * early at this many. While the sinks cannot take them, uses that would add a row past it are
@@ -158,7 +156,6 @@ export class AuditLog {
         ? undefined
         : new UsageCounter({
             sinks: usageSinks,
-            flushIntervalMs: options.usageFlushIntervalMs ?? 10_000,
             maxRows: options.maxUsageRows ?? 100_000,
             logger: this.#logger,
             onDropped: (count) => this.#countDropped(count),

@@ -58,17 +58,11 @@ export interface KeygateOptions {
   auditReader?: AuditReader;
   /**
    * Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held,
-   * `'drop-oldest'` past that; usage counts written every 10 s, up to 100,000 rows waiting.
+   * `'drop-oldest'` past that; up to 100,000 usage rows waiting.
    */
   auditQueue?: Pick<
     AuditLogOptions,
-    | 'batchSize'
-    | 'flushIntervalMs'
-    | 'maxQueue'
-    | 'onQueueFull'
-    | 'closeTimeoutMs'
-    | 'usageFlushIntervalMs'
-    | 'maxUsageRows'
+    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs' | 'maxUsageRows'
   >;
   /** Record a `scope.checked` event for every guard decision. Default `true`. */
   auditScopeChecks?: boolean;

@@ -81,17 +81,31 @@ describe('usage counts', () => {
     });
   });
 
-  it('is written every usageFlushIntervalMs, not with every event batch', async () => {
-    vi.useFakeTimers();
+  it('writes a minute once it is over (within seconds), not with every event batch', async () => {
+    vi.useFakeTimers({ now: Date.parse('2026-01-01T10:00:30Z') });
     const sink = new UsageSink();
-    const log = auditLog({ sinks: [sink], flushIntervalMs: 10, usageFlushIntervalMs: 5_000 });
+    const log = auditLog({ sinks: [sink], flushIntervalMs: 10 });
     log.recordUse('auth.succeeded', KEY, ctx());
     log.record({ ...failure(), path: '/x' });
     await vi.advanceTimersByTimeAsync(100);
     expect(sink.events).toHaveLength(1);
     expect(sink.batches).toHaveLength(0);
-    await vi.advanceTimersByTimeAsync(4_900);
-    expect(total(sink.rows)).toBe(1);
+    // Counted in the next minute: stays until that minute is over too.
+    await vi.advanceTimersByTimeAsync(29_950);
+    log.recordUse('auth.succeeded', KEY, ctx());
+    await vi.advanceTimersByTimeAsync(5_100);
+    expect(sink.batches).toHaveLength(1);
+    expect(sink.rows.map((r) => [r.minute.toISOString(), r.count])).toEqual([
+      ['2026-01-01T10:00:00.000Z', 1],
+    ]);
+    expect(log.pending).toBe(1);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(sink.batches).toHaveLength(2);
+    expect(sink.rows.at(-1)!.minute.toISOString()).toBe('2026-01-01T10:01:00.000Z');
+    expect(log.pending).toBe(0);
+    // Nothing left to write: no more timers, no empty batches.
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(sink.batches).toHaveLength(2);
   });
 
   it('a sink without writeUsage gets every success as an event; one with it, only the count', async () => {
@@ -147,7 +161,7 @@ describe('usage counts', () => {
     };
     const spy = vi.spyOn(flaky, 'writeUsage');
     const logger = quiet();
-    const log = new AuditLog({ sinks: [flaky], logger, usageFlushIntervalMs: 60_000 });
+    const log = new AuditLog({ sinks: [flaky], logger });
     logs.push(log);
     for (let i = 0; i < 10; i++) log.recordUse('auth.succeeded', KEY, ctx());
     await log.flush();
@@ -194,7 +208,7 @@ describe('usage counts', () => {
 
   it('close() writes every count; one it cannot write is reported', async () => {
     const sink = new UsageSink();
-    const log = new AuditLog({ sinks: [sink], logger: quiet(), usageFlushIntervalMs: 60_000 });
+    const log = new AuditLog({ sinks: [sink], logger: quiet() });
     for (let i = 0; i < 7; i++) log.recordUse('auth.succeeded', KEY, ctx());
     await log.close();
     expect(total(sink.rows)).toBe(7);

@@ -24,11 +24,13 @@ interface Tally {
   lastSeen: number;
 }
 
+const MINUTE = 60_000;
+/** Instances write their ended minute at different moments within this spread, not all at once. */
+const FLUSH_SPREAD_MS = 5_000;
+
 export interface UsageCounterOptions {
   /** Sinks that keep usage (each has `writeUsage`). */
   sinks: AuditSink[];
-  /** Longest a use waits before it is written, in ms. */
-  flushIntervalMs: number;
   /** Most distinct rows waiting; see `AuditLogOptions.maxUsageRows`. */
   maxRows: number;
   logger: Pick<Console, 'error'>;
@@ -38,13 +40,13 @@ export interface UsageCounterOptions {
 
 /**
  * Counts successes per minute in memory and writes them as usage rows: a request costs one map
- * lookup and an increment, and a busy key writes a row per flush instead of an event per request.
- * A batch that fails is kept as it is (same id, so a sink that has it already skips it) and retried
- * with backoff, while new uses go on being counted beside it.
+ * lookup and an increment, and a row is written once its minute is over (a few seconds after),
+ * so a busy key costs a row a minute instead of an event a request. `flush()` writes everything
+ * at once (graceful shutdown). A batch that fails is kept as it is (same id, so a sink that has it
+ * already skips it) and retried with backoff, while new uses go on being counted beside it.
  */
 export class UsageCounter {
   readonly #sinks: AuditSink[];
-  readonly #interval: number;
   readonly #maxRows: number;
   readonly #logger: Pick<Console, 'error'>;
   readonly #onDropped: (count: number) => void;
@@ -59,7 +61,6 @@ export class UsageCounter {
 
   constructor(options: UsageCounterOptions) {
     this.#sinks = options.sinks;
-    this.#interval = options.flushIntervalMs;
     this.#maxRows = options.maxRows;
     this.#logger = options.logger;
     this.#onDropped = options.onDropped;
@@ -71,7 +72,7 @@ export class UsageCounter {
   }
 
   count(action: UsageAction, subject: UsageSubject, ctx: AuditContext, now: number): void {
-    const minute = now - (now % 60_000);
+    const minute = now - (now % MINUTE);
     // An empty field is stored as null; NUL cannot occur in an HTTP method, path or header value,
     // so the fields cannot run into each other.
     const key = `${minute}\0${action}\0${subject.id}\0${subject.start ?? ''}\0${subject.ownerId ?? ''}\0${ctx.ip ?? ''}\0${ctx.method ?? ''}\0${ctx.path ?? ''}\0${ctx.userAgent ?? ''}`;
@@ -97,7 +98,13 @@ export class UsageCounter {
       });
     }
     this.#counted++;
-    this.#timer ??= setTimeout(() => void this.flush(), this.#interval).unref();
+    if (this.#timer === undefined) this.#scheduleAfterMinute(now);
+  }
+
+  /** Writes the minutes that are over shortly after the one of `now` ends. */
+  #scheduleAfterMinute(now: number): void {
+    const delay = MINUTE - (now % MINUTE) + Math.random() * FLUSH_SPREAD_MS;
+    this.#timer = setTimeout(() => void this.#flush(false), delay).unref();
   }
 
   /** Whether a new row may be added: past `maxRows`, a flush makes room, unless one is under way. */
@@ -105,7 +112,7 @@ export class UsageCounter {
     if (this.#rows.size < this.#maxRows) return true;
     if (!this.#flushing && this.#failures === 0) {
       // Seals the rows before its first await: the map is empty again when this returns.
-      void this.flush();
+      void this.#flush(true);
       return true;
     }
     this.#onDropped(1);
@@ -113,30 +120,54 @@ export class UsageCounter {
   }
 
   /** Writes every use counted so far (and a batch waiting for a retry); resolves when the sinks have them or failed. */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
+    return this.#flush(true);
+  }
+
+  /** `all`: the minute in progress too; otherwise only the minutes that are over. */
+  async #flush(all: boolean): Promise<void> {
     if (this.#timer) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
     while (this.#flushing) await this.#flushing;
-    if (!this.#held && this.#rows.size === 0) return;
-    this.#flushing = this.#drain().finally(() => {
-      this.#flushing = undefined;
-    });
-    await this.#flushing;
+    if (this.#held || this.#rows.size > 0) {
+      this.#flushing = this.#drain(all).finally(() => {
+        this.#flushing = undefined;
+      });
+      await this.#flushing;
+    }
+    // Rows of the minute in progress wait for it to end (a failed write has its retry timer set).
+    if (this.#rows.size > 0 && this.#timer === undefined) this.#scheduleAfterMinute(Date.now());
   }
 
-  async #drain(): Promise<void> {
-    const retrying = this.#held !== undefined;
-    if (!(await this.#write(this.#held ?? this.#seal()))) return;
-    if (retrying && this.#rows.size > 0) await this.#write(this.#seal());
+  async #drain(all: boolean): Promise<void> {
+    if (this.#held && !(await this.#write(this.#held))) return;
+    const sealed = this.#seal(all);
+    if (sealed) await this.#write(sealed);
   }
 
-  #seal(): { batch: UsageBatch; uses: number } {
-    const tallies = this.#rows;
-    const uses = this.#counted;
-    this.#rows = new Map();
-    this.#counted = 0;
+  /** Takes the rows to write out of the count: all of them, or those of the minutes that are over. */
+  #seal(all: boolean): { batch: UsageBatch; uses: number } | undefined {
+    let tallies = this.#rows;
+    let uses = this.#counted;
+    if (all) {
+      this.#rows = new Map();
+      this.#counted = 0;
+    } else {
+      const now = Date.now();
+      const current = now - (now % MINUTE);
+      tallies = new Map();
+      uses = 0;
+      for (const [key, tally] of this.#rows) {
+        if (tally.minute >= current) continue;
+        tallies.set(key, tally);
+        uses += tally.count;
+        this.#rows.delete(key);
+      }
+      this.#counted -= uses;
+    }
+    if (tallies.size === 0) return undefined;
     const rows: UsageRow[] = Array.from(tallies.values(), (t) => ({
       ...t,
       minute: new Date(t.minute),
@@ -155,7 +186,7 @@ export class UsageCounter {
       this.#logger.error(`[keygate] usage sink failed (attempt ${this.#failures}):`, error);
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = setTimeout(
-        () => void this.flush(),
+        () => void this.#flush(false),
         Math.min(30_000, 100 * 2 ** this.#failures),
       ).unref();
       return false;
