@@ -54,7 +54,7 @@ export interface KeygateOptions {
   invalidation?: InvalidationBus;
   /** Where audit events go. Default: a bounded in-memory sink. */
   auditSinks?: AuditSink[];
-  /** Where `GET /v1/api-keys/:id/events` and `keygate audit` read from. Default: the first sink that can be read. */
+  /** Where `GET /v1/api-keys/:id/events` and `/usage`, `keygate audit` and `keygate usage` read from. Default: the first sink that can be read. */
   auditReader?: AuditReader;
   /**
    * Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held,
@@ -64,7 +64,7 @@ export interface KeygateOptions {
     AuditLogOptions,
     'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs' | 'maxUsageRows'
   >;
-  /** Record a `scope.checked` event for every guard decision. Default `true`. */
+  /** Audit every guard decision: a failed check as a `scope.checked`/`resource.checked` event, a passed one counted as usage. Default `true`. */
   auditScopeChecks?: boolean;
   /** Where a key is looked for, in order. Default `['authorization', 'header', 'query']`. */
   sources?: readonly KeySource[];
