@@ -121,7 +121,8 @@ describe('the audit trail never holds a secret', () => {
     const tableRows = await database.sql<Array<{ row: string }>>`
       select row_to_json(t)::text as row from keygate_audit_events t`;
     const usageRows = await database.sql<Array<{ row: string; count: number }>>`
-      select row_to_json(u)::text as row, count from keygate_usage_counts u`;
+      select row_to_json(u)::text as row, authenticated + scope_checks + resource_checks as count
+      from keygate_usage_counts u`;
     const keyRows = await database.sql<Array<{ row: string }>>`
       select row_to_json(k)::text as row from keygate_api_keys k`;
     const inMemory = await memory.query({ limit: 100_000 });

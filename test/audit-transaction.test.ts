@@ -246,16 +246,15 @@ describe('key changes over HTTP are audited with the request, in the same transa
       // The request's authentication is counted as the admin key's usage, with the same request line.
       await keygate.audit.flush();
       const auth = await database.sql<Array<Record<string, unknown>>>`
-        select action, key_id, method, path, user_agent, count from keygate_usage_counts
+        select key_id, method, path, user_agent, authenticated from keygate_usage_counts
         where key_id = ${admin.key.id}`;
       expect(auth).toEqual([
         {
-          action: 'auth.succeeded',
           key_id: admin.key.id,
           method: 'POST',
           path: '/v1/api-keys',
           user_agent: 'audit-test',
-          count: 1,
+          authenticated: 1,
         },
       ]);
     } finally {

@@ -329,8 +329,8 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
     // A graceful shutdown writes what the app counted since its last flush.
     await app!.stop();
     const [served] = await database.sql<Array<{ n: number }>>`
-      select coalesce(sum(count), 0)::int as n from keygate_usage_counts
-      where key_id = ${key.id} and action = 'auth.succeeded'`;
+      select coalesce(sum(authenticated), 0)::int as n from keygate_usage_counts
+      where key_id = ${key.id}`;
     const [failed] = await database.sql<Array<{ n: number }>>`
       select count(*)::int as n from keygate_audit_events
       where key_id = ${key.id} and outcome = 'failure'`;

@@ -544,7 +544,6 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
       function row(overrides: Partial<UsageRow> = {}): UsageRow {
         return {
           minute,
-          action: 'auth.succeeded',
           keyId: 'key_usage_1',
           keyStart: 'sk_live_UsAgE1',
           ownerId: 'org_usage',
@@ -552,23 +551,23 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
           userAgent: 'curl/8',
           method: 'GET',
           path: '/v1/query/websites',
-          count: 1,
+          authenticated: 1,
+          scopeChecks: 0,
+          resourceChecks: 0,
           firstSeen: at(10),
           lastSeen: at(20),
           ...overrides,
         };
       }
-      /** The key's rows, by action, IP and path length. */
+      /** The key's rows, by IP and path length. */
       const stored = async (keyId: string) =>
         (await backend.db.select().from(usageCounts).where(eq(usageCounts.keyId, keyId))).sort(
           (a, b) =>
-            a.action.localeCompare(b.action) ||
-            (a.ip ?? '').localeCompare(b.ip ?? '') ||
-            (a.path?.length ?? 0) - (b.path?.length ?? 0),
+            (a.ip ?? '').localeCompare(b.ip ?? '') || (a.path?.length ?? 0) - (b.path?.length ?? 0),
         );
 
-      it('adds each batch to the rows of the same key, client, path, action and minute, in one statement', async () => {
-        const first = [row({ count: 5 }), row({ action: 'scope.checked', count: 5 })];
+      it('adds each batch to the row of the same key, client, path and minute, in one statement', async () => {
+        const first = [row({ authenticated: 5, scopeChecks: 5 })];
         const statements = await statementsOf(backend, () =>
           sink.writeUsage({ id: 'batch_a', rows: first }),
         );
@@ -578,38 +577,45 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
         await sink.writeUsage({
           id: 'batch_b',
           rows: [
-            row({ count: 3, firstSeen: at(5), lastSeen: at(15) }),
-            row({ count: 2, ip: '198.51.100.1' }),
-            row({ count: 4, path: `/v1/${'x'.repeat(3_000)}` }),
+            row({ authenticated: 3, resourceChecks: 1, firstSeen: at(5), lastSeen: at(15) }),
+            row({ authenticated: 2, ip: '198.51.100.1' }),
+            row({ authenticated: 4, path: `/v1/${'x'.repeat(3_000)}` }),
           ],
         });
         const rows = await stored('key_usage_1');
-        expect(rows.map((r) => [r.action, r.ip, r.path?.length, r.count])).toEqual([
-          ['auth.succeeded', '198.51.100.1', 18, 2],
-          ['auth.succeeded', '203.0.113.9', 18, 8],
-          ['auth.succeeded', '203.0.113.9', 3_004, 4],
-          ['scope.checked', '203.0.113.9', 18, 5],
+        const counts = (r: (typeof rows)[number]) => [
+          r.authenticated,
+          r.scopeChecks,
+          r.resourceChecks,
+        ];
+        expect(rows.map((r) => [r.ip, r.path?.length, ...counts(r)])).toEqual([
+          ['198.51.100.1', 18, 2, 0, 0],
+          ['203.0.113.9', 18, 8, 5, 1],
+          ['203.0.113.9', 3_004, 4, 0, 0],
         ]);
         expect(rows[1]).toMatchObject({ firstSeen: at(5), lastSeen: at(20) });
       });
 
       it('counts a batch once, however often it is retried (a lost reply)', async () => {
-        const batch = { id: 'batch_retry', rows: [row({ keyId: 'key_usage_2', count: 7 })] };
+        const batch = {
+          id: 'batch_retry',
+          rows: [row({ keyId: 'key_usage_2', authenticated: 7 })],
+        };
         await sink.writeUsage(batch);
         await sink.writeUsage(batch);
         await Promise.all([sink.writeUsage(batch), sink.writeUsage(batch)]);
-        expect((await stored('key_usage_2')).map((r) => r.count)).toEqual([7]);
+        expect((await stored('key_usage_2')).map((r) => r.authenticated)).toEqual([7]);
       });
 
       it('merges rows that differ only in characters Postgres cannot store', async () => {
         await sink.writeUsage({
           id: 'batch_nul',
           rows: [
-            row({ keyId: 'key_usage_3', path: '/a\u0000', count: 1 }),
-            row({ keyId: 'key_usage_3', path: '/a\ufffd', count: 2 }),
+            row({ keyId: 'key_usage_3', path: '/a\u0000', authenticated: 1 }),
+            row({ keyId: 'key_usage_3', path: '/a\ufffd', authenticated: 2 }),
           ],
         });
-        expect((await stored('key_usage_3')).map((r) => [r.path, r.count])).toEqual([
+        expect((await stored('key_usage_3')).map((r) => [r.path, r.authenticated])).toEqual([
           ['/a\ufffd', 3],
         ]);
       });
@@ -619,12 +625,12 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
         await sink.writeUsage({
           id: 'batch_read',
           rows: [
-            row({ keyId: 'key_usage_4', minute: hour(9, 59), count: 4 }),
-            row({ keyId: 'key_usage_4', minute: hour(10, 0), count: 3 }),
-            row({ keyId: 'key_usage_4', minute: hour(10, 59), count: 2, ip: null }),
-            row({ keyId: 'key_usage_4', minute: hour(10, 1), count: 9, action: 'scope.checked' }),
-            row({ keyId: 'key_usage_4', minute: hour(12, 0), count: 1 }),
-            row({ keyId: 'key_usage_5', minute: hour(11, 0), count: 6 }),
+            row({ keyId: 'key_usage_4', minute: hour(9, 59), authenticated: 4 }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 0), authenticated: 3 }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 59), authenticated: 2, ip: null }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 1), authenticated: 0, scopeChecks: 9 }),
+            row({ keyId: 'key_usage_4', minute: hour(12, 0), authenticated: 1 }),
+            row({ keyId: 'key_usage_5', minute: hour(11, 0), authenticated: 6 }),
           ],
         });
         const failed = (minute: Date, reason: string, keyId = 'key_usage_4') =>

@@ -35,7 +35,7 @@ export interface AuditLogOptions {
   /** Longest `close()` waits for the sinks before giving up on what is left, in ms. Default 30,000. */
   closeTimeoutMs?: number;
   /**
-   * Most distinct usage rows waiting (key, client, method, path, action and minute); a flush starts
+   * Most distinct usage rows waiting (key, client, method, path and minute); a flush starts
    * early at this many. While the sinks cannot take them, uses that would add a row past it are
    * given up (counted in `dropped`); uses of rows already waiting are still counted. Default 100,000.
    */
@@ -391,12 +391,12 @@ export class MemoryAuditSink implements AuditSink, AuditReader {
     this.#batches.add(batch.id);
     if (this.#batches.size > 1_000) this.#batches.delete(this.#batches.values().next().value!);
     for (const row of batch.rows) {
-      if (row.action !== 'auth.succeeded') continue;
+      if (row.authenticated === 0) continue;
       const minute = row.minute.getTime();
       const key = `${row.keyId}\0${minute}`;
       const served = this.#served.get(key);
-      if (served) served.count += row.count;
-      else this.#served.set(key, { keyId: row.keyId, minute, count: row.count });
+      if (served) served.count += row.authenticated;
+      else this.#served.set(key, { keyId: row.keyId, minute, count: row.authenticated });
     }
     for (const key of this.#served.keys()) {
       if (this.#served.size <= 10 * this.#capacity) break;

@@ -242,11 +242,10 @@ export type AuditContext = Pick<AuditEvent, 'ip' | 'userAgent' | 'method' | 'pat
 /** The successes counted as usage (an authentication, a passed check) rather than recorded one by one. */
 export type UsageAction = 'auth.succeeded' | 'scope.checked' | 'resource.checked';
 
-/** One key's successes of one action in one minute, from one client on one method and path. */
+/** One key's successes in one minute, from one client on one method and path. */
 export interface UsageRow {
   /** Start of the minute (UTC). */
   minute: Date;
-  action: UsageAction;
   /** The key's id, or the session's for a request authenticated by a session. */
   keyId: string;
   keyStart: string | null;
@@ -256,7 +255,12 @@ export interface UsageRow {
   method: string | null;
   /** Request path, without the query string. */
   path: string | null;
-  count: number;
+  /** Successful authentications (`auth.succeeded`). */
+  authenticated: number;
+  /** Scope checks passed (`scope.checked`). */
+  scopeChecks: number;
+  /** Resource checks passed (`resource.checked`). */
+  resourceChecks: number;
   firstSeen: Date;
   lastSeen: Date;
 }
@@ -276,7 +280,7 @@ export interface AuditSink {
   /**
    * Takes successes (authentications, passed checks) as per-minute counts instead of one event
    * each: a sink with this method gets them only here, a sink without it gets every event.
-   * Counts add to what the sink already holds for the same row; a batch whose `id` the sink
+   * Counts add to what the sink already holds for the same key, client, method, path and minute; a batch whose `id` the sink
    * already has must be skipped (it is a retry after a lost reply).
    */
   writeUsage?(batch: UsageBatch): Promise<void>;

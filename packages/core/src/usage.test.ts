@@ -37,10 +37,11 @@ afterEach(async () => {
   for (const log of logs.splice(0)) await log.close();
 });
 
-const total = (rows: readonly UsageRow[]) => rows.reduce((sum, row) => sum + row.count, 0);
+const total = (rows: readonly UsageRow[]) =>
+  rows.reduce((sum, row) => sum + row.authenticated + row.scopeChecks + row.resourceChecks, 0);
 
 describe('usage counts', () => {
-  it('one row per key, client, method, path, action and minute, with its count and first/last seen', async () => {
+  it('one row per key, client, method, path and minute, with its counts and first/last seen', async () => {
     vi.useFakeTimers({ now: Date.parse('2026-01-01T10:00:30Z') });
     const sink = new UsageSink();
     const log = auditLog({ sinks: [sink] });
@@ -48,22 +49,22 @@ describe('usage counts', () => {
     vi.setSystemTime(Date.parse('2026-01-01T10:00:50Z'));
     log.recordUse('auth.succeeded', KEY, ctx());
     log.recordUse('scope.checked', KEY, ctx());
+    log.recordUse('resource.checked', KEY, ctx());
     log.recordUse('auth.succeeded', KEY, ctx('/v1/events'));
     log.recordUse('auth.succeeded', KEY, ctx(undefined, '198.51.100.7'));
     log.recordUse('auth.succeeded', OTHER, ctx());
     vi.setSystemTime(Date.parse('2026-01-01T10:01:05Z'));
     log.recordUse('auth.succeeded', KEY, ctx());
-    expect(log.pending).toBe(1_006);
+    expect(log.pending).toBe(1_007);
 
     await log.flush();
     expect(log.pending).toBe(0);
     expect(sink.events).toEqual([]);
     expect(sink.batches).toHaveLength(1);
-    expect(sink.rows).toHaveLength(6);
-    expect(total(sink.rows)).toBe(1_006);
+    expect(sink.rows).toHaveLength(5);
+    expect(total(sink.rows)).toBe(1_007);
     expect(sink.rows[0]).toEqual({
       minute: new Date('2026-01-01T10:00:00Z'),
-      action: 'auth.succeeded',
       keyId: 'key_1',
       keyStart: 'sk_live_abcdef',
       ownerId: 'org_1',
@@ -71,13 +72,15 @@ describe('usage counts', () => {
       userAgent: 'curl/8',
       method: 'GET',
       path: '/v1/query/websites',
-      count: 1_001,
+      authenticated: 1_001,
+      scopeChecks: 1,
+      resourceChecks: 1,
       firstSeen: new Date('2026-01-01T10:00:30Z'),
       lastSeen: new Date('2026-01-01T10:00:50Z'),
     });
     expect(sink.rows.at(-1)).toMatchObject({
       minute: new Date('2026-01-01T10:01:00Z'),
-      count: 1,
+      authenticated: 1,
     });
   });
 
@@ -95,7 +98,7 @@ describe('usage counts', () => {
     log.recordUse('auth.succeeded', KEY, ctx());
     await vi.advanceTimersByTimeAsync(5_100);
     expect(sink.batches).toHaveLength(1);
-    expect(sink.rows.map((r) => [r.minute.toISOString(), r.count])).toEqual([
+    expect(sink.rows.map((r) => [r.minute.toISOString(), r.authenticated])).toEqual([
       ['2026-01-01T10:00:00.000Z', 1],
     ]);
     expect(log.pending).toBe(1);
@@ -127,10 +130,7 @@ describe('usage counts', () => {
     expect(every[0]).toMatchObject({ keyId: 'key_1', path: '/v1/query/websites', detail: null });
     expect(every[1]!.detail).toEqual({ required: ['read:data'] });
     expect(usage.events.map((e) => e.action)).toEqual(['auth.failed']);
-    expect(usage.rows.map((r) => [r.action, r.count])).toEqual([
-      ['auth.succeeded', 1],
-      ['scope.checked', 1],
-    ]);
+    expect(usage.rows).toMatchObject([{ authenticated: 1, scopeChecks: 1, resourceChecks: 0 }]);
   });
 
   it('builds no event, nor its detail, when every sink keeps usage', async () => {
@@ -229,17 +229,18 @@ describe('MemoryAuditSink usage', () => {
   it('served from the counts, failed and rate limited from the failure events, per bucket', async () => {
     const sink = new MemoryAuditSink();
     const hour = (h: number, m = 0) => new Date(Date.UTC(2026, 0, 1, h, m));
-    const row = (minute: Date, count: number, action: UsageRow['action'] = 'auth.succeeded') => ({
+    const row = (minute: Date, authenticated: number, scopeChecks = 0): UsageRow => ({
       ...KEY_ROW,
       minute,
-      action,
-      count,
+      authenticated,
+      scopeChecks,
+      resourceChecks: 0,
       firstSeen: minute,
       lastSeen: minute,
     });
     await sink.writeUsage({
       id: 'b1',
-      rows: [row(hour(9, 59), 4), row(hour(10, 5), 3), row(hour(10, 6), 2, 'scope.checked')],
+      rows: [row(hour(9, 59), 4), row(hour(10, 5), 3), row(hour(10, 6), 0, 2)],
     });
     // The same batch again (a retry after a lost reply) adds nothing.
     await sink.writeUsage({ id: 'b1', rows: [row(hour(10, 5), 3)] });

@@ -11,7 +11,6 @@ export interface UsageSubject {
 /** A usage row while it is being counted: times in ms, so a request allocates nothing. */
 interface Tally {
   minute: number;
-  action: UsageAction;
   keyId: string;
   keyStart: string | null;
   ownerId: string | null;
@@ -19,10 +18,19 @@ interface Tally {
   userAgent: string | null;
   method: string | null;
   path: string | null;
-  count: number;
+  authenticated: number;
+  scopeChecks: number;
+  resourceChecks: number;
   firstSeen: number;
   lastSeen: number;
 }
+
+/** The field of a row that counts each action. */
+const FIELD = {
+  'auth.succeeded': 'authenticated',
+  'scope.checked': 'scopeChecks',
+  'resource.checked': 'resourceChecks',
+} as const satisfies Record<UsageAction, keyof Tally>;
 
 const MINUTE = 60_000;
 /** Instances write their ended minute at different moments within this spread, not all at once. */
@@ -39,9 +47,10 @@ export interface UsageCounterOptions {
 }
 
 /**
- * Counts successes per minute in memory and writes them as usage rows: a request costs one map
- * lookup and an increment, and a row is written once its minute is over (a few seconds after),
- * so a busy key costs a row a minute instead of an event a request. `flush()` writes everything
+ * Counts successes per minute in memory and writes them as usage rows: a request costs a map
+ * lookup and an increment per success (its authentication and its passed checks share one row),
+ * and a row is written once its minute is over (a few seconds after), so a busy key costs a row a
+ * minute instead of events a request. `flush()` writes everything
  * at once (graceful shutdown). A batch that fails is kept as it is (same id, so a sink that has it
  * already skips it) and retried with backoff, while new uses go on being counted beside it.
  */
@@ -75,16 +84,15 @@ export class UsageCounter {
     const minute = now - (now % MINUTE);
     // An empty field is stored as null; NUL cannot occur in an HTTP method, path or header value,
     // so the fields cannot run into each other.
-    const key = `${minute}\0${action}\0${subject.id}\0${subject.start ?? ''}\0${subject.ownerId ?? ''}\0${ctx.ip ?? ''}\0${ctx.method ?? ''}\0${ctx.path ?? ''}\0${ctx.userAgent ?? ''}`;
+    const key = `${minute}\0${subject.id}\0${subject.start ?? ''}\0${subject.ownerId ?? ''}\0${ctx.ip ?? ''}\0${ctx.method ?? ''}\0${ctx.path ?? ''}\0${ctx.userAgent ?? ''}`;
     const tally = this.#rows.get(key);
     if (tally !== undefined) {
-      tally.count++;
+      tally[FIELD[action]]++;
       if (now > tally.lastSeen) tally.lastSeen = now;
     } else {
       if (!this.#admit()) return;
-      this.#rows.set(key, {
+      const added: Tally = {
         minute,
-        action,
         keyId: subject.id,
         keyStart: subject.start || null,
         ownerId: subject.ownerId || null,
@@ -92,10 +100,14 @@ export class UsageCounter {
         userAgent: ctx.userAgent || null,
         method: ctx.method || null,
         path: ctx.path || null,
-        count: 1,
+        authenticated: 0,
+        scopeChecks: 0,
+        resourceChecks: 0,
         firstSeen: now,
         lastSeen: now,
-      });
+      };
+      added[FIELD[action]] = 1;
+      this.#rows.set(key, added);
     }
     this.#counted++;
     if (this.#timer === undefined) this.#scheduleAfterMinute(now);
@@ -162,7 +174,7 @@ export class UsageCounter {
       for (const [key, tally] of this.#rows) {
         if (tally.minute >= current) continue;
         tallies.set(key, tally);
-        uses += tally.count;
+        uses += tally.authenticated + tally.scopeChecks + tally.resourceChecks;
         this.#rows.delete(key);
       }
       this.#counted -= uses;

@@ -67,9 +67,9 @@ export async function insertAuditEvents(
 
 /**
  * Adds a batch of usage rows in one statement, one array per column. A row already stored for the
- * same key, minute, action and client adds its count (so several instances and several flushes in
- * one minute add up); a batch whose id is recorded already is skipped whole, so a retry after a
- * lost reply never counts twice.
+ * same key, client, method, path and minute adds the batch's counts (so several instances and
+ * several flushes in one minute add up); a batch whose id is recorded already is skipped whole, so
+ * a retry after a lost reply never counts twice.
  */
 export async function insertUsage(db: KeygateDatabase, batch: UsageBatch): Promise<void> {
   const { rows } = batch;
@@ -85,26 +85,30 @@ export async function insertUsage(db: KeygateDatabase, batch: UsageBatch): Promi
     ), expired as (
       delete from ${usageBatches} where at < now() - interval '1 day'
     )
-    insert into ${usageCounts} (key_id, minute, action, dimensions, key_start, owner_id, ip,
-      user_agent, method, path, count, first_seen, last_seen)
-    select key_id, minute, action,
+    insert into ${usageCounts} (key_id, minute, dimensions, key_start, owner_id, ip, user_agent,
+      method, path, authenticated, scope_checks, resource_checks, first_seen, last_seen)
+    select key_id, minute,
       md5(jsonb_build_array(key_start, owner_id, ip, user_agent, method, path)::text),
       key_start, owner_id, ip, user_agent, method, path,
-      sum(count), min(first_seen), max(last_seen)
+      sum(authenticated), sum(scope_checks), sum(resource_checks), min(first_seen), max(last_seen)
     from unnest(${text((r) => r.keyId)}::text[],
-      ${time((r) => r.minute)}::text[]::timestamptz[], ${text((r) => r.action)}::text[],
+      ${time((r) => r.minute)}::text[]::timestamptz[],
       ${text((r) => r.keyStart)}::text[], ${text((r) => r.ownerId)}::text[],
       ${text((r) => r.ip)}::text[], ${text((r) => r.userAgent)}::text[],
       ${text((r) => r.method)}::text[], ${text((r) => r.path)}::text[],
-      ${arrayParam(rows.map((r) => r.count))}::int[],
+      ${arrayParam(rows.map((r) => r.authenticated))}::int[],
+      ${arrayParam(rows.map((r) => r.scopeChecks))}::int[],
+      ${arrayParam(rows.map((r) => r.resourceChecks))}::int[],
       ${time((r) => r.firstSeen)}::text[]::timestamptz[],
       ${time((r) => r.lastSeen)}::text[]::timestamptz[])
-      as u(key_id, minute, action, key_start, owner_id, ip, user_agent, method, path, count,
-        first_seen, last_seen)
+      as u(key_id, minute, key_start, owner_id, ip, user_agent, method, path, authenticated,
+        scope_checks, resource_checks, first_seen, last_seen)
     where exists (select from batch)
-    group by key_id, minute, action, key_start, owner_id, ip, user_agent, method, path
-    on conflict (key_id, minute, action, dimensions) do update set
-      count = ${usageCounts.count} + excluded.count,
+    group by key_id, minute, key_start, owner_id, ip, user_agent, method, path
+    on conflict (key_id, minute, dimensions) do update set
+      authenticated = ${usageCounts.authenticated} + excluded.authenticated,
+      scope_checks = ${usageCounts.scopeChecks} + excluded.scope_checks,
+      resource_checks = ${usageCounts.resourceChecks} + excluded.resource_checks,
       first_seen = least(${usageCounts.firstSeen}, excluded.first_seen),
       last_seen = greatest(${usageCounts.lastSeen}, excluded.last_seen)`);
 }
@@ -159,7 +163,7 @@ export class PostgresAuditSink implements AuditSink, AuditReader {
         this.#db
           .select({
             bucket: bucket(sql`${usageCounts.minute}`).as('bucket'),
-            served: sql<number>`sum(${usageCounts.count})`.mapWith(Number),
+            served: sql<number>`sum(${usageCounts.authenticated})`.mapWith(Number),
           })
           .from(usageCounts)
           .where(
@@ -167,7 +171,6 @@ export class PostgresAuditSink implements AuditSink, AuditReader {
               eq(usageCounts.keyId, query.keyId),
               gte(usageCounts.minute, query.from),
               lt(usageCounts.minute, query.to),
-              eq(usageCounts.action, 'auth.succeeded'),
             ),
           )
           .groupBy(sql`1`),

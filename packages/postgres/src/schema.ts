@@ -5,7 +5,6 @@ import type {
   KeyRestrictions,
   KeyType,
   RateLimitOverride,
-  UsageAction,
 } from '@keygate/core';
 import { sql } from 'drizzle-orm';
 import {
@@ -90,9 +89,9 @@ export const auditEvents = pgTable(
 );
 
 /**
- * Successful uses (authentications, passed checks), counted per minute: one row per key, action,
- * client IP, user agent, method, path and minute, however many requests it stands for. Failures,
- * denials and key changes are `keygate_audit_events` rows, one each.
+ * Successful uses, counted per minute: one row per key, client IP, user agent, method, path and
+ * minute, however many requests it stands for, with its successful authentications and passed
+ * checks. Failures, denials and key changes are `keygate_audit_events` rows, one each.
  */
 export const usageCounts = pgTable(
   'keygate_usage_counts',
@@ -100,7 +99,6 @@ export const usageCounts = pgTable(
     keyId: text('key_id').notNull(),
     /** Start of the minute. */
     minute: timestamptz('minute').notNull(),
-    action: text('action').$type<UsageAction>().notNull(),
     /** md5 of the row's key start, owner, IP, user agent, method and path: the key stays small however long they are. */
     dimensions: text('dimensions').notNull(),
     keyStart: text('key_start'),
@@ -109,14 +107,19 @@ export const usageCounts = pgTable(
     userAgent: text('user_agent'),
     method: text('method'),
     path: text('path'),
-    count: integer('count').notNull(),
+    /** Successful authentications. */
+    authenticated: integer('authenticated').notNull(),
+    /** Scope checks passed. */
+    scopeChecks: integer('scope_checks').notNull(),
+    /** Resource checks passed. */
+    resourceChecks: integer('resource_checks').notNull(),
     firstSeen: timestamptz('first_seen').notNull(),
     lastSeen: timestamptz('last_seen').notNull(),
   },
   (table) => [
     primaryKey({
       name: 'keygate_usage_counts_pkey',
-      columns: [table.keyId, table.minute, table.action, table.dimensions],
+      columns: [table.keyId, table.minute, table.dimensions],
     }),
   ],
 );
