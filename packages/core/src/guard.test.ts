@@ -50,7 +50,7 @@ describe('scopeRequirement', () => {
   });
 
   it('keeps a key type restriction', () => {
-    expect(scopeRequirement('read:data', 'secret')).toEqual({
+    expect(scopeRequirement('read:data', { keyType: 'secret' })).toEqual({
       scopes: ['read:data'],
       mode: 'all',
       keyType: 'secret',
@@ -68,7 +68,7 @@ describe('scopeRequirement', () => {
   });
 
   it('throws on an unknown key type', () => {
-    expect(() => scopeRequirement('read:data', 'admin' as KeyType)).toThrow(/keyType/);
+    expect(() => scopeRequirement('read:data', { keyType: 'admin' as KeyType })).toThrow(/keyType/);
   });
 });
 
@@ -138,7 +138,7 @@ describe('checkRequirement', () => {
   });
 
   it('checks key type, then scope, then resource', () => {
-    const secretOnly = scopeRequirement('read:data', 'secret');
+    const secretOnly = scopeRequirement('read:data', { keyType: 'secret' });
     const publicKey = keyPrincipal(['track:events'], ['website:w_1'], 'public');
     const typeError = checkRequirement(publicKey, secretOnly, 'website:w_2');
     expect(typeError?.code).toBe('FORBIDDEN');

@@ -37,7 +37,7 @@ function request(
     method: init.method ?? 'GET',
     url: init.url ?? '/v1/query/websites',
     headers,
-    ip: init.ip ?? '203.0.113.10',
+    ip: 'ip' in init ? init.ip : '203.0.113.10',
   };
 }
 
@@ -299,28 +299,80 @@ describe('authenticate: failures', () => {
     succeeded(await keygate.authenticate(request({ key: test.secret })));
   });
 
-  it('too many failures from one IP are refused before any lookup', async () => {
+  it('too many failures from one IP are refused; a key that verifies is still served there', async () => {
     const store = new MemoryKeyStore();
     const { keygate } = setup({
       store,
       authFailureLimit: { points: 2, durationSeconds: 60, blockSeconds: 30 },
     });
     const issued = await keygate.keys.create({ name: 'k', scopes: [] });
-    const guess = createKeyFormat().generate('secret', 'live').secret;
-    failed(await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })));
-    failed(await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })));
+    const guess = () => createKeyFormat().generate('secret', 'live').secret;
+    failed(await keygate.authenticate(request({ key: guess(), ip: '198.51.100.66' })));
+    failed(await keygate.authenticate(request({ key: guess(), ip: '198.51.100.66' })));
     const blocked = failed(
-      await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })),
+      await keygate.authenticate(request({ key: guess(), ip: '198.51.100.66' })),
     );
     expect(blocked.error.code).toBe('RATE_LIMITED');
     expect(Number(blocked.headers['Retry-After'])).toBeGreaterThanOrEqual(29);
-    const lookups = vi.spyOn(store, 'findByDigest');
-    const stillBlocked = failed(
-      await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.66' })),
-    );
-    expect(stillBlocked.error.code).toBe('RATE_LIMITED');
-    expect(lookups).not.toHaveBeenCalled();
+    expect(
+      failed(await keygate.authenticate(request({ key: 'sk_live_junk', ip: '198.51.100.66' })))
+        .error.code,
+    ).toBe('RATE_LIMITED');
+    // Behind one shared IP (an office, a proxy without proxy trust), other clients go on working.
+    succeeded(await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.66' })));
     succeeded(await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.67' })));
+    expect(
+      failed(await keygate.authenticate(request({ key: guess(), ip: '198.51.100.67' }))).error.code,
+    ).toBe('INVALID_API_KEY');
+  });
+
+  it('a blocked client’s repeated guess costs no store lookup', async () => {
+    const store = new MemoryKeyStore();
+    const { keygate } = setup({
+      store,
+      authFailureLimit: { points: 1, durationSeconds: 60, blockSeconds: 30 },
+    });
+    const guess = createKeyFormat().generate('secret', 'live').secret;
+    failed(await keygate.authenticate(request({ key: guess, ip: '198.51.100.70' })));
+    const lookups = vi.spyOn(store, 'findByDigest');
+    for (let i = 0; i < 5; i++) {
+      const refused = failed(
+        await keygate.authenticate(request({ key: guess, ip: '198.51.100.70' })),
+      );
+      expect(refused.error.code).toBe('RATE_LIMITED');
+    }
+    expect(lookups).not.toHaveBeenCalled();
+  });
+
+  it('requests without a client IP are never counted together', async () => {
+    const { keygate } = setup({
+      authFailureLimit: { points: 2, durationSeconds: 60, blockSeconds: 30 },
+    });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    for (let i = 0; i < 10; i++) {
+      const refused = failed(await keygate.authenticate(request({ key: 'junk', ip: undefined })));
+      expect(refused.error.code).toBe('INVALID_API_KEY');
+    }
+    succeeded(await keygate.authenticate(request({ key: issued.secret, ip: undefined })));
+  });
+
+  it('counts IPv6 clients by /64, and an IPv4-mapped address as its IPv4 address', async () => {
+    const { keygate } = setup({
+      authFailureLimit: { points: 2, durationSeconds: 60, blockSeconds: 30 },
+    });
+    const code = async (ip: string) => {
+      const decision = await keygate.authenticate(request({ key: 'junk', ip }));
+      return decision.ok ? 'ok' : decision.error.code;
+    };
+    expect(await code('2001:db8:1:2::1')).toBe('INVALID_API_KEY');
+    expect(await code('2001:db8:1:2:ffff::9')).toBe('INVALID_API_KEY');
+    expect(await code('2001:0db8:0001:0002::abcd')).toBe('RATE_LIMITED');
+    expect(await code('2001:db8:1:3::1')).toBe('INVALID_API_KEY');
+
+    expect(await code('::ffff:192.0.2.5')).toBe('INVALID_API_KEY');
+    expect(await code('192.0.2.5')).toBe('INVALID_API_KEY');
+    expect(await code('::ffff:192.0.2.5')).toBe('RATE_LIMITED');
+    expect(await code('192.0.2.6')).toBe('INVALID_API_KEY');
   });
 });
 

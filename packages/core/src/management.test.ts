@@ -37,23 +37,35 @@ async function setup(options: KeygateOptions = {}) {
   const admin = await keygate.keys.create({
     name: 'admin',
     ownerId: 'org_a',
-    scopes: ['manage:keys'],
+    scopes: ['manage:keys', 'read:data', 'write:llm', 'track:events'],
   });
   const principal = await principalFor(keygate, admin.secret);
   const call = (
     method: string,
     path: string,
-    init: { body?: unknown; query?: string; as?: Principal | undefined } = {},
+    init: {
+      body?: unknown;
+      query?: string;
+      as?: Principal | undefined;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<ManagementResponse> =>
     handleManagementRequest(keygate, {
-      method,
+      request: {
+        method,
+        url: `/v1/api-keys${path === '/' ? '' : path}${init.query ? `?${init.query}` : ''}`,
+        headers: new Headers({
+          'user-agent': 'test',
+          'x-request-id': 'req-1',
+          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...init.headers,
+        }),
+        ip: '203.0.113.10',
+      },
       path,
-      query: new URLSearchParams(init.query ?? ''),
+      origin: 'https://api.example.com',
       body: async () => init.body,
       principal: 'as' in init ? init.as : principal,
-      ip: '203.0.113.10',
-      userAgent: 'test',
-      requestId: 'req-1',
     });
   return { keygate, store, admin, principal, call };
 }
