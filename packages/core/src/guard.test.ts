@@ -151,6 +151,23 @@ describe('checkRequirement', () => {
     expect(checkRequirement(scoped, secretOnly, 'website:w_1')).toBeNull();
   });
 
+  it('a route bound to an environment refuses keys of the other, before their scopes', () => {
+    const liveOnly = scopeRequirement('read:data', { environments: ['live'] });
+    const test: Principal = { ...keyPrincipal(['read:data']), environment: 'test' };
+    const refused = checkRequirement(test, liveOnly, undefined);
+    expect(refused?.code).toBe('FORBIDDEN');
+    expect(refused?.reason).toBe('environment');
+    expect(refused?.message).toBe('This endpoint requires a live API key');
+    expect(checkRequirement({ ...test, scopes: [] }, liveOnly, undefined)?.code).toBe('FORBIDDEN');
+    expect(checkRequirement(keyPrincipal(['read:data']), liveOnly, undefined)).toBeNull();
+    const either = scopeRequirement('read:data', { environments: ['live', 'test'] });
+    expect(checkRequirement(test, either, undefined)).toBeNull();
+    expect(() => scopeRequirement('read:data', { environments: [] })).toThrow(KeygateConfigError);
+    expect(() => scopeRequirement('read:data', { environments: ['production' as never] })).toThrow(
+      /environments/,
+    );
+  });
+
   it('a public key passes a route open to any key type', () => {
     const events = scopeRequirement('track:events');
     expect(

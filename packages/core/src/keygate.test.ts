@@ -164,6 +164,85 @@ describe('authenticate: success', () => {
   });
 });
 
+describe('authenticate: secrets outside the key sources', () => {
+  it('a key in the path, user agent or request id is recorded by its start only', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
+    const leaked = await keygate.keys.create({ name: 'leaked', scopes: [] });
+    await keygate.authenticate(
+      request({
+        key: issued.secret,
+        url: `/v1/query/websites;api_key=${leaked.secret}/${'x'.repeat(2040)}${leaked.secret}`,
+        headers: {
+          'user-agent': `${'u'.repeat(500)} ${leaked.secret}`,
+          'x-request-id': leaked.secret,
+        },
+      }),
+    );
+    await keygate.authenticate(request({ url: `/v1/${leaked.secret.replace(/_/g, '%5F')}` }));
+    const events = await auditOf(keygate);
+    const text = JSON.stringify(events);
+    expect(text).not.toContain(leaked.secret.slice(leaked.key.start.length, -6));
+    const [served, refused] = events.filter((e) => e.action.startsWith('auth.'));
+    expect(served!.path).toMatch(new RegExp(`^/v1/query/websites;api_key=${leaked.key.start}/x+$`));
+    expect(served!.userAgent).toBe(`${'u'.repeat(500)} ${leaked.key.start.slice(0, 11)}`);
+    expect(served!.requestId).toBe(leaked.key.start);
+    expect(refused!.path).toBe(`/v1/${leaked.key.start}`);
+  });
+
+  it('restrictions see the whole path, not the shortened one recorded', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({
+      name: 'k',
+      scopes: ['read:data'],
+      restrictions: { endpoints: ['GET /v1/*'] },
+    });
+    const long = `/v1/${'a'.repeat(3000)}`;
+    succeeded(await keygate.authenticate(request({ key: issued.secret, url: long })));
+    const refused = failed(
+      await keygate.authenticate(request({ key: issued.secret, url: `${long}/rotate` })),
+    );
+    expect(refused.error.reason).toBe('restricted_endpoint');
+  });
+});
+
+describe('authenticate: a pepper introduced later', () => {
+  it('keys made before it keep working; new ones are peppered', async () => {
+    const store = new MemoryKeyStore();
+    const before = setup({ store }).keygate;
+    const old = await before.keys.create({ name: 'before', scopes: ['read:data'] });
+    const { keygate } = setup({ store, pepper: 'pepper-0123456789abcdef' });
+    succeeded(await keygate.authenticate(request({ key: old.secret })));
+    const fresh = await keygate.keys.create({ name: 'after', scopes: ['read:data'] });
+    succeeded(await keygate.authenticate(request({ key: fresh.secret })));
+    expect((await store.get(fresh.key.id))?.digestVersion).toBe(1);
+    // Rotation moves a key to the peppered digest.
+    const rotated = await keygate.keys.rotate(old.key.id);
+    expect((await store.get(old.key.id))?.digestVersion).toBe(1);
+    succeeded(await keygate.authenticate(request({ key: rotated.secret })));
+    expect(failed(await keygate.authenticate(request({ key: old.secret }))).error.code).toBe(
+      'INVALID_API_KEY',
+    );
+    // Without it, the peppered keys are unknown.
+    expect(failed(await before.authenticate(request({ key: fresh.secret }))).error.code).toBe(
+      'INVALID_API_KEY',
+    );
+  });
+
+  it('an unknown key costs one lookup while the store holds only peppered keys', async () => {
+    const store = new MemoryKeyStore();
+    const { keygate } = setup({ store, pepper: 'pepper-0123456789abcdef', cache: false });
+    await keygate.keys.create({ name: 'after', scopes: [] });
+    const lookups = vi.spyOn(store, 'findByDigest');
+    failed(
+      await keygate.authenticate(
+        request({ key: createKeyFormat().generate('secret', 'live').secret }),
+      ),
+    );
+    expect(lookups).toHaveBeenCalledTimes(1);
+  });
+});
+
 describe('authenticate: failures', () => {
   it('no key and no session: AUTH_REQUIRED with a Bearer challenge', async () => {
     const { keygate } = setup();
