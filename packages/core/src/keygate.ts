@@ -491,7 +491,10 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
           required: requirement.scopes,
           mode: requirement.mode,
           granted: principal.scopes,
-          ...(resource !== undefined ? { resource } : {}),
+          // The resource comes from the path: a key pasted there is cut here too.
+          ...(resource !== undefined
+            ? { resource: resource === null ? null : format.redact(resource) }
+            : {}),
         },
         ...ctx,
       });

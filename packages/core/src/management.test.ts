@@ -573,7 +573,7 @@ describe('management: browser sessions (CSRF) and media types', () => {
     const as = session();
     const refused = (headers: Record<string, string>) =>
       call('POST', '/', { as, headers, body: create }).then((r) => failure(r, 403, 'FORBIDDEN'));
-    for (const headers of [
+    const crossSite: Array<Record<string, string>> = [
       { origin: 'https://evil.example' },
       { origin: 'http://api.example.com' },
       { origin: 'https://api.example.com.evil.example' },
@@ -582,14 +582,16 @@ describe('management: browser sessions (CSRF) and media types', () => {
       { 'sec-fetch-site': 'cross-site' },
       { 'sec-fetch-site': 'same-site' },
       {},
-    ]) {
+    ];
+    for (const headers of crossSite) {
       expect((await refused(headers)).error).toBe('Cross-site requests cannot change API keys');
     }
-    for (const headers of [
+    const sameOrigin: Array<Record<string, string>> = [
       { origin: 'https://api.example.com' },
       { origin: 'https://API.example.com:443' },
       { 'sec-fetch-site': 'same-origin' },
-    ]) {
+    ];
+    for (const headers of sameOrigin) {
       expect((await call('POST', '/', { as, headers, body: create })).status).toBe(201);
     }
   });
@@ -650,7 +652,11 @@ describe('management: browser sessions (CSRF) and media types', () => {
       expect(response.headers.Connection).toBe('close');
     }
     // A body without any Content-Type, sized or chunked.
-    for (const headers of [{ 'content-length': '2' }, { 'transfer-encoding': 'chunked' }]) {
+    const bodies: Array<Record<string, string>> = [
+      { 'content-length': '2' },
+      { 'transfer-encoding': 'chunked' },
+    ];
+    for (const headers of bodies) {
       failure(
         await call('POST', `/${admin.key.id}/rotate`, { headers }),
         415,
