@@ -35,21 +35,29 @@ export async function openRuntime(
   const database = await openKeyDatabase({ databaseUrl });
   const redis = redisUrl ? createRedisBackends({ url: redisUrl }) : null;
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
-  const keygate = createKeygate({
-    pepper: env.KEYGATE_PEPPER || undefined,
-    store: database.store,
-    auditSinks: auditToStdout
-      ? [database.auditSink, new JsonLinesAuditSink()]
-      : [database.auditSink],
-    ...(redis
-      ? {
-          limiter: redis.limiter,
-          authFailureGuard: redis.failureGuard,
-          invalidation: redis.invalidation,
-        }
-      : {}),
-    ...options,
-  });
+  let keygate: Keygate;
+  try {
+    keygate = createKeygate({
+      pepper: env.KEYGATE_PEPPER || undefined,
+      store: database.store,
+      auditSinks: auditToStdout
+        ? [database.auditSink, new JsonLinesAuditSink()]
+        : [database.auditSink],
+      ...(redis
+        ? {
+            limiter: redis.limiter,
+            authFailureGuard: redis.failureGuard,
+            invalidation: redis.invalidation,
+          }
+        : {}),
+      ...options,
+    });
+  } catch (error) {
+    // A bad setting (a short KEYGATE_PEPPER): leave nothing open behind the message.
+    await redis?.close();
+    await database.close();
+    throw error;
+  }
 
   let bootstrap: IssuedKey | null = null;
   if (
