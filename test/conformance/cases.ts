@@ -1425,6 +1425,39 @@ export const securityCases: ConformanceCase[] = [
   },
 
   {
+    name: 'paths: the management router reads the path as sent, on every adapter alike',
+    keys: { admin: ADMIN },
+    steps: [
+      ...[
+        '/ID/..',
+        '/ID/../',
+        '/x/../ID',
+        '/./ID',
+        '//ID',
+        '/ID%2F',
+        '/ID%2Fevents',
+        '/%6Bey_x',
+      ].map((path) => ({
+        // Sent over a socket as written: `fetch` would resolve the dot segments itself.
+        request: ({ key, id }: CaseContext) => ({
+          path: `/v1/api-keys${path.replace('ID', id('admin'))}`,
+          rawHeaders: [['authorization', `Bearer ${key('admin')}`]] as Array<[string, string]>,
+        }),
+        status: 404,
+        body: NO_ENDPOINT,
+      })),
+      {
+        request: ({ key, id }) => ({
+          path: `/v1/api-keys/${id('admin')}/`,
+          rawHeaders: [['authorization', `Bearer ${key('admin')}`]],
+        }),
+        status: 200,
+        body: created({ name: 'admin' }),
+      },
+    ],
+  },
+
+  {
     name: 'hostile strings in a management body: 400 naming the field, nothing stored',
     keys: { admin: ADMIN, victim: READER },
     steps: [
