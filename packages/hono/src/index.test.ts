@@ -1,6 +1,13 @@
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { apiKeyAuth, clientIp, createKeygate, KeygateConfigError, requireScope } from './index.js';
+import {
+  apiKeyAuth,
+  apiKeyRoutes,
+  clientIp,
+  createKeygate,
+  KeygateConfigError,
+  requireScope,
+} from './index.js';
 
 async function appWithKey() {
   const keygate = createKeygate({ authFailureLimit: false });
@@ -77,5 +84,29 @@ describe('clientIp', () => {
     expect(() => clientIp({ trustProxy: -1 })).toThrow(KeygateConfigError);
     expect(() => clientIp({ trustProxy: 1.5 })).toThrow(KeygateConfigError);
     expect(() => clientIp({ trustProxy: ['not-an-ip'] })).toThrow(/trustProxy/);
+  });
+});
+
+describe('apiKeyRoutes', () => {
+  it('takes a body a middleware mounted before it has already read', async () => {
+    const keygate = createKeygate({ authFailureLimit: false });
+    const { secret } = await keygate.keys.create({
+      name: 'admin',
+      scopes: ['manage:keys', 'read:data'],
+    });
+    const app = new Hono();
+    app.use('/v1/api-keys', async (c, next) => {
+      await c.req.json();
+      await next();
+    });
+    app.route('/v1/api-keys', apiKeyRoutes({ keygate }));
+    const response = await app.request('/v1/api-keys', {
+      method: 'POST',
+      headers: { 'x-api-key': secret, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'child', scopes: ['read:data'] }),
+    });
+    expect(response.status).toBe(201);
+    expect(await response.json()).toMatchObject({ data: { name: 'child' } });
+    await keygate.close();
   });
 });

@@ -183,12 +183,15 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
       request: requests.get(c.req.raw) ?? toRequest(c, getIp),
       path: pathBelowMount(c),
       origin: new URL(c.req.url).origin,
+      // A middleware mounted before us may have read the body already: Hono keeps it.
       body: () =>
-        readBody(
-          c.req.raw.body as AsyncIterable<Uint8Array> | null,
-          c.req.header('content-length'),
-          MAX_MANAGEMENT_BODY,
-        ),
+        c.req.raw.bodyUsed
+          ? c.req.text()
+          : readBody(
+              c.req.raw.body as AsyncIterable<Uint8Array> | null,
+              c.req.header('content-length'),
+              MAX_MANAGEMENT_BODY,
+            ),
       principal: c.get('apiKey'),
     });
     return c.json(response.body, response.status as ContentfulStatusCode, response.headers);
