@@ -185,7 +185,12 @@ function ipWithin(entry: string, limit: string): boolean {
  * one matches whatever the `*` of `entry` may stand for.
  */
 function referrerWithin(entry: string, limit: string): boolean {
-  const pattern = compile({ referrers: [limit] }).referrers?.[0];
+  let pattern: RegExp | undefined;
+  try {
+    pattern = compile({ referrers: [limit] }).referrers?.[0];
+  } catch {
+    return false;
+  }
   const text = entry.replace(/\/$/, '').toLowerCase();
   const origins = text.includes('://') ? [text] : [`http://${text}`, `https://${text}`];
   return pattern !== undefined && origins.every((origin) => pattern.test(origin));
