@@ -34,7 +34,7 @@ export interface RedisClusterServers {
   /** Lets `replica` fail over (it was started with `cluster-replica-no-failover yes`). */
   allowFailover(replica: ClusterNodeServer): Promise<void>;
   /** A plain connection to one node, closed by `stop()`. */
-  connect(node: ClusterNodeServer): Redis;
+  connection(node: ClusterNodeServer): Redis;
   /** Kills every node (by PID) and closes the connections. */
   stop(): Promise<void>;
 }
@@ -70,6 +70,9 @@ export async function startRedisCluster(
           'no',
           '--cluster-replica-no-failover',
           'yes',
+          // However long a test keeps a master down, its replica may still take over when allowed.
+          '--cluster-replica-validity-factor',
+          '0',
         ],
       });
       nodes.push({ ...server, address: `127.0.0.1:${server.port}` });
@@ -132,7 +135,7 @@ export async function startRedisCluster(
     async allowFailover(replica) {
       await admin.get(replica)!.call('CONFIG', 'SET', 'cluster-replica-no-failover', 'no');
     },
-    connect,
+    connection: (node) => admin.get(node)!,
     stop,
   };
 

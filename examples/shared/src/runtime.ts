@@ -6,7 +6,7 @@ import {
   type KeygateOptions,
 } from '@keygate/core';
 import { openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends } from '@keygate/redis';
+import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
 
 export interface Runtime {
   keygate: Keygate;
@@ -21,17 +21,25 @@ export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:confi
 
 /**
  * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
- * `.keygate/` otherwise), Redis when `REDIS_URL` is set (in-process limits otherwise), and the
- * audit trail also as JSON lines on stdout when `KEYGATE_AUDIT_STDOUT=1`.
+ * `.keygate/` otherwise), Redis when `REDIS_URL` (a single Redis) or `REDIS_CLUSTER_NODES`
+ * (`host:port,...` of a Redis Cluster) is set (in-process limits otherwise), and the audit trail
+ * also as JSON lines on stdout when `KEYGATE_AUDIT_STDOUT=1`.
  */
 export async function openRuntime(
   env: NodeJS.ProcessEnv = process.env,
   options: KeygateOptions = {},
 ): Promise<Runtime> {
   const databaseUrl = env.DATABASE_URL || undefined;
-  const redisUrl = env.REDIS_URL || undefined;
+  const redisConnection = redisConnectionFromEnv(env);
+  const redis = redisConnection ? createRedisBackends(redisConnection) : null;
+  try {
+    // A Redis of the wrong kind (a cluster node given as REDIS_URL) stops the start; one that is down does not.
+    await redis?.ready();
+  } catch (error) {
+    await redis?.close();
+    throw error;
+  }
   const database = await openKeyDatabase({ databaseUrl });
-  const redis = redisUrl ? createRedisBackends({ url: redisUrl }) : null;
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
   const keygate = createKeygate({
     store: database.store,
@@ -58,7 +66,11 @@ export async function openRuntime(
 
   const description = [
     databaseUrl ? 'keys in Postgres' : 'keys in embedded PGlite (.keygate/)',
-    redisUrl ? 'limits in Redis' : 'limits in memory',
+    redisConnection
+      ? 'clusterNodes' in redisConnection
+        ? 'limits in Redis Cluster'
+        : 'limits in Redis'
+      : 'limits in memory',
     ...(auditToStdout ? ['audit trail also on stdout'] : []),
   ].join(', ');
 

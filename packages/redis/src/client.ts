@@ -155,10 +155,6 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T
   }
 }
 
-export function isReady(client: RedisClient): boolean {
-  return client.status === 'ready';
-}
-
 export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -1,5 +1,5 @@
 import { type InvalidationBus, KeygateConfigError } from '@keygate/core';
-import { Redis, type RedisOptions } from 'ioredis';
+import { type Cluster, Redis, type RedisOptions } from 'ioredis';
 import {
   describeError,
   isCluster,
@@ -150,16 +150,14 @@ export class RedisInvalidationBus implements InvalidationBus {
       return;
     } catch (error) {
       let failure = error;
-      // On a Cluster another node can still broadcast the change, without a number.
-      if (isCluster(client) && client.status === 'ready') {
+      // On a Cluster another master can still broadcast the change, without a number.
+      const relay = isCluster(client) ? this.#relayNode(client) : undefined;
+      if (relay) {
         try {
-          await withTimeout(
-            client.publish(this.#channel, `${UNNUMBERED}:${keyId}`),
-            this.#timeoutMs,
-          );
+          await withTimeout(relay.publish(this.#channel, `${UNNUMBERED}:${keyId}`), this.#timeoutMs);
           return;
-        } catch (fallbackError) {
-          failure = fallbackError;
+        } catch (relayError) {
+          failure = relayError;
         }
       }
       this.#logger.warn(
@@ -167,6 +165,14 @@ export class RedisInvalidationBus implements InvalidationBus {
           'other instances drop it when their cache entry expires',
       );
     }
+  }
+
+  /** A master not known to be down, connected ones first. */
+  #relayNode(cluster: Cluster): Redis | undefined {
+    return cluster
+      .nodes('master')
+      .filter((node) => !this.#nodeHealth.isDown(nodeKey(node)))
+      .sort((x, y) => Number(y.status === 'ready') - Number(x.status === 'ready'))[0];
   }
 
   /**
@@ -263,7 +269,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     const counterNode = this.#nodeHealth.nodeOf(this.#counterKey);
     const nodes = client
       .nodes('all')
-      .filter((node) => !this.#nodeHealth.isDown(`${node.options.host}:${node.options.port}`))
+      .filter((node) => !this.#nodeHealth.isDown(nodeKey(node)))
       .sort((a, b) => Number(nodeKey(b) === counterNode) - Number(nodeKey(a) === counterNode));
     if (nodes.length === 0) return null;
     // After failures, move on to the next node rather than retrying the same one.
