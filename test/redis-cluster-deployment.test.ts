@@ -8,7 +8,7 @@ import { createKeygate, type Keygate, type RateLimitOverride } from '@keygate/co
 import { createRedisBackends, type RedisBackends } from '@keygate/redis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
-import { type AppProcess, startAppProcess, stopAppProcesses } from './support/processes.js';
+import { type AppProcess, runCli, startAppProcess, stopAppProcesses } from './support/processes.js';
 import { waitFor } from './support/redis.js';
 import {
   type ClusterNodeServer,
@@ -149,6 +149,41 @@ describe('two app processes on a Redis Cluster', () => {
     const drops = linesOf(b, /subscriber connection dropped; subscribed again/).length;
     expect(drops).toBeGreaterThan(0);
     expect(drops).toBeLessThanOrEqual(kills.length);
+  });
+});
+
+describe('configuration from the environment', () => {
+  it('the CLI revokes through REDIS_CLUSTER_NODES, and the other process refuses the key within a second', async () => {
+    const { key, secret } = await keygate.keys.create({ name: 'reader', scopes: ['read:data'] });
+    expect(await statusOf(b, secret)).toBe(200);
+    const started = performance.now();
+    const revoked = await runCli(['keys', 'revoke', key.id], {
+      DATABASE_URL: database.url,
+      REDIS_CLUSTER_NODES: cluster.seeds,
+    });
+    expect(revoked, revoked.stderr).toMatchObject({ code: 0, stderr: '' });
+    const exited = performance.now();
+    expect((await refusedBy(b, secret, started)) - (exited - started)).toBeLessThan(1_000);
+  });
+
+  it('a cluster node given as REDIS_URL is refused with a clear error, by the app and by the CLI', async () => {
+    const node = cluster.nodes[0]!;
+    const message = new RegExp(
+      `Redis at 127\\.0\\.0\\.1:${node.port} is a node of a Redis Cluster: .*REDIS_CLUSTER_NODES`,
+    );
+    await expect(
+      startAppProcess('koa', { DATABASE_URL: database.url, REDIS_URL: node.url }),
+    ).rejects.toThrow(message);
+
+    const { key } = await keygate.keys.create({ name: 'reader', scopes: ['read:data'] });
+    const refused = await runCli(['keys', 'revoke', key.id], {
+      DATABASE_URL: database.url,
+      REDIS_URL: node.url,
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(message);
+    // Refused before any change was made.
+    expect((await keygate.keys.get(key.id)).revokedAt).toBeNull();
   });
 });
 

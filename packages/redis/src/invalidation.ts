@@ -154,7 +154,10 @@ export class RedisInvalidationBus implements InvalidationBus {
       const relay = isCluster(client) ? this.#relayNode(client) : undefined;
       if (relay) {
         try {
-          await withTimeout(relay.publish(this.#channel, `${UNNUMBERED}:${keyId}`), this.#timeoutMs);
+          await withTimeout(
+            relay.publish(this.#channel, `${UNNUMBERED}:${keyId}`),
+            this.#timeoutMs,
+          );
           return;
         } catch (relayError) {
           failure = relayError;
@@ -353,26 +356,27 @@ export class RedisInvalidationBus implements InvalidationBus {
     this.#checking = true;
     try {
       const client = this.#client;
+      // Every change received so far was counted before the counter is read.
+      const before = this.#applied;
       const counter = Number(
         await this.#nodeHealth.call(this.#counterKey, () => client.get(this.#counterKey)),
       );
       // Let messages already read from the socket be handled before judging.
       await new Promise((resolve) => setImmediate(resolve));
       if (subscriber !== this.#subscriber || this.#phase !== 'active') return;
-      const applied = this.#applied;
-      if (applied === null) {
-        this.#applied = counter;
-      } else if (counter < applied) {
+      if (before !== null && counter < before) {
         this.#reset(
           'warn',
-          `[keygate] cache invalidation: the change counter went back from ${applied} to ${counter} (Redis lost it); dropping cached keys`,
+          `[keygate] cache invalidation: the change counter went back from ${before} to ${counter} (Redis lost it); dropping cached keys`,
         );
         this.#applied = counter;
-      } else if (this.#due !== null && applied < this.#due) {
-        this.#missed(applied, this.#due);
+      } else if (this.#applied === null) {
         this.#applied = counter;
+      } else if (this.#due !== null && this.#applied < this.#due) {
+        this.#missed(this.#applied, this.#due);
+        this.#applied = Math.max(this.#applied, counter);
       }
-      this.#due = counter > this.#applied! ? counter : null;
+      this.#due = counter > this.#applied ? counter : null;
     } catch {
       // The counter's node is down: the node health has said so, and a dropped subscription resets anyway.
     } finally {

@@ -63,10 +63,12 @@ export class RedisNodeHealth {
   readonly #whenBack: string;
   readonly #logger: RedisLogger;
   readonly #circuits = new Map<string, Circuit>();
+  /** A single Redis's address. */
+  readonly #server: string;
   #closed = false;
   /** A (re)connected client has just answered its ready check: what was down for want of a connection may be tried again. */
   readonly #onReady = () => {
-    const node = isCluster(this.#client) ? WHOLE_CLUSTER : this.nodeOf('');
+    const node = isCluster(this.#client) ? WHOLE_CLUSTER : this.#server;
     const circuit = this.#circuits.get(node);
     if (circuit?.state === 'down') {
       clearTimeout(circuit.timer);
@@ -92,15 +94,16 @@ export class RedisNodeHealth {
     this.#whileDown = whileDown;
     this.#whenBack = whenBack;
     this.#logger = logger;
+    this.#server = isCluster(client)
+      ? WHOLE_CLUSTER
+      : (client.options.path ?? `${client.options.host}:${client.options.port}`);
     client.on('ready', this.#onReady);
   }
 
   /** The node serving `key`: `host:port` of its slot's master (of the server, for a single Redis). */
   nodeOf(key: string): string {
     const client = this.#client;
-    if (!isCluster(client)) {
-      return client.options.path ?? `${client.options.host}:${client.options.port}`;
-    }
+    if (!isCluster(client)) return this.#server;
     if (client.status !== 'ready') return WHOLE_CLUSTER;
     const slot = new Command('exists', [key], { keyPrefix: client.options.keyPrefix }).getSlot();
     return client.slots[slot]?.[0] ?? WHOLE_CLUSTER;
