@@ -81,6 +81,7 @@ export class RedisInvalidationBus implements InvalidationBus {
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #gapTimer: NodeJS.Timeout | undefined;
+  /** A check is running (they are not overlapped). */
   #checking = false;
   /** Highest change number received or covered by a reset on this subscription; null until known. */
   #applied: number | null = null;
@@ -208,7 +209,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     const started = new Promise<void>((resolve) => {
       this.#settleStarted = resolve;
     });
-    this.#gapTimer = setInterval(() => void this.#checkCounter(), this.#gapCheckIntervalMs);
+    this.#gapTimer = setInterval(() => void this.#check(), this.#gapCheckIntervalMs);
     this.#gapTimer.unref();
     void this.#connect();
     return started;
@@ -297,7 +298,7 @@ export class RedisInvalidationBus implements InvalidationBus {
         `[keygate] cache invalidation subscription restored${where}; dropping cached keys`,
       );
     }
-    void this.#checkCounter();
+    void this.#check();
   }
 
   #dropped(subscriber: Redis, cause: unknown): void {
@@ -349,39 +350,59 @@ export class RedisInvalidationBus implements InvalidationBus {
     if (applied === null || seq > applied) this.#applied = seq;
   }
 
-  /** Compares the change counter in Redis with what this subscription has received. */
-  async #checkCounter(): Promise<void> {
+  /** Runs every `gapCheckIntervalMs` while subscribed, and once each time a subscription starts. */
+  async #check(): Promise<void> {
     const subscriber = this.#subscriber;
-    if (this.#phase !== 'active' || this.#checking) return;
+    if (this.#phase !== 'active' || this.#checking || !subscriber) return;
     this.#checking = true;
     try {
-      const client = this.#client;
-      // Every change received so far was counted before the counter is read.
-      const before = this.#applied;
-      const counter = Number(
-        await this.#nodeHealth.call(this.#counterKey, () => client.get(this.#counterKey)),
-      );
-      // Let messages already read from the socket be handled before judging.
-      await new Promise((resolve) => setImmediate(resolve));
-      if (subscriber !== this.#subscriber || this.#phase !== 'active') return;
-      if (before !== null && counter < before) {
-        this.#reset(
-          'warn',
-          `[keygate] cache invalidation: the change counter went back from ${before} to ${counter} (Redis lost it); dropping cached keys`,
-        );
-        this.#applied = counter;
-      } else if (this.#applied === null) {
-        this.#applied = counter;
-      } else if (this.#due !== null && this.#applied < this.#due) {
-        this.#missed(this.#applied, this.#due);
-        this.#applied = Math.max(this.#applied, counter);
-      }
-      this.#due = counter > this.#applied ? counter : null;
-    } catch {
-      // The counter's node is down: the node health has said so, and a dropped subscription resets anyway.
+      await Promise.all([this.#checkSubscriber(subscriber), this.#checkCounter(subscriber)]);
     } finally {
       this.#checking = false;
     }
+  }
+
+  /** A subscription on a stalled node receives nothing while its connection stays open: move it. */
+  async #checkSubscriber(subscriber: Redis): Promise<void> {
+    try {
+      // Bounded by the connection's own command timeout.
+      await subscriber.ping();
+    } catch {
+      if (subscriber === this.#subscriber) subscriber.disconnect();
+    }
+  }
+
+  /** Compares the change counter in Redis with what this subscription has received. */
+  async #checkCounter(subscriber: Redis): Promise<void> {
+    const client = this.#client;
+    if (client.status !== 'ready') return;
+    // Every change received so far was counted before the counter is read.
+    const before = this.#applied;
+    let counter: number;
+    try {
+      counter = Number(
+        await this.#nodeHealth.call(this.#counterKey, () => client.get(this.#counterKey)),
+      );
+    } catch {
+      // The counter's node is down; the node health has said so.
+      return;
+    }
+    // Let messages already read from the socket be handled before judging.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (subscriber !== this.#subscriber || this.#phase !== 'active') return;
+    if (before !== null && counter < before) {
+      this.#reset(
+        'warn',
+        `[keygate] cache invalidation: the change counter went back from ${before} to ${counter} (Redis lost it); dropping cached keys`,
+      );
+      this.#applied = counter;
+    } else if (this.#applied === null) {
+      this.#applied = counter;
+    } else if (this.#due !== null && this.#applied < this.#due) {
+      this.#missed(this.#applied, this.#due);
+      this.#applied = Math.max(this.#applied, counter);
+    }
+    this.#due = counter > this.#applied ? counter : null;
   }
 
   #missed(after: number, upTo: number): void {
