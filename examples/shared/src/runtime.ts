@@ -5,7 +5,7 @@ import {
   type Keygate,
   type KeygateOptions,
 } from '@keygate/core';
-import { openKeyDatabase } from '@keygate/postgres';
+import { type KeyDatabase, openKeyDatabase } from '@keygate/postgres';
 import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
 
 export interface Runtime {
@@ -32,14 +32,15 @@ export async function openRuntime(
   const databaseUrl = env.DATABASE_URL || undefined;
   const redisConnection = redisConnectionFromEnv(env);
   const redis = redisConnection ? createRedisBackends(redisConnection) : null;
+  let database: KeyDatabase;
   try {
     // A Redis of the wrong kind (a cluster node given as REDIS_URL) stops the start; one that is down does not.
     await redis?.ready();
+    database = await openKeyDatabase({ databaseUrl });
   } catch (error) {
     await redis?.close();
     throw error;
   }
-  const database = await openKeyDatabase({ databaseUrl });
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
   const keygate = createKeygate({
     store: database.store,
