@@ -35,9 +35,10 @@ Usage:
   keygate audit [--key ID] [--limit N] [--json]
 
 Environment:
-  DATABASE_URL  Postgres to use; without it, the embedded database under .keygate/
-  REDIS_URL     Redis to tell running apps about changed keys (cache invalidation)
+  DATABASE_URL         Postgres to use; without it, the embedded database under .keygate/
+  REDIS_URL            Redis to tell running apps about changed keys (cache invalidation)
   REDIS_CLUSTER_NODES  instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
+  KEYGATE_PEPPER       Secret mixed into key digests (HMAC); must be the apps' own
 
 Secrets are printed once, by create and rotate; nothing else ever shows one.
 Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.
@@ -221,7 +222,13 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       databaseUrl: io.env.DATABASE_URL || undefined,
       migrate: command !== 'migrate',
     });
+    close = async () => {
+      await redis?.close();
+      await database.close();
+    };
     keygate = createKeygate({
+      // Keys made here must be digested as the apps digest them.
+      pepper: io.env.KEYGATE_PEPPER || undefined,
       store: database.store,
       auditSinks: [database.auditSink],
       limiter: false,

@@ -9,6 +9,12 @@ export {
   MemoryAuditSink,
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export {
+  boundsOf,
+  type DelegationBounds,
+  delegationRefusal,
+  type KeyReach,
+} from './delegation.js';
 export * from './errors.js';
 export { ALL_SOURCES, type KeySource, pathOf } from './extract.js';
 export * from './guard.js';
