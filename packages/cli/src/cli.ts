@@ -10,7 +10,7 @@ import {
   type UsageRange,
 } from '@keygate/core';
 import { migrate, openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends, type RedisClient } from '@keygate/redis';
+import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
 
 export interface CliIO {
   out(text: string): void;
@@ -38,9 +38,10 @@ Usage:
   keygate usage KEY [--range 24h|7d|30d] [--json]
 
 Environment:
-  DATABASE_URL    Postgres to use; without it, the embedded database under .keygate/
-  REDIS_URL       Redis to tell running apps about changed keys (cache invalidation)
-  KEYGATE_PEPPER  Secret mixed into key digests (HMAC); must be the apps' own
+  DATABASE_URL         Postgres to use; without it, the embedded database under .keygate/
+  REDIS_URL            Redis to tell running apps about changed keys (cache invalidation)
+  REDIS_CLUSTER_NODES  instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
+  KEYGATE_PEPPER       Secret mixed into key digests (HMAC); must be the apps' own
 
 Secrets are printed once, by create and rotate; nothing else ever shows one.
 Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.
@@ -199,19 +200,6 @@ function requireId(positionals: string[], command: string): string {
 /** Longest a rotate or revoke waits for Redis; past it, the change is made and apps see it when their cache expires. */
 const REDIS_WAIT_MS = 3_000;
 
-function whenReady(client: RedisClient, timeoutMs: number): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      client.off('ready', done);
-      resolve();
-    };
-    const timer = setTimeout(done, timeoutMs);
-    client.once('ready', done);
-  });
-}
-
 /** Runs one CLI invocation; returns the exit code. */
 export async function run(argv: string[], io: CliIO): Promise<number> {
   let parsed: { values: Values; positionals: string[] };
@@ -255,20 +243,28 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       throw new UsageError(`--grace must be a whole number of seconds (got ${values.grace})`);
     }
 
+    const redisConnection = redisConnectionFromEnv(io.env);
+    const redis = redisConnection
+      ? createRedisBackends({
+          ...redisConnection,
+          logger: { warn: (message) => io.err(`${message}\n`), info: () => {} },
+        })
+      : null;
+    close = async () => {
+      await redis?.close();
+    };
+    // Running apps learn of a rotation or revocation over Redis: connect before announcing one.
+    if (redis && command === 'keys' && (sub === 'rotate' || sub === 'revoke')) {
+      await redis.ready(REDIS_WAIT_MS);
+    }
     const database = await openKeyDatabase({
       databaseUrl: io.env.DATABASE_URL || undefined,
       migrate: command !== 'migrate',
     });
-    const redis = io.env.REDIS_URL
-      ? createRedisBackends({
-          url: io.env.REDIS_URL,
-          logger: { warn: (message) => io.err(`${message}\n`), info: () => {} },
-        })
-      : null;
-    // Running apps learn of a rotation or revocation over Redis: connect before announcing one.
-    if (redis && command === 'keys' && (sub === 'rotate' || sub === 'revoke')) {
-      await whenReady(redis.client, REDIS_WAIT_MS);
-    }
+    close = async () => {
+      await redis?.close();
+      await database.close();
+    };
     keygate = createKeygate({
       // Keys made here must be digested as the apps digest them.
       pepper: io.env.KEYGATE_PEPPER || undefined,
