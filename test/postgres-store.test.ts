@@ -7,7 +7,7 @@ import {
   createKeyFormat,
   createKeyHasher,
   type KeyEnvironment,
-  KeyManagementError,
+  KeygateError,
   type KeyType,
   type NewKeyRecord,
   type UsageRow,
@@ -157,7 +157,6 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
         ...key,
         createdAt: expect.any(Date),
         updatedAt: expect.any(Date),
-        lastUsedAt: null,
         revokedAt: null,
         previousDigest: null,
         previousDigestExpiresAt: null,
@@ -209,7 +208,7 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
   });
 
   describe('values the database cannot hold', () => {
-    it('are refused as the request’s fault (KeyManagementError), and nothing is stored', async () => {
+    it('are refused as the request’s fault (KeygateError), and nothing is stored', async () => {
       const refusals = [
         newKey({ name: 'nul\u0000name' }).key,
         newKey({ metadata: { note: 'nul\u0000' } }).key,
@@ -222,7 +221,7 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
           () => null,
           (e: unknown) => e,
         );
-        expect(error, JSON.stringify(key)).toBeInstanceOf(KeyManagementError);
+        expect(error, JSON.stringify(key)).toBeInstanceOf(KeygateError);
         expect(error).toMatchObject({
           code: 'INVALID_REQUEST',
           message: 'the database cannot store a value of this request',
@@ -440,49 +439,6 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
     });
   });
 
-  describe('touchLastUsed', () => {
-    it('records many uses in one statement, keeping the latest per key', async () => {
-      const a = await store.create(newKey().key);
-      const b = await store.create(newKey().key);
-      const t = (seconds: number) => new Date(Date.UTC(2032, 0, 1, 0, 0, seconds, 250));
-      const statements = await statementsOf(backend, () =>
-        store.touchLastUsed([
-          { id: a.id, at: t(10) },
-          { id: b.id, at: t(5) },
-          { id: a.id, at: t(30) },
-          { id: a.id, at: t(20) },
-          { id: 'key_missing', at: t(40) },
-        ]),
-      );
-      expect(statements).toHaveLength(1);
-      expect(statements[0]).toMatch(/^update /);
-      expect((await store.get(a.id))?.lastUsedAt).toEqual(t(30));
-      expect((await store.get(b.id))?.lastUsedAt).toEqual(t(5));
-    });
-
-    it('never moves last use backwards', async () => {
-      const key = await store.create(newKey().key);
-      const later = new Date('2032-02-01T00:00:00Z');
-      await store.touchLastUsed([{ id: key.id, at: later }]);
-      await store.touchLastUsed([{ id: key.id, at: new Date('2032-01-15T00:00:00Z') }]);
-      expect((await store.get(key.id))?.lastUsedAt).toEqual(later);
-    });
-
-    it('sends nothing for an empty batch', async () => {
-      expect(await statementsOf(backend, () => store.touchLastUsed([]))).toEqual([]);
-    });
-
-    it('takes a batch larger than the parameter limit of one statement', async () => {
-      const key = await store.create(newKey().key);
-      const uses = Array.from({ length: 40_000 }, (_, i) => ({
-        id: i === 39_999 ? key.id : `key_unknown_${i}`,
-        at: new Date(Date.UTC(2033, 0, 1) + i),
-      }));
-      await store.touchLastUsed(uses);
-      expect((await store.get(key.id))?.lastUsedAt).toEqual(uses[39_999]!.at);
-    });
-  });
-
   describe('secrets at rest', () => {
     it('no column of any row holds a plaintext secret', async () => {
       const secrets: string[] = [];
@@ -658,6 +614,37 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
         expect((await stored('key_usage_3')).map((r) => [r.path, r.authenticated])).toEqual([
           ['/a\ufffd', 3],
         ]);
+      });
+
+      it('reads each key’s last use: the latest last_seen of its latest minute, one statement', async () => {
+        const t = (m: number, s: number) => new Date(Date.UTC(2035, 0, 1, 8, m, s));
+        await sink.writeUsage({
+          id: 'batch_last_used',
+          rows: [
+            row({ keyId: 'key_last_1', minute: t(1, 0), firstSeen: t(1, 2), lastSeen: t(1, 58) }),
+            row({ keyId: 'key_last_1', minute: t(3, 0), firstSeen: t(3, 1), lastSeen: t(3, 9) }),
+            row({
+              keyId: 'key_last_1',
+              minute: t(3, 0),
+              ip: '198.51.100.7',
+              firstSeen: t(3, 4),
+              lastSeen: t(3, 41),
+            }),
+            row({ keyId: 'key_last_2', minute: t(2, 0), firstSeen: t(2, 5), lastSeen: t(2, 6) }),
+          ],
+        });
+        let latest: Map<string, Date> | undefined;
+        const statements = await statementsOf(backend, async () => {
+          latest = await sink.lastUsed(['key_last_1', 'key_last_2', 'key_never_used']);
+        });
+        expect(statements).toHaveLength(1);
+        expect(latest).toEqual(
+          new Map([
+            ['key_last_1', t(3, 41)],
+            ['key_last_2', t(2, 6)],
+          ]),
+        );
+        expect(await sink.lastUsed([])).toEqual(new Map());
       });
 
       it('reads served from the counts and failures from the events, by bucket', async () => {

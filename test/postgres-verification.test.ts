@@ -46,8 +46,6 @@ function keygateOn(
     store,
     auditSinks: [new MemoryAuditSink()],
     authFailureLimit: false,
-    // Keep the background last-used write out of the query counts.
-    lastUsedIntervalMs: 3_600_000,
     logger: { warn: () => {}, error: () => {} },
     ...options,
   });

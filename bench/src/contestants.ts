@@ -70,18 +70,6 @@ export const CONTESTANTS: Contestant[] = [
     diagnostic: true,
   },
   {
-    id: 'keygate-hono-headers-first',
-    label:
-      'diagnostic: keygate on hono, Postgres + Redis, rate-limit headers set before the response is built',
-    framework: 'hono',
-    kind: 'keygate',
-    server: 'keygate-hono-headers-first',
-    baseline: 'bare-hono',
-    keys: 'keygate-postgres',
-    backends: 'postgres+redis',
-    diagnostic: true,
-  },
-  {
     id: 'better-auth',
     label: 'better-auth API-key plugin on hono, Postgres',
     framework: 'hono',

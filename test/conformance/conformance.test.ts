@@ -4,7 +4,7 @@ import {
   type AuditSink,
   createKeygate,
   type Keygate,
-  KeyManagementError,
+  KeygateError,
   MemoryKeyStore,
   type UsageRow,
 } from '@keygate/core';
@@ -323,7 +323,7 @@ describe('issuing keys', () => {
         type: 'public',
         scopes: ['write:llm'],
       });
-      await expect(refused).rejects.toBeInstanceOf(KeyManagementError);
+      await expect(refused).rejects.toBeInstanceOf(KeygateError);
       await expect(refused).rejects.toMatchObject({
         code: 'INVALID_REQUEST',
         message: 'scopes: a public key cannot hold write:llm (allowed: track:events, read:config)',

@@ -5,7 +5,7 @@ import {
   type CreateKeyInput,
   createKeygate,
   type Keygate,
-  KeyManagementError,
+  KeygateError,
   type KeyUsage,
   type UsageRange,
 } from '@keygate/core';
@@ -346,7 +346,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       return 2;
     }
     const message =
-      error instanceof KeyManagementError
+      error instanceof KeygateError
         ? error.message
         : `${(error as Error).message ?? String(error)}`;
     if (json) io.out(`${JSON.stringify({ error: message })}\n`);

@@ -1,14 +1,15 @@
-import { BodyTooLargeError, KeygateConfigError, type KeygateError } from './errors.js';
+import { failure, KeygateConfigError, KeygateError } from './errors.js';
 import {
   resolveResource,
   type ScopeRequirement,
   type ScopeSpec,
   scopeRequirement,
 } from './guard.js';
-import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
-import type { Headers, KeyEnvironment, KeygateRequest, KeyType } from './types.js';
+import { createKeygate, type Keygate } from './keygate.js';
+import type { KeygateOptions } from './options.js';
+import type { Authentication, Failure, KeyEnvironment, KeygateRequest, KeyType } from './types.js';
 
-/** What every adapter needs to turn the core's decisions into responses. */
+/** What every adapter needs from the core besides the pipeline: options, headers, guards. */
 
 export function isKeygate(value: unknown): value is Keygate {
   return (
@@ -27,8 +28,8 @@ export function toKeygate(input: KeygateInput = {}): Keygate {
   if (!('keygate' in input)) return createKeygate(input);
   if (!isKeygate(input.keygate) || Object.keys(input).length > 1) {
     throw new KeygateConfigError(
-      'INVALID_OPTIONS',
-      'pass either { keygate } or keygate options, not both',
+      'CONFLICTING_OPTIONS',
+      'pass either { keygate } (a createKeygate() instance) or keygate options, not both',
     );
   }
   return input.keygate;
@@ -47,19 +48,6 @@ export function nodeHeaders(headers: NodeJS.Dict<string | string[]>): KeygateReq
       return Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
     },
   };
-}
-
-export interface RenderedFailure {
-  status: number;
-  body: { success: false; error: string; code: string };
-  headers: Headers;
-}
-
-/** Status, JSON body and headers (`WWW-Authenticate`, `Retry-After`, rate-limit headers) of a failure. */
-export function renderFailure(error: KeygateError, headers: Headers): RenderedFailure {
-  const all: Headers = { ...headers };
-  if (error.wwwAuthenticate) all['WWW-Authenticate'] = error.wwwAuthenticate;
-  return { status: error.status, body: error.toJSON(), headers: all };
 }
 
 export interface GuardOptions<Ctx> {
@@ -81,6 +69,15 @@ export interface PreparedGuard<Ctx> {
   requirement: ScopeRequirement;
   /** The resource for this request: `undefined` if the route names none, `null` if the request lacks it. */
   resource(ctx: Ctx, param: (name: string) => string | undefined): string | null | undefined;
+  /**
+   * The failure of a request against the guard, or `null` when it passes: `AUTH_REQUIRED` when no
+   * authentication ran before it (the route was mounted outside `apiKeyAuth`).
+   */
+  check(
+    auth: Authentication | undefined,
+    ctx: Ctx,
+    param: (name: string) => string | undefined,
+  ): Failure | null;
 }
 
 /** Validates a guard when the route is declared, and returns how to evaluate it per request. */
@@ -95,45 +92,25 @@ export function prepareGuard<Ctx>(
   const { resource } = options;
   if (resource !== undefined && typeof resource !== 'string' && typeof resource !== 'function') {
     throw new KeygateConfigError(
-      'INVALID_RESOURCE',
+      'INVALID_OPTION',
       'resource must be a template string or a function',
     );
   }
+  const resourceOf = (ctx: Ctx, param: (name: string) => string | undefined) => {
+    if (resource === undefined) return undefined;
+    if (typeof resource === 'string') return resolveResource(resource, param);
+    return resource(ctx) || null;
+  };
   return {
     requirement,
-    resource(ctx, param) {
-      if (resource === undefined) return undefined;
-      if (typeof resource === 'string') return resolveResource(resource, param);
-      return resource(ctx) || null;
+    resource: resourceOf,
+    check(auth, ctx, param) {
+      if (!auth) {
+        return failure(
+          new KeygateError('AUTH_REQUIRED', { reason: 'no_authentication_middleware' }),
+        );
+      }
+      return auth.keygate.authorize(auth, requirement, resourceOf(ctx, param));
     },
   };
-}
-
-/**
- * Reads a request body as text, refusing more than `limit` bytes as soon as they arrive, chunked
- * or not: a Node request (Express, Koa) or a Fetch `Request#body` stream (Hono).
- */
-export async function readBody(
-  stream: AsyncIterable<Uint8Array | string> | null,
-  declaredLength: string | null | undefined,
-  limit: number,
-): Promise<string> {
-  if (declaredLength != null && Number(declaredLength) > limit) throw bodyTooLarge();
-  if (stream === null) return '';
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) {
-    const buffer =
-      typeof chunk === 'string'
-        ? Buffer.from(chunk)
-        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    size += buffer.length;
-    if (size > limit) throw bodyTooLarge();
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-export function bodyTooLarge(): BodyTooLargeError {
-  return new BodyTooLargeError();
 }

@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { requestIdOf } from './request-context.js';
+import { withTimeout } from './timeout.js';
 import type {
+  AuditAction,
   AuditContext,
   AuditEvent,
   AuditQuery,
@@ -41,6 +44,13 @@ export interface AuditLogOptions {
    */
   maxUsageRows?: number;
   logger?: Pick<Console, 'warn' | 'error'>;
+}
+
+/** What an audit record says about the key (or session) involved, when one is. */
+export interface AuditSubject {
+  id: string | null;
+  start: string | null;
+  ownerId: string | null;
 }
 
 /** An event to record; `id` and `at` are filled in when absent. */
@@ -195,6 +205,37 @@ export class AuditLog {
     );
   }
 
+  /** Records a failure of a request (an authentication, a check) and returns at once. */
+  recordFailure(
+    action: AuditAction,
+    reason: string,
+    subject: AuditSubject | null,
+    ctx: AuditContext,
+    detail: Record<string, unknown> | null = null,
+  ): void {
+    if (this.#sinks.length === 0) return;
+    this.#enqueue(
+      {
+        id: randomUUID(),
+        at: new Date(),
+        action,
+        outcome: 'failure',
+        reason,
+        keyId: subject?.id ?? null,
+        keyStart: subject?.start ?? null,
+        ownerId: subject?.ownerId ?? null,
+        actor: null,
+        ip: ctx.ip,
+        userAgent: ctx.userAgent,
+        method: ctx.method,
+        path: ctx.path,
+        requestId: requestIdOf(ctx),
+        detail,
+      },
+      undefined,
+    );
+  }
+
   /**
    * Records a success (an authentication, a passed check) and returns at once: a count on its
    * minute's usage row for the sinks that keep usage, an event for the sinks that want every one.
@@ -220,11 +261,20 @@ export class AuditLog {
         keyStart: subject.start,
         ownerId: subject.ownerId,
         actor: null,
+        ip: ctx.ip,
+        userAgent: ctx.userAgent,
+        method: ctx.method,
+        path: ctx.path,
+        requestId: requestIdOf(ctx),
         detail: detail(),
-        ...ctx,
       },
       this.#usage ? COUNTED : undefined,
     );
+  }
+
+  /** The latest use of each of `keyIds` that this log has counted and not yet written. */
+  pendingLastUse(keyIds: readonly string[]): Map<string, Date> {
+    return this.#usage?.lastSeen(keyIds) ?? new Map();
   }
 
   #enqueue(event: AuditEvent, except: AuditSink | typeof COUNTED | undefined): void {
@@ -327,7 +377,7 @@ export class AuditLog {
   /** Flush and close every sink (graceful shutdown). */
   async close(): Promise<void> {
     // A sink that never answers must not hold up shutdown forever: past the deadline, say what was lost.
-    const finished = await withDeadline(async () => {
+    const finished = await withinDeadline(async () => {
       for (let attempt = 0; attempt < 5 && this.pending > 0; attempt++) {
         await this.flush();
         if (this.pending > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
@@ -342,24 +392,19 @@ export class AuditLog {
         `[keygate] audit: ${events} events${uses > 0 ? ` and ${uses} counted uses` : ''} could not be written before close`,
       );
     }
-    await withDeadline(
+    await withinDeadline(
       () => Promise.all(this.#sinks.map((sink) => sink.close?.())),
       this.#closeTimeout,
     );
   }
 }
 
-/** Runs `work`, resolving `false` if it has not finished within `ms`. */
-async function withDeadline(work: () => Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([work().then(() => true), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Runs `work`: `true` once it has finished, `false` if it failed or had not finished within `ms`. */
+function withinDeadline(work: () => Promise<unknown>, ms: number): Promise<boolean> {
+  return withTimeout(work(), ms).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -371,7 +416,10 @@ export class MemoryAuditSink implements AuditSink, AuditReader {
   readonly #events: AuditEvent[] = [];
   readonly #capacity: number;
   /** Successful authentications by key and minute. */
-  readonly #served = new Map<string, { keyId: string; minute: number; count: number }>();
+  readonly #served = new Map<
+    string,
+    { keyId: string; minute: number; count: number; lastSeen: number }
+  >();
   /** Ids of the latest usage batches, so a retried one is not counted twice. */
   readonly #batches = new Set<string>();
 
@@ -394,9 +442,13 @@ export class MemoryAuditSink implements AuditSink, AuditReader {
       if (row.authenticated === 0) continue;
       const minute = row.minute.getTime();
       const key = `${row.keyId}\0${minute}`;
+      const lastSeen = row.lastSeen.getTime();
       const served = this.#served.get(key);
-      if (served) served.count += row.authenticated;
-      else this.#served.set(key, { keyId: row.keyId, minute, count: row.authenticated });
+      if (served) {
+        served.count += row.authenticated;
+        served.lastSeen = Math.max(served.lastSeen, lastSeen);
+      } else
+        this.#served.set(key, { keyId: row.keyId, minute, count: row.authenticated, lastSeen });
     }
     for (const key of this.#served.keys()) {
       if (this.#served.size <= 10 * this.#capacity) break;
@@ -410,6 +462,16 @@ export class MemoryAuditSink implements AuditSink, AuditReader {
       .filter((e) => query.ownerId === undefined || e.ownerId === query.ownerId)
       .slice(-(query.limit ?? 100))
       .reverse();
+  }
+
+  async lastUsed(keyIds: readonly string[]): Promise<Map<string, Date>> {
+    const wanted = new Set(keyIds);
+    const latest = new Map<string, Date>();
+    for (const { keyId, lastSeen } of this.#served.values()) {
+      if (!wanted.has(keyId)) continue;
+      if ((latest.get(keyId)?.getTime() ?? -1) < lastSeen) latest.set(keyId, new Date(lastSeen));
+    }
+    return latest;
   }
 
   async usage(query: UsageQuery): Promise<UsageCounts[]> {

@@ -22,7 +22,6 @@ function record(id: string): ApiKeyRecord {
     expiresAt: null,
     createdAt: at,
     updatedAt: at,
-    lastUsedAt: null,
     revokedAt: null,
     previousDigest: null,
     previousDigestExpiresAt: null,
@@ -51,13 +50,25 @@ describe('VerificationCache', () => {
   });
 
   const lookup = (
-    cache: VerificationCache,
+    cache: VerificationCache<ApiKeyRecord>,
     digest: string,
     load: (digest: string) => Promise<ApiKeyRecord | null>,
   ) => cache.lookup(digest, load, Date.now());
 
+  it('fresh() answers a hit without a promise and a miss or stale entry with undefined', async () => {
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 1_000, negativeTtlMs: 500 });
+    const key = record('key_1');
+    expect(cache.fresh('d1', Date.now())).toBeUndefined();
+    await lookup(cache, 'd1', async () => key);
+    await lookup(cache, 'nope', async () => null);
+    expect(cache.fresh('d1', Date.now())).toBe(key);
+    expect(cache.fresh('nope', Date.now())).toBeNull();
+    expect(cache.fresh('nope', Date.now() + 500)).toBeUndefined();
+    expect(cache.fresh('d1', Date.now() + 1_000)).toBeUndefined();
+  });
+
   it('serves a fresh entry without calling the loader, and reloads after the TTL', async () => {
-    const cache = new VerificationCache({ ttlMs: 1_000 });
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 1_000 });
     const key = record('key_1');
     const load = vi.fn(async () => key);
     expect(await lookup(cache, 'd1', load)).toEqual(key);
@@ -71,7 +82,7 @@ describe('VerificationCache', () => {
   });
 
   it('remembers an unknown digest for negativeTtlMs', async () => {
-    const cache = new VerificationCache({ ttlMs: 60_000, negativeTtlMs: 500 });
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 60_000, negativeTtlMs: 500 });
     const load = vi.fn(async () => null);
     expect(await lookup(cache, 'nope', load)).toBeNull();
     vi.advanceTimersByTime(499);
@@ -83,7 +94,7 @@ describe('VerificationCache', () => {
   });
 
   it('concurrent misses for one digest share one loader call', async () => {
-    const cache = new VerificationCache();
+    const cache = new VerificationCache<ApiKeyRecord>();
     const pending = deferred<ApiKeyRecord | null>();
     const load = vi.fn(() => pending.promise);
     const lookups = Array.from({ length: 5 }, () => lookup(cache, 'd1', load));
@@ -96,7 +107,7 @@ describe('VerificationCache', () => {
   });
 
   it('concurrent misses all see the loader failure', async () => {
-    const cache = new VerificationCache();
+    const cache = new VerificationCache<ApiKeyRecord>();
     const pending = deferred<ApiKeyRecord | null>();
     const load = vi.fn(() => pending.promise);
     const lookups = [lookup(cache, 'd1', load), lookup(cache, 'd1', load)];
@@ -108,7 +119,7 @@ describe('VerificationCache', () => {
   });
 
   it('serves a known key stale while the loader fails, up to staleIfErrorMs past its TTL', async () => {
-    const cache = new VerificationCache({ ttlMs: 1_000, staleIfErrorMs: 5_000 });
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 1_000, staleIfErrorMs: 5_000 });
     await lookup(cache, 'd1', async () => record('key_1'));
     vi.advanceTimersByTime(2_000);
     expect(await lookup(cache, 'd1', down)).toMatchObject({ id: 'key_1' });
@@ -119,7 +130,7 @@ describe('VerificationCache', () => {
   });
 
   it('does not invent a stale answer for an unknown digest', async () => {
-    const cache = new VerificationCache({ ttlMs: 1_000, negativeTtlMs: 1_000 });
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 1_000, negativeTtlMs: 1_000 });
     await expect(lookup(cache, 'never-seen', down)).rejects.toThrow('store down');
     await lookup(cache, 'unknown', async () => null);
     vi.advanceTimersByTime(1_000);
@@ -127,7 +138,7 @@ describe('VerificationCache', () => {
   });
 
   it('a fresh answer after an outage replaces the stale one', async () => {
-    const cache = new VerificationCache({ ttlMs: 1_000, staleIfErrorMs: 5_000 });
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 1_000, staleIfErrorMs: 5_000 });
     await lookup(cache, 'd1', async () => record('key_1'));
     vi.advanceTimersByTime(2_000);
     await lookup(cache, 'd1', down);
@@ -141,7 +152,7 @@ describe('VerificationCache', () => {
   });
 
   it('holds at most maxEntries digests, evicting the least recently used', async () => {
-    const cache = new VerificationCache({ maxEntries: 2 });
+    const cache = new VerificationCache<ApiKeyRecord>({ maxEntries: 2 });
     const load = vi.fn(async (digest: string) => record(`key_${digest}`));
     await lookup(cache, 'a', load);
     await lookup(cache, 'b', load);
@@ -158,7 +169,7 @@ describe('VerificationCache', () => {
   });
 
   it('invalidateKey forgets every digest of that key, and only that key', async () => {
-    const cache = new VerificationCache();
+    const cache = new VerificationCache<ApiKeyRecord>();
     const key = record('key_1');
     await lookup(cache, 'current', async () => key);
     await lookup(cache, 'previous', async () => key);
@@ -173,7 +184,7 @@ describe('VerificationCache', () => {
   });
 
   it('invalidateDigest forgets a digest remembered as unknown', async () => {
-    const cache = new VerificationCache();
+    const cache = new VerificationCache<ApiKeyRecord>();
     await lookup(cache, 'new-key', async () => null);
     cache.invalidateDigest('new-key');
     expect(await lookup(cache, 'new-key', async () => record('key_9'))).toMatchObject({
@@ -182,7 +193,7 @@ describe('VerificationCache', () => {
   });
 
   it('clear forgets everything', async () => {
-    const cache = new VerificationCache();
+    const cache = new VerificationCache<ApiKeyRecord>();
     await lookup(cache, 'a', async () => record('key_a'));
     await lookup(cache, 'b', async () => null);
     cache.clear();
@@ -194,7 +205,7 @@ describe('VerificationCache', () => {
   });
 
   it('a load that started before an invalidation is not cached after it', async () => {
-    const cache = new VerificationCache();
+    const cache = new VerificationCache<ApiKeyRecord>();
     const before = deferred<ApiKeyRecord | null>();
     const inflight = lookup(cache, 'd1', () => before.promise);
     // The key is revoked while the store read that started earlier is still on its way.
@@ -209,7 +220,7 @@ describe('VerificationCache', () => {
   });
 
   it('a miss in flight when a key is created does not hide the new key', async () => {
-    const cache = new VerificationCache();
+    const cache = new VerificationCache<ApiKeyRecord>();
     const before = deferred<ApiKeyRecord | null>();
     const inflight = lookup(cache, 'd-new', () => before.promise);
     cache.invalidateDigest('d-new');
@@ -221,7 +232,7 @@ describe('VerificationCache', () => {
   });
 
   it('does not serve an invalidated entry stale when the store fails during the reload', async () => {
-    const cache = new VerificationCache({ ttlMs: 1_000, staleIfErrorMs: 60_000 });
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 1_000, staleIfErrorMs: 60_000 });
     await lookup(cache, 'd1', async () => record('key_1'));
     vi.advanceTimersByTime(2_000);
     const failing = deferred<ApiKeyRecord | null>();

@@ -1,5 +1,3 @@
-import type { ApiKeyRecord } from './types.js';
-
 export interface VerificationCacheOptions {
   /** Most digests remembered (known and unknown together). Default 10,000. */
   maxEntries?: number;
@@ -11,8 +9,8 @@ export interface VerificationCacheOptions {
   staleIfErrorMs?: number;
 }
 
-interface Entry {
-  record: ApiKeyRecord | null;
+interface Entry<T> {
+  record: T | null;
   freshUntil: number;
   staleUntil: number;
 }
@@ -20,11 +18,12 @@ interface Entry {
 /**
  * Bounded LRU of verified digests in front of any store, so a request with a
  * known key costs no database round trip. Concurrent misses for one digest share
- * one store call.
+ * one store call. It holds what the store gave for each digest (a key, or `null` for none):
+ * anything with the key's `id`, by which it is invalidated.
  */
-export class VerificationCache {
-  readonly #entries = new Map<string, Entry>();
-  readonly #inflight = new Map<string, Promise<ApiKeyRecord | null>>();
+export class VerificationCache<T extends { readonly id: string }> {
+  readonly #entries = new Map<string, Entry<T>>();
+  readonly #inflight = new Map<string, Promise<T | null>>();
   readonly #max: number;
   readonly #ttl: number;
   readonly #negativeTtl: number;
@@ -43,18 +42,28 @@ export class VerificationCache {
     return this.#entries.size;
   }
 
+  /**
+   * What the cache holds for `digest` while it is fresh (a key, or `null` for a digest known to
+   * match none), `undefined` otherwise: a hit costs no promise.
+   */
+  fresh(digest: string, nowMs: number): T | null | undefined {
+    const entry = this.#entries.get(digest);
+    if (entry === undefined || entry.freshUntil <= nowMs) return undefined;
+    // Most recently used last: the first entry is the one to evict.
+    this.#entries.delete(digest);
+    this.#entries.set(digest, entry);
+    return entry.record;
+  }
+
   /** The record for `digest`: from the cache while fresh, else from `load` (falling back to a stale entry if it throws). */
   async lookup(
     digest: string,
-    load: (digest: string) => Promise<ApiKeyRecord | null>,
+    load: (digest: string) => Promise<T | null>,
     nowMs: number,
-  ): Promise<ApiKeyRecord | null> {
+  ): Promise<T | null> {
+    const hit = this.fresh(digest, nowMs);
+    if (hit !== undefined) return hit;
     const entry = this.#entries.get(digest);
-    if (entry && entry.freshUntil > nowMs) {
-      this.#entries.delete(digest);
-      this.#entries.set(digest, entry);
-      return entry.record;
-    }
     const pending = this.#inflight.get(digest);
     if (pending) return pending;
     const generation = this.#generation;
@@ -77,7 +86,7 @@ export class VerificationCache {
     }
   }
 
-  #remember(digest: string, record: ApiKeyRecord | null, nowMs: number): void {
+  #remember(digest: string, record: T | null, nowMs: number): void {
     this.#entries.delete(digest);
     if (this.#entries.size >= this.#max) this.#entries.delete(this.#entries.keys().next().value!);
     const ttl = record ? this.#ttl : this.#negativeTtl;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DelegationBounds, delegationRefusal, type KeyReach } from './delegation.js';
-import { KeyManagementError } from './errors.js';
+import { KeygateError } from './errors.js';
 import { createKeygate, type Keygate } from './keygate.js';
 import { DEFAULT_TIERS } from './rate-limit.js';
 import { checkRestrictions } from './restrictions.js';
@@ -351,7 +351,7 @@ describe('KeyService applies delegation to every change', () => {
       () => null,
       (e: unknown) => e,
     );
-    expect(error).toBeInstanceOf(KeyManagementError);
+    expect(error).toBeInstanceOf(KeygateError);
     expect(error).toMatchObject({ code: 'FORBIDDEN' });
     if (typeof message === 'string') expect((error as Error).message).toBe(message);
     else expect((error as Error).message).toMatch(message);

@@ -1,3 +1,5 @@
+import type { Failure, Headers } from './types.js';
+
 /** Every failure a client can see, with its status and default message: the one place they are defined. */
 export const ERROR_CODES = {
   AUTH_REQUIRED: { status: 401, message: 'Authentication required' },
@@ -14,13 +16,36 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/** Every way a configuration is refused, when a factory is called (never per request). */
+export const CONFIG_ERROR_CODES = {
+  UNKNOWN_OPTION: 'an option the factory does not take (a misspelling, or one it no longer has)',
+  INVALID_OPTION: 'an option whose value cannot work; the message names the option',
+  CONFLICTING_OPTIONS: 'options that exclude each other, e.g. `{ keygate }` with keygate options',
+} as const;
+
+export type ConfigErrorCode = keyof typeof CONFIG_ERROR_CODES;
+
 export interface ErrorBody {
   success: false;
   error: string;
   code: ErrorCode;
 }
 
-/** A decided failure. `reason` is for the audit trail only and never reaches the client. */
+export interface KeygateErrorOptions {
+  /** What the client reads. Default: the code's message. */
+  message?: string;
+  /** For the audit trail only: never reaches the client. Default: the code in lower case. */
+  reason?: string;
+  /** The scope named in the `WWW-Authenticate` challenge of `INSUFFICIENT_SCOPE`. */
+  requiredScope?: string;
+  cause?: unknown;
+}
+
+/**
+ * A refused request or key-management call: what a client sees (`code`, `status`, `message`), and
+ * for the audit trail only, why (`reason`). Thrown by the key lifecycle (`keygate.keys`), returned
+ * in a failed decision by `authenticate` and `authorize`.
+ */
 export class KeygateError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
@@ -28,12 +53,12 @@ export class KeygateError extends Error {
   /** Value of the `WWW-Authenticate` header, when the status calls for one. */
   readonly wwwAuthenticate: string | undefined;
 
-  constructor(
-    code: ErrorCode,
-    options: { message?: string; reason?: string; requiredScope?: string } = {},
-  ) {
+  constructor(code: ErrorCode, options: KeygateErrorOptions = {}) {
     const spec = ERROR_CODES[code];
-    super(options.message ?? spec.message);
+    super(
+      options.message ?? spec.message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'KeygateError';
     this.code = code;
     this.status = spec.status;
@@ -57,36 +82,24 @@ function challenge(code: ErrorCode, requiredScope: string | undefined): string |
 
 /** A misconfiguration, thrown once when a factory is called; never per request. */
 export class KeygateConfigError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: ConfigErrorCode;
+  constructor(code: ConfigErrorCode, message: string) {
     super(`[keygate:${code}] ${message}`);
     this.name = 'KeygateConfigError';
     this.code = code;
   }
 }
 
-/**
- * A key-management call refused: for its input (`INVALID_REQUEST`: bad scope for a public key, a
- * value the store cannot hold), an unknown id (`NOT_FOUND`), or a key reaching further than its
- * caller (`FORBIDDEN`).
- */
-export class KeyManagementError extends Error {
-  readonly code: 'INVALID_REQUEST' | 'NOT_FOUND' | 'FORBIDDEN';
-  constructor(
-    code: 'INVALID_REQUEST' | 'NOT_FOUND' | 'FORBIDDEN',
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = 'KeyManagementError';
-    this.code = code;
-  }
-}
-
-/** A request body over the limit: refused before it was read to the end. */
-export class BodyTooLargeError extends KeyManagementError {
-  constructor() {
-    super('INVALID_REQUEST', 'the request body is too large');
-    this.name = 'BodyTooLargeError';
-  }
+/** A failure as it is answered: status, JSON body, and headers with the `WWW-Authenticate` challenge. */
+export function failure(error: KeygateError, headers: Headers = {}): Failure {
+  return {
+    ok: false,
+    error,
+    status: error.status,
+    body: error.toJSON(),
+    // A copy: the caller's headers may be shared, and the renderer may add to these.
+    headers: error.wwwAuthenticate
+      ? { ...headers, 'WWW-Authenticate': error.wwwAuthenticate }
+      : { ...headers },
+  };
 }

@@ -23,13 +23,16 @@ const MAX_CREDENTIAL_LENGTH = 1024;
 
 export function validateSources(sources: readonly string[]): readonly KeySource[] {
   if (sources.length === 0) {
-    throw new KeygateConfigError('NO_KEY_SOURCE', 'at least one key source must be enabled');
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'sources: at least one key source must be enabled',
+    );
   }
   for (const source of sources) {
     if (!ALL_SOURCES.includes(source as KeySource)) {
       throw new KeygateConfigError(
-        'UNKNOWN_KEY_SOURCE',
-        `unknown key source ${JSON.stringify(source)}; expected one of ${ALL_SOURCES.join(', ')}`,
+        'INVALID_OPTION',
+        `sources: unknown key source ${JSON.stringify(source)}; expected one of ${ALL_SOURCES.join(', ')}`,
       );
     }
   }

@@ -32,10 +32,10 @@ export function scopeRequirement(
     mode = 'any';
   } else scopes = (spec as { all: readonly string[] }).all;
   if (scopes.length === 0 || scopes.some((s) => typeof s !== 'string' || s.length === 0)) {
-    throw new KeygateConfigError('INVALID_SCOPE', 'requireScope() needs at least one scope name');
+    throw new KeygateConfigError('INVALID_OPTION', 'requireScope() needs at least one scope name');
   }
   if (keyType !== undefined && keyType !== 'secret' && keyType !== 'public') {
-    throw new KeygateConfigError('INVALID_KEY_TYPE', `keyType must be 'secret' or 'public'`);
+    throw new KeygateConfigError('INVALID_OPTION', `keyType must be 'secret' or 'public'`);
   }
   if (
     environments !== undefined &&
@@ -43,10 +43,7 @@ export function scopeRequirement(
       environments.length === 0 ||
       environments.some((e) => e !== 'live' && e !== 'test'))
   ) {
-    throw new KeygateConfigError(
-      'INVALID_ENVIRONMENT',
-      `environments must list 'live' and/or 'test'`,
-    );
+    throw new KeygateConfigError('INVALID_OPTION', `environments must list 'live' and/or 'test'`);
   }
   return {
     scopes,

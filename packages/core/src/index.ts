@@ -5,10 +5,12 @@ export {
   type AuditQueueFullPolicy,
   type AuditRecord,
   type AuditRecordOptions,
+  type AuditSubject,
   JsonLinesAuditSink,
   MemoryAuditSink,
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export { clientIpOf, proxyTrust, type TrustProxy } from './client-ip.js';
 export {
   boundsOf,
   type DelegationBounds,
@@ -30,8 +32,8 @@ export {
   type ParsedKey,
 } from './key-format.js';
 export * from './key-input.js';
-export { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
-export { type Actor, type IssuedKey, KeyService, toApiKey } from './keys.js';
+export { createKeygate, type Keygate } from './keygate.js';
+export { type Actor, type IssuedKey, KeyService, keyDetails } from './keys.js';
 export {
   type AuthFailureLimit,
   LocalInvalidationBus,
@@ -39,8 +41,11 @@ export {
 } from './local-backends.js';
 export * from './management.js';
 export { MemoryKeyStore } from './memory-store.js';
+export { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
+export { OutageLog } from './outage-log.js';
 export * from './rate-limit.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
+export { TimeoutError, withTimeout } from './timeout.js';
 export type * from './types.js';
 export type { UsageSubject } from './usage.js';
 export {

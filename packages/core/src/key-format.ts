@@ -54,15 +54,18 @@ export function createKeyFormat(prefixes: KeyPrefixes = DEFAULT_PREFIXES): KeyFo
       const prefix = prefixes[type]?.[environment];
       if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
         throw new KeygateConfigError(
-          'INVALID_PREFIX',
-          `prefix for ${type}/${environment} must match ${PREFIX_PATTERN} (got ${JSON.stringify(prefix)})`,
+          'INVALID_OPTION',
+          `prefixes: prefix for ${type}/${environment} must match ${PREFIX_PATTERN} (got ${JSON.stringify(prefix)})`,
         );
       }
       entries.push({ prefix, type, environment });
     }
   }
   if (new Set(entries.map((e) => e.prefix)).size !== entries.length) {
-    throw new KeygateConfigError('INVALID_PREFIX', 'the four key prefixes must be distinct');
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'prefixes: the four key prefixes must be distinct',
+    );
   }
   // Longest first, so a brand prefix that extends another is matched whole.
   entries.sort((a, b) => b.prefix.length - a.prefix.length);
@@ -180,7 +183,10 @@ const SHA256: KeyHasher = {
 
 export function createKeyHasher(pepper?: string): KeyHasher {
   if (pepper !== undefined && pepper.length < 16) {
-    throw new KeygateConfigError('WEAK_PEPPER', 'the pepper must be at least 16 characters');
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'pepper: the pepper must be at least 16 characters',
+    );
   }
   if (pepper === undefined) return SHA256;
   return {

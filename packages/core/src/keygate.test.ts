@@ -265,16 +265,15 @@ describe('authenticate: a pepper introduced later', () => {
 describe('authenticate: failures', () => {
   it('no key and no session: AUTH_REQUIRED with a Bearer challenge', async () => {
     const { keygate } = setup();
-    const { error, headers } = failed(await keygate.authenticate(request()));
+    const { error, status, body, headers } = failed(await keygate.authenticate(request()));
     expect(error.code).toBe('AUTH_REQUIRED');
-    expect(error.status).toBe(401);
-    expect(error.wwwAuthenticate).toBe('Bearer realm="api"');
-    expect(error.toJSON()).toEqual({
+    expect(status).toBe(401);
+    expect(body).toEqual({
       success: false,
       error: 'Authentication required',
       code: 'AUTH_REQUIRED',
     });
-    expect(headers).toEqual({});
+    expect(headers).toEqual({ 'WWW-Authenticate': 'Bearer realm="api"' });
     expect((await auditOf(keygate)).map((e) => e.reason)).toEqual(['missing']);
   });
 
@@ -576,53 +575,44 @@ describe('authenticate: degraded backends', () => {
 });
 
 describe('authenticate: last use', () => {
-  it('writes last_used_at in one batch, once per key per interval, and on close()', async () => {
-    vi.useFakeTimers();
-    vi.setSystemTime(new Date('2026-03-10T12:00:00Z'));
+  it('writes nothing to the key store; lastUsedAt reads the usage counted, to the minute', async () => {
+    vi.useFakeTimers({ now: new Date('2026-03-10T12:00:05Z'), toFake: ['Date'] });
     const store = new MemoryKeyStore();
-    const touch = vi.spyOn(store, 'touchLastUsed');
-    const { keygate } = setup({ store, lastUsedIntervalMs: 60_000 });
+    const writes = ['create', 'update', 'rotate', 'revoke'] as const;
+    const { keygate } = setup({ store });
     const a = await keygate.keys.create({ name: 'a', scopes: [] });
     const b = await keygate.keys.create({ name: 'b', scopes: [] });
-    for (let i = 0; i < 3; i++) succeeded(await keygate.authenticate(request({ key: a.secret })));
-    succeeded(await keygate.authenticate(request({ key: b.secret })));
-    expect(touch).not.toHaveBeenCalled();
+    const spies = writes.map((method) => vi.spyOn(store, method));
+    expect(a.key.lastUsedAt).toBeNull();
 
-    await vi.advanceTimersByTimeAsync(5_000);
-    expect(touch).toHaveBeenCalledTimes(1);
-    const at = new Date('2026-03-10T12:00:00Z');
-    expect(touch.mock.calls[0]![0]).toEqual([
-      { id: a.key.id, at },
-      { id: b.key.id, at },
-    ]);
-    expect((await keygate.keys.get(a.key.id)).lastUsedAt).toEqual(at);
-
-    await vi.advanceTimersByTimeAsync(20_000);
     succeeded(await keygate.authenticate(request({ key: a.secret })));
-    await vi.advanceTimersByTimeAsync(30_000);
-    expect(touch).toHaveBeenCalledTimes(1);
-
-    vi.setSystemTime(new Date('2026-03-10T12:01:00Z'));
+    vi.setSystemTime(new Date('2026-03-10T12:00:40Z'));
     succeeded(await keygate.authenticate(request({ key: a.secret })));
-    expect(touch).toHaveBeenCalledTimes(1);
-    await keygate.close();
-    expect(touch).toHaveBeenCalledTimes(2);
-    expect(touch.mock.calls[1]![0]).toEqual([
-      { id: a.key.id, at: new Date('2026-03-10T12:01:00Z') },
-    ]);
+    for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+
+    // This instance's uses not yet written count already…
+    expect((await keygate.keys.get(a.key.id)).lastUsedAt).toEqual(new Date('2026-03-10T12:00:40Z'));
+    expect((await keygate.keys.get(b.key.id)).lastUsedAt).toBeNull();
+    // …and so do the written ones, read back from the sink that keeps usage.
+    await keygate.audit.flush();
+    expect(keygate.audit.pending).toBe(0);
+    const listed = await keygate.keys.list();
+    expect(new Map(listed.map((key) => [key.name, key.lastUsedAt]))).toEqual(
+      new Map([
+        ['a', new Date('2026-03-10T12:00:40Z')],
+        ['b', null],
+      ]),
+    );
   });
 
-  it('a failing touchLastUsed is logged and does not fail requests', async () => {
-    const store = new MemoryKeyStore();
-    vi.spyOn(store, 'touchLastUsed').mockRejectedValue(new Error('db down'));
-    const { keygate, logger } = setup({ store });
-    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
-    succeeded(await keygate.authenticate(request({ key: issued.secret })));
-    await keygate.close();
-    expect(logger.warn).toHaveBeenCalledWith(
-      '[keygate] could not record last use of keys:',
-      expect.any(Error),
-    );
+  it('a failed authentication is no use', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({ name: 'k', scopes: [], environment: 'test' });
+    const strict = setup({ store: undefined, environments: ['live'] }).keygate;
+    const copy = await strict.keys.create({ name: 'k', scopes: [], environment: 'test' });
+    failed(await strict.authenticate(request({ key: copy.secret })));
+    expect((await strict.keys.get(copy.key.id)).lastUsedAt).toBeNull();
+    expect((await keygate.keys.get(issued.key.id)).lastUsedAt).toBeNull();
   });
 });
 
@@ -677,7 +667,7 @@ describe('authenticate: sessions', () => {
 });
 
 describe('authorize', () => {
-  it('decides scope and resource checks and audits them', async () => {
+  it('decides scope and resource checks and audits them with the authentication’s request id', async () => {
     const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
     const issued = await keygate.keys.create({
       name: 'k',
@@ -685,17 +675,17 @@ describe('authorize', () => {
       resources: ['website:w_1'],
     });
     const req = request({ key: issued.secret, url: '/v1/websites/w_2/analytics' });
-    const { principal } = succeeded(await keygate.authenticate(req));
+    const auth = succeeded(await keygate.authenticate(req));
     const requirement = scopeRequirement('read:data');
-    expect(keygate.authorize(principal, requirement, req).ok).toBe(true);
-    expect(keygate.authorize(principal, requirement, req, 'website:w_1').ok).toBe(true);
-    expect(failed(keygate.authorize(principal, requirement, req, 'website:w_2')).error.code).toBe(
-      'ACCESS_DENIED',
+    expect(keygate.authorize(auth, requirement)).toBeNull();
+    expect(keygate.authorize(auth, requirement, 'website:w_1')).toBeNull();
+    const denied = keygate.authorize(auth, requirement, 'website:w_2');
+    expect(denied?.error.code).toBe('ACCESS_DENIED');
+    expect(denied?.headers['X-RateLimit-Limit']).toBe('10000');
+    expect(keygate.authorize(auth, scopeRequirement('write:llm'))?.error.code).toBe(
+      'INSUFFICIENT_SCOPE',
     );
-    expect(
-      failed(keygate.authorize(principal, scopeRequirement('write:llm'), req)).error.code,
-    ).toBe('INSUFFICIENT_SCOPE');
-    expect(failed(keygate.authorize(undefined, requirement, req)).error.code).toBe('AUTH_REQUIRED');
+    expect(keygate.authorize(auth, requirement, null)?.error.code).toBe('ACCESS_DENIED');
 
     const events = await auditOf(keygate);
     const checks = events.filter(
@@ -706,6 +696,7 @@ describe('authorize', () => {
       ['resource.checked', 'success', null],
       ['resource.checked', 'failure', 'resource_not_granted'],
       ['scope.checked', 'failure', 'insufficient_scope'],
+      ['resource.checked', 'failure', 'resource_not_granted'],
     ]);
     expect(checks[2]!.detail).toEqual({
       required: ['read:data'],
@@ -713,30 +704,59 @@ describe('authorize', () => {
       granted: ['read:data'],
       resource: 'website:w_2',
     });
-    const auth = events.find((e) => e.action === 'auth.succeeded')!;
-    expect(new Set(checks.map((e) => e.requestId))).toEqual(new Set([auth.requestId]));
+    const authEvent = events.find((e) => e.action === 'auth.succeeded')!;
+    expect(authEvent.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Set(checks.map((e) => e.requestId))).toEqual(new Set([authEvent.requestId]));
+  });
+
+  it('auditScopeChecks: false decides the same and records no check', async () => {
+    const { keygate } = setup({ auditScopeChecks: false, auditSinks: [new EveryEventSink()] });
+    const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
+    const auth = succeeded(await keygate.authenticate(request({ key: issued.secret })));
+    expect(keygate.authorize(auth, scopeRequirement('read:data'))).toBeNull();
+    expect(keygate.authorize(auth, scopeRequirement('write:llm'))?.error.code).toBe(
+      'INSUFFICIENT_SCOPE',
+    );
+    const actions = (await auditOf(keygate)).map((e) => e.action);
+    expect(actions).toEqual(['key.created', 'auth.succeeded']);
   });
 });
 
 describe('the audit queue', () => {
-  it('a sink that never answers does not hold up authenticate', async () => {
+  it('a sink that does not answer holds up no request, and loses nothing once it does', async () => {
     let release!: () => void;
-    const sinkPromise = new Promise<void>((resolve) => {
+    const stalled = new Promise<void>((resolve) => {
       release = resolve;
     });
-    let settled = false;
-    void sinkPromise.then(() => {
-      settled = true;
-    });
-    const sink: AuditSink = { write: vi.fn(() => sinkPromise) };
+    const written: AuditEvent[] = [];
+    const sink: AuditSink = {
+      write: vi.fn(async (events: readonly AuditEvent[]) => {
+        await stalled;
+        written.push(...events);
+      }),
+    };
     const { keygate } = setup({ auditSinks: [sink], auditQueue: { batchSize: 1 } });
     const issued = await keygate.keys.create({ name: 'k', scopes: [] });
-    expect(sink.write).toHaveBeenCalled();
-    for (let i = 0; i < 5; i++)
-      succeeded(await keygate.authenticate(request({ key: issued.secret })));
-    expect(settled).toBe(false);
-    expect(keygate.audit.pending).toBeGreaterThanOrEqual(5);
+    expect(sink.write).toHaveBeenCalledTimes(1);
+    // Each authentication is answered while the sink still holds its first batch: were a request
+    // to wait for the sink, this race would be won by the timer.
+    for (let i = 0; i < 5; i++) {
+      const answer = await Promise.race([
+        keygate.authenticate(request({ key: issued.secret })),
+        new Promise<'stalled'>((resolve) => setTimeout(() => resolve('stalled'), 5_000)),
+      ]);
+      expect(answer).not.toBe('stalled');
+      succeeded(answer as Decision);
+    }
+    expect(written).toEqual([]);
+    expect(keygate.audit.pending).toBe(6);
     release();
+    await keygate.audit.flush();
+    expect(keygate.audit.pending).toBe(0);
+    expect(written.map((e) => e.action)).toEqual([
+      'key.created',
+      ...Array(5).fill('auth.succeeded'),
+    ]);
   });
 
   it.each([
@@ -773,6 +793,7 @@ describe('the audit queue', () => {
 
 describe('createKeygate: configuration', () => {
   it('refuses bad options when called, not per request', () => {
+    expect(() => createKeygate({ lastUsedIntervalMs: 1 } as never)).toThrow(/UNKNOWN_OPTION/);
     expect(() => createKeygate({ sources: [] })).toThrow(/at least one key source/);
     expect(() => createKeygate({ environments: [] })).toThrow(/environments/);
     expect(() => createKeygate({ environments: ['prod' as 'live'] })).toThrow(/environments/);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryAuditSink } from './audit.js';
-import { KeyManagementError } from './errors.js';
+import { KeygateError } from './errors.js';
 import { createKeyFormat } from './key-format.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
 import { MemoryKeyStore } from './memory-store.js';
@@ -40,13 +40,13 @@ async function everything(store: MemoryKeyStore) {
   return store.list({ includeRevoked: true, limit: 10_000 });
 }
 
-async function refusal(promise: Promise<unknown>): Promise<KeyManagementError> {
+async function refusal(promise: Promise<unknown>): Promise<KeygateError> {
   const error = await promise.then(
     () => null,
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(KeyManagementError);
-  return error as KeyManagementError;
+  expect(error).toBeInstanceOf(KeygateError);
+  return error as KeygateError;
 }
 
 async function reasonsFor(keygate: Keygate, keyId: string): Promise<Array<string | null>> {
@@ -162,9 +162,11 @@ describe('KeyService.create', () => {
 
   it('honours a configured list of public-safe scopes', async () => {
     const { keygate } = setup({ publicScopes: ['read:data'] });
-    await expect(
-      keygate.keys.create({ name: 'w', type: 'public', scopes: ['read:data'] }),
-    ).resolves.toBeDefined();
+    const widget = await keygate.keys.create({ name: 'w', type: 'public', scopes: ['read:data'] });
+    expect(widget.key).toMatchObject({ type: 'public', scopes: ['read:data'] });
+    expect(widget.secret.startsWith('pk_live_')).toBe(true);
+    const used = await keygate.authenticate(request(widget.secret));
+    expect(used.ok && used.principal.scopes).toEqual(['read:data']);
     await expect(
       keygate.keys.create({ name: 'w', type: 'public', scopes: ['track:events'] }),
     ).rejects.toThrow(/cannot hold track:events/);
@@ -323,7 +325,7 @@ describe('KeyService.update', () => {
     const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
     const create = (input: Record<string, unknown>) =>
       refusal(keygate.keys.create({ name: 'k', scopes: ['read:data'], ...input } as never));
-    const cases: Array<[Promise<KeyManagementError>, string]> = [
+    const cases: Array<[Promise<KeygateError>, string]> = [
       [create({ name: 'a\u0000b' }), 'name: must not contain a control character'],
       [create({ name: 'tab\there' }), 'name: must not contain a control character'],
       [create({ name: 'x\u0085' }), 'name: must not contain a control character'],

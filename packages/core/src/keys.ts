@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { AuditLog } from './audit.js';
 import type { VerificationCache } from './cache.js';
 import { type DelegationBounds, delegationRefusal, type KeyReach } from './delegation.js';
-import { KeyManagementError } from './errors.js';
+import { KeygateError } from './errors.js';
 import type { KeyFormat, KeyHasher } from './key-format.js';
 import {
   type CreateKeyInput,
@@ -14,6 +14,7 @@ import {
   type UpdateKeyInput,
   updateKeyInput,
 } from './key-input.js';
+import { withLastUse } from './last-used.js';
 import type { RateLimitTiers } from './rate-limit.js';
 import type {
   ApiKey,
@@ -23,6 +24,7 @@ import type {
   AuditReader,
   AuditSink,
   InvalidationBus,
+  KeyDetails,
   KeyPatch,
   KeyStore,
   ListKeysQuery,
@@ -65,7 +67,10 @@ export interface KeyServiceDeps {
   store: KeyStore;
   format: KeyFormat;
   hasher: KeyHasher;
-  cache: VerificationCache | null;
+  cache: Pick<
+    VerificationCache<{ readonly id: string }>,
+    'invalidateKey' | 'invalidateDigest'
+  > | null;
   invalidation: InvalidationBus;
   audit: AuditLog;
   /** Where `usage` reads from; `null`, or a reader without `usage`: every bucket reads zero. */
@@ -78,7 +83,8 @@ export interface KeyServiceDeps {
 
 const SYSTEM: Actor = { id: 'system' };
 
-export function toApiKey(record: ApiKeyRecord): ApiKey {
+/** A stored key without its digests: what a request carries as `principal.key`. */
+export function keyDetails(record: ApiKeyRecord): KeyDetails {
   const { digest: _d, previousDigest: _p, digestVersion: _v, ...key } = record;
   return key;
 }
@@ -92,10 +98,9 @@ function parse<T>(
   input: unknown,
 ): T {
   const unsafe = findUnsafeText(input);
-  if (unsafe) throw new KeyManagementError('INVALID_REQUEST', unsafe);
+  if (unsafe) throw invalid(unsafe);
   const result = schema.safeParse(input);
-  if (!result.success)
-    throw new KeyManagementError('INVALID_REQUEST', describeIssues(result.error));
+  if (!result.success) throw invalid(describeIssues(result.error));
   return result.data;
 }
 
@@ -115,10 +120,7 @@ export class KeyService {
     const data = parse(createKeyInput, input);
     const ownerId = actor.ownerId ?? data.ownerId ?? this.#deps.defaultOwnerId;
     if (actor.ownerId && data.ownerId && data.ownerId !== actor.ownerId) {
-      throw new KeyManagementError(
-        'INVALID_REQUEST',
-        'ownerId: cannot create keys for another owner',
-      );
+      throw invalid('ownerId: cannot create keys for another owner');
     }
     if (data.type === 'public') this.#checkPublicScopes(data.scopes);
     this.#checkReach(actor, data);
@@ -155,18 +157,18 @@ export class KeyService {
     );
     this.#deliver(event);
     this.#deps.cache?.invalidateDigest(digest);
-    return { key: toApiKey(record), secret: generated.secret };
+    return { key: { ...keyDetails(record), lastUsedAt: null }, secret: generated.secret };
   }
 
   async list(query: ListKeysQuery = {}, actor?: Actor): Promise<ApiKey[]> {
     const ownerId = actor?.ownerId ?? query.ownerId;
     const limit = Math.min(Math.max(1, query.limit ?? 100), 1_000);
     const records = await this.#deps.store.list({ ...query, ownerId, limit });
-    return records.map(toApiKey);
+    return this.#shown(records);
   }
 
   async get(id: string, actor?: Actor): Promise<ApiKey> {
-    return toApiKey(await this.#find(id, actor));
+    return this.#shownOne(await this.#find(id, actor));
   }
 
   /**
@@ -185,7 +187,7 @@ export class KeyService {
   async update(id: string, input: UpdateKeyInput, actor: Actor = SYSTEM): Promise<ApiKey> {
     const data = parse(updateKeyInput, input);
     const current = await this.#find(id, actor);
-    if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
+    if (current.revokedAt) throw invalid('the key is revoked');
     if (current.type === 'public' && data.scopes) this.#checkPublicScopes(data.scopes);
     // Neither a key beyond the caller's reach, nor one taken beyond it by the change.
     this.#checkReach(actor, current);
@@ -198,13 +200,13 @@ export class KeyService {
     if (!record) throw notFound();
     this.#deliver(event);
     await this.#invalidate(id);
-    return toApiKey(record);
+    return this.#shownOne(record);
   }
 
   async rotate(id: string, input: RotateKeyInput = {}, actor: Actor = SYSTEM): Promise<IssuedKey> {
     const { gracePeriodSeconds } = parse(rotateKeyInput, input);
     const current = await this.#find(id, actor);
-    if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
+    if (current.revokedAt) throw invalid('the key is revoked');
     this.#checkReach(actor, current);
     const { format, hasher } = this.#deps;
     const generated = format.generate(current.type, current.environment);
@@ -226,7 +228,7 @@ export class KeyService {
     if (!record) throw notFound();
     this.#deliver(event);
     await this.#invalidate(id);
-    return { key: toApiKey(record), secret: generated.secret };
+    return { key: await this.#shownOne(record), secret: generated.secret };
   }
 
   async revoke(id: string, actor: Actor = SYSTEM): Promise<ApiKey> {
@@ -237,7 +239,17 @@ export class KeyService {
     if (!record) throw notFound();
     this.#deliver(event);
     await this.#invalidate(id);
-    return toApiKey(record);
+    return this.#shownOne(record);
+  }
+
+  /** Keys as callers see them: without digests, with their last use. */
+  #shown(records: readonly ApiKeyRecord[]): Promise<ApiKey[]> {
+    return withLastUse(records.map(keyDetails), this.#deps.auditReader, this.#deps.audit);
+  }
+
+  async #shownOne(record: ApiKeyRecord): Promise<ApiKey> {
+    const [key] = await this.#shown([record]);
+    return key!;
   }
 
   async #find(id: string, actor: Actor | undefined): Promise<ApiKeyRecord> {
@@ -253,14 +265,13 @@ export class KeyService {
   #checkReach(actor: Actor, key: KeyReach): void {
     if (!actor.bounds) return;
     const refusal = delegationRefusal(actor.bounds, key, this.#deps.tiers);
-    if (refusal) throw new KeyManagementError('FORBIDDEN', refusal);
+    if (refusal) throw new KeygateError('FORBIDDEN', { message: refusal, reason: 'delegation' });
   }
 
   #checkPublicScopes(scopes: readonly string[]): void {
     const refused = scopes.filter((s) => !this.#deps.publicScopes.includes(s));
     if (refused.length > 0) {
-      throw new KeyManagementError(
-        'INVALID_REQUEST',
+      throw invalid(
         `scopes: a public key cannot hold ${refused.join(', ')} (allowed: ${this.#deps.publicScopes.join(', ')})`,
       );
     }
@@ -307,8 +318,12 @@ export class KeyService {
   }
 }
 
-function notFound(): KeyManagementError {
-  return new KeyManagementError('NOT_FOUND', 'API key not found');
+function notFound(): KeygateError {
+  return new KeygateError('NOT_FOUND', { message: 'API key not found' });
+}
+
+function invalid(message: string): KeygateError {
+  return new KeygateError('INVALID_REQUEST', { message });
 }
 
 function dedupe(values: readonly string[]): string[] {

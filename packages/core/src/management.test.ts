@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { KeyManagementError } from './errors.js';
+import { KeygateError } from './errors.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
 import {
   handleManagementRequest,
@@ -7,7 +7,7 @@ import {
   type ManagementResponse,
 } from './management.js';
 import { MemoryKeyStore } from './memory-store.js';
-import type { KeygateRequest, Principal } from './types.js';
+import type { Authentication, KeygateRequest, Principal } from './types.js';
 
 const open: Keygate[] = [];
 afterEach(async () => {
@@ -41,6 +41,24 @@ async function setup(options: KeygateOptions = {}) {
     scopes: ['manage:keys', 'read:data', 'write:llm', 'track:events'],
   });
   const principal = await principalFor(keygate, admin.secret);
+  /** A request authenticated as `principal` by a middleware before the router (none: the router authenticates it). */
+  const authenticated = (
+    principal: Principal | undefined,
+    method: string,
+  ): Authentication | undefined =>
+    principal && {
+      ok: true,
+      principal,
+      headers: { 'X-RateLimit-Limit': '10000' },
+      context: {
+        ip: '203.0.113.10',
+        userAgent: 'test',
+        method,
+        path: '/v1/api-keys',
+        requestId: 'req-1',
+      },
+      keygate,
+    };
   const call = (
     method: string,
     path: string,
@@ -66,7 +84,7 @@ async function setup(options: KeygateOptions = {}) {
       path,
       origin: 'https://api.example.com',
       body: async () => init.body,
-      principal: 'as' in init ? init.as : principal,
+      authentication: authenticated('as' in init ? init.as : principal, method),
     });
   return { keygate, store, admin, principal, call };
 }
@@ -219,10 +237,12 @@ describe('management routes', () => {
     const created = data(await call('POST', '/', { body: { name: 'k', scopes: ['read:data'] } }));
     await principalFor(keygate, created.secret as string);
     const response = await call('DELETE', `/${created.id}`);
+    // The request's rate-limit headers go with the answer.
     expect(response).toEqual({
+      ok: true,
       status: 200,
       body: { success: true, message: 'API key revoked successfully' },
-      headers: {},
+      headers: { 'X-RateLimit-Limit': '10000' },
     });
     await expect(principalFor(keygate, created.secret as string)).rejects.toThrow(
       'INVALID_API_KEY',
@@ -484,10 +504,9 @@ describe('management input', () => {
     const store = new MemoryKeyStore();
     const { call, keygate } = await setup({ store });
     vi.spyOn(store, 'create').mockRejectedValue(
-      new KeyManagementError(
-        'INVALID_REQUEST',
-        'the database cannot store a value of this request',
-      ),
+      new KeygateError('INVALID_REQUEST', {
+        message: 'the database cannot store a value of this request',
+      }),
     );
     expect(
       failure(await call('POST', '/', { body: { name: 'k', scopes: [] } }), 400, 'INVALID_REQUEST')
@@ -519,15 +538,16 @@ describe('management: delegation', () => {
       as,
       body: { name: 'escalate', scopes: ['read:data', 'write:llm'], resources: ['website:w_1'] },
     });
-    expect(response).toEqual({
+    expect(response).toMatchObject({
+      ok: false,
       status: 403,
-      headers: {},
       body: {
         success: false,
         error: 'scopes: cannot grant write:llm, which the caller does not hold',
         code: 'FORBIDDEN',
       },
     });
+    expect(response.headers['WWW-Authenticate']).toBeUndefined();
     expect(
       failure(
         await call('POST', '/', { as, body: { name: 'global', scopes: [] } }),
@@ -650,7 +670,9 @@ describe('management: browser sessions (CSRF) and media types', () => {
 
   it('refuses trusted origins that are not origins, when configured', () => {
     for (const origin of ['dashboard.example.com', 'https://a.com/path', '*']) {
-      expect(() => createKeygate({ trustedOrigins: [origin] })).toThrow(/INVALID_ORIGIN/);
+      expect(() => createKeygate({ trustedOrigins: [origin] })).toThrow(
+        /INVALID_OPTION.*trustedOrigins/,
+      );
     }
   });
 

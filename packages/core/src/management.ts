@@ -1,16 +1,17 @@
 import { crossSiteRefusal, mediaTypeRefusal } from './csrf.js';
 import { boundsOf } from './delegation.js';
-import { BodyTooLargeError, KeygateError, KeyManagementError } from './errors.js';
+import { failure, KeygateError } from './errors.js';
+import { pathOf } from './extract.js';
 import type { Keygate } from './keygate.js';
 import type { Actor } from './keys.js';
-import type { KeygateRequest, Principal } from './types.js';
+import { requestIdOf } from './request-context.js';
+import type { Authentication, KeygateRequest, Principal } from './types.js';
 
 export interface ManagementRequest {
-  /**
-   * The request as the adapter gave it to `authenticate()` (the same object, so key changes are
-   * audited with its request id): method, headers and the query string are read from it.
-   */
+  /** The request as the adapter converted it (method, headers and the query string are read from it). */
   request: KeygateRequest;
+  /** The request's authentication, when a middleware mounted before the router made one; otherwise the router authenticates it. */
+  authentication?: Authentication | undefined;
   /**
    * Path below the mount point exactly as sent, not percent-decoded: `/`, `/key_1`,
    * `/key_1/rotate`, `/key_1/events`, `/key_1/usage`. (Decoded, `/key_1%2Frotate` would reach
@@ -19,12 +20,17 @@ export interface ManagementRequest {
   path: string;
   /** The request's own origin as the framework sees it (`https://api.example.com`), for sessions' CSRF check. */
   origin: string;
-  /** Reads the body (called only by routes that take one): JSON text, an already-parsed object, or `undefined`. */
-  body: () => Promise<unknown>;
-  principal: Principal | undefined;
+  /**
+   * The body, read only by routes that take one: the request's stream (read here, up to
+   * {@link MAX_MANAGEMENT_BODY} bytes), or what a body parser mounted before made of it (JSON
+   * text or a parsed object); `undefined` for none.
+   */
+  body: () => unknown;
 }
 
+/** What the router answers; `ok` is `false` for a failure (which Hono throws as an `HTTPException`). */
 export interface ManagementResponse {
+  ok: boolean;
   status: number;
   body: unknown;
   headers: Record<string, string>;
@@ -58,19 +64,12 @@ function usageParams(query: URLSearchParams): Record<string, string> {
   return params;
 }
 
-function failure(error: KeygateError): ManagementResponse {
-  const headers: Record<string, string> = {};
-  if (error.wwwAuthenticate) headers['WWW-Authenticate'] = error.wwwAuthenticate;
-  return { status: error.status, body: error.toJSON(), headers };
-}
-
 function ok(data: unknown, status = 200): ManagementResponse {
-  return { status, body: { success: true, data }, headers: {} };
+  return { ok: true, status, body: { success: true, data }, headers: {} };
 }
 
 /** Only owners/admins of an organisation manage its keys: a secret key with the admin scope, or an admin session. */
-function checkAdmin(keygate: Keygate, principal: Principal | undefined): KeygateError | null {
-  if (!principal) return new KeygateError('AUTH_REQUIRED');
+function checkAdmin(keygate: Keygate, principal: Principal): KeygateError | null {
   if (principal.kind === 'session') {
     return principal.session.admin
       ? null
@@ -91,16 +90,55 @@ function checkAdmin(keygate: Keygate, principal: Principal | undefined): Keygate
   return null;
 }
 
-function parseBody(body: unknown): unknown {
+function invalid(message: string, reason?: string): KeygateError {
+  return new KeygateError('INVALID_REQUEST', { message, reason });
+}
+
+/**
+ * Reads a request body as text, refusing more than `limit` bytes as soon as they arrive, chunked
+ * or not: a Node request (Express, Koa) or a Fetch `Request#body` stream (Hono).
+ */
+export async function readBody(
+  stream: AsyncIterable<Uint8Array | string> | null,
+  declaredLength: string | null | undefined,
+  limit: number,
+): Promise<string> {
+  if (declaredLength != null && Number(declaredLength) > limit) throw bodyTooLarge();
+  if (stream === null) return '';
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) {
+    const buffer =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk)
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    size += buffer.length;
+    if (size > limit) throw bodyTooLarge();
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function bodyTooLarge(): KeygateError {
+  return invalid('the request body is too large', 'body_too_large');
+}
+
+function isStream(body: unknown): body is AsyncIterable<Uint8Array | string> {
+  return typeof body === 'object' && body !== null && Symbol.asyncIterator in body;
+}
+
+/** The body of a route that takes one, as JSON: read from the stream up to the limit, or as a parser left it. */
+async function parseBody(source: unknown, headers: KeygateRequest['headers']): Promise<unknown> {
+  const body = isStream(source)
+    ? await readBody(source, headers.get('content-length'), MAX_MANAGEMENT_BODY)
+    : source;
   if (body === undefined || body === null || body === '') return {};
   if (typeof body !== 'string') return body;
-  if (body.length > MAX_MANAGEMENT_BODY) {
-    throw new BodyTooLargeError();
-  }
+  if (body.length > MAX_MANAGEMENT_BODY) throw bodyTooLarge();
   try {
     return JSON.parse(body);
   } catch {
-    throw new KeyManagementError('INVALID_REQUEST', 'the request body is not valid JSON');
+    throw invalid('the request body is not valid JSON');
   }
 }
 
@@ -108,7 +146,7 @@ function intParam(query: URLSearchParams, name: string, max: number): number | u
   const value = query.get(name);
   if (value === null) return undefined;
   if (!/^\d{1,7}$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    throw new KeyManagementError('INVALID_REQUEST', `${name} must be an integer from 1 to ${max}`);
+    throw invalid(`${name} must be an integer from 1 to ${max}`);
   }
   return Number(value);
 }
@@ -123,92 +161,114 @@ function queryOf(url: string): URLSearchParams {
 function cursorParam(query: URLSearchParams): string | undefined {
   const after = query.get('after');
   if (after === null) return undefined;
-  if (!KEY_ID.test(after))
-    throw new KeyManagementError('INVALID_REQUEST', 'after must be a key id');
+  if (!KEY_ID.test(after)) throw invalid('after must be a key id');
   return after;
 }
 
-/** The management API (`/v1/api-keys`) as one function, so every adapter mounts the same behaviour. */
+/**
+ * The path of `url` (as sent) below the mount point `mountPath`: the segments after the mount's,
+ * cut from the raw path (a framework's decoded path would turn `key_1%2Frotate` into
+ * `key_1/rotate`).
+ */
+export function pathBelowMount(url: string, mountPath: string): string {
+  const depth = mountPath.replace(/\/+$/, '').split('/').length;
+  return `/${pathOf(url).split('/').slice(depth).join('/')}`;
+}
+
+/**
+ * The management API (`/v1/api-keys`) as one function, so every adapter mounts the same
+ * behaviour: authenticate (unless a middleware before did), route on the raw path, check the
+ * caller is an admin of its organisation, refuse cross-site session requests and bodies that are
+ * not JSON, read the body up to its limit, act, and answer. A refusal carries the status, JSON
+ * body and headers to answer with; so does a success (with the request's rate-limit headers).
+ */
 export async function handleManagementRequest(
   keygate: Keygate,
   req: ManagementRequest,
 ): Promise<ManagementResponse> {
+  const decision = req.authentication ?? (await keygate.authenticate(req.request));
+  if (!decision.ok) return decision;
+  const response = await answer(keygate, req, decision);
+  return { ...response, headers: { ...decision.headers, ...response.headers } };
+}
+
+async function answer(
+  keygate: Keygate,
+  req: ManagementRequest,
+  auth: Authentication,
+): Promise<ManagementResponse> {
+  const { principal } = auth;
   const method = req.request.method.toUpperCase();
   const route = ROUTES.find((r) => r.method === method && r.pattern.test(req.path));
-  if (!route) {
+  if (!route)
     return failure(new KeygateError('NOT_FOUND', { message: 'No such API key endpoint' }));
-  }
-  const denied = checkAdmin(keygate, req.principal);
-  if (denied) return failure(denied);
-  const principal = req.principal!;
-  const crossSite = crossSiteRefusal(principal, req.request, req.origin, keygate.trustedOrigins);
-  if (crossSite) return failure(crossSite);
-  if (TAKES_BODY.has(route.action)) {
-    const unsupported = mediaTypeRefusal(req.request.headers);
-    if (unsupported) {
-      const refused = failure(unsupported);
-      // The body was not read: its bytes cannot be left to carry the next request.
-      refused.headers.Connection = 'close';
-      return refused;
-    }
-  }
+  const denied =
+    checkAdmin(keygate, principal) ??
+    crossSiteRefusal(principal, req.request, req.origin, keygate.trustedOrigins) ??
+    (TAKES_BODY.has(route.action) ? mediaTypeRefusal(req.request.headers) : null);
+  if (denied) return refused(denied);
   const actor: Actor = {
     id: principal.id,
     ownerId: principal.ownerId,
     bounds: boundsOf(principal),
-    ...keygate.auditContext(req.request),
+    ip: auth.context.ip,
+    userAgent: auth.context.userAgent,
+    method: auth.context.method,
+    path: auth.context.path,
+    requestId: requestIdOf(auth.context),
   };
   const id = route.pattern.exec(req.path)?.[1] ?? '';
   const query = queryOf(req.request.url);
+  const body = async () => parseBody(await req.body(), req.request.headers) as never;
+  const { keys } = keygate;
   try {
     switch (route.action) {
       case 'list': {
         const limit = intParam(query, 'limit', 1_000);
         const after = cursorParam(query);
         const includeRevoked = query.get('include_revoked') === 'true';
-        return ok(await keygate.keys.list({ limit, after, includeRevoked }, actor));
+        return ok(await keys.list({ limit, after, includeRevoked }, actor));
       }
       case 'create': {
-        const issued = await keygate.keys.create(parseBody(await req.body()) as never, actor);
+        const issued = await keys.create(await body(), actor);
         return ok({ ...issued.key, secret: issued.secret }, 201);
       }
       case 'get':
-        return ok(await keygate.keys.get(id, actor));
+        return ok(await keys.get(id, actor));
       case 'update':
-        return ok(await keygate.keys.update(id, parseBody(await req.body()) as never, actor));
+        return ok(await keys.update(id, await body(), actor));
       case 'rotate': {
-        const issued = await keygate.keys.rotate(id, parseBody(await req.body()) as never, actor);
+        const issued = await keys.rotate(id, await body(), actor);
         return ok({ ...issued.key, secret: issued.secret });
       }
       case 'revoke':
-        await keygate.keys.revoke(id, actor);
+        await keys.revoke(id, actor);
         return {
+          ok: true,
           status: 200,
           body: { success: true, message: 'API key revoked successfully' },
           headers: {},
         };
       case 'events': {
-        await keygate.keys.get(id, actor);
+        await keys.get(id, actor);
         const limit = intParam(query, 'limit', 1_000) ?? 100;
-        const events = (await keygate.auditReader?.query({ keyId: id, limit })) ?? [];
-        return ok(events);
+        return ok((await keygate.auditReader?.query({ keyId: id, limit })) ?? []);
       }
       case 'usage':
-        return ok(await keygate.keys.usage(id, usageParams(query), actor));
+        return ok(await keys.usage(id, usageParams(query), actor));
     }
   } catch (error) {
-    if (error instanceof KeyManagementError) {
-      const refused = failure(
-        new KeygateError(error.code, {
-          message: error.code === 'NOT_FOUND' ? 'API key not found' : error.message,
-          reason: error.code === 'FORBIDDEN' ? 'delegation' : undefined,
-        }),
-      );
-      // The rest of the body is still on the connection: it cannot carry another request.
-      if (error instanceof BodyTooLargeError) refused.headers.Connection = 'close';
-      return refused;
-    }
+    if (error instanceof KeygateError) return refused(error);
     keygate.logger.error('[keygate] key management failed:', error);
     return failure(new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' }));
   }
+}
+
+/** A refusal; when the body was left unread (415) or read only in part (too large), the connection closes: its bytes cannot carry the next request. */
+function refused(error: KeygateError): ManagementResponse {
+  const answer = failure(error);
+  if (error.code === 'UNSUPPORTED_MEDIA_TYPE' || error.reason === 'body_too_large') {
+    answer.headers.Connection = 'close';
+  }
+  return answer;
 }

@@ -26,7 +26,6 @@ export class MemoryKeyStore implements KeyStore {
       ...clone(key as ApiKeyRecord),
       createdAt: now,
       updatedAt: now,
-      lastUsedAt: null,
       revokedAt: null,
       previousDigest: null,
       previousDigestExpiresAt: null,
@@ -99,15 +98,6 @@ export class MemoryKeyStore implements KeyStore {
     record.revokedAt ??= at;
     record.updatedAt = at;
     return clone(record);
-  }
-
-  async touchLastUsed(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
-    for (const use of uses) {
-      const record = this.#byId.get(use.id);
-      if (record && (record.lastUsedAt === null || record.lastUsedAt < use.at)) {
-        record.lastUsedAt = use.at;
-      }
-    }
   }
 }
 

@@ -322,12 +322,33 @@ describe('policiesFor', () => {
     ]);
   });
 
-  it('ships the documented default tiers', () => {
-    expect(DEFAULT_TIERS).toEqual({
-      public: { perSecond: 100, burst: 1_000, daily: 1_000_000 },
-      secret: { perSecond: 1_000, burst: 10_000, daily: 10_000_000 },
-    });
-  });
+  it.each([
+    ['public', 1_000, 100, 1_000_000],
+    ['secret', 10_000, 1_000, 10_000_000],
+  ] as const)(
+    'by default a %s key bursts to %d, refills at %d/s and is told its daily %d',
+    (type, burst, perSecond, perDay) => {
+      const { clock, limiter } = limiterAt(Date.UTC(2026, 2, 10, 12));
+      const policies = policiesFor(DEFAULT_TIERS[type], null);
+      let last: RateLimitResult | undefined;
+      for (let i = 0; i < burst; i++) last = limiter.consumeSync('k', policies);
+      expect(last!.allowed).toBe(true);
+      expect(rateLimitHeaders(last!, clock.now)['RateLimit-Policy']).toBe(
+        `"burst";q=${burst};w=${burst / perSecond}, "daily";q=${perDay};w=86400`,
+      );
+      const refused = limiter.consumeSync('k', policies);
+      expect(refused.allowed).toBe(false);
+      // One token is back after 1/perSecond of a second, not before.
+      clock.now += 1_000 / perSecond - 1;
+      expect(limiter.consumeSync('k', policies).allowed).toBe(false);
+      clock.now += 1;
+      expect(limiter.consumeSync('k', policies).allowed).toBe(true);
+      // The bucket is empty again: refused, and a refused request is not charged to the day.
+      const again = limiter.consumeSync('k', policies);
+      expect(again.allowed).toBe(false);
+      expect(state(again, 'daily').remaining).toBe(perDay - burst - 1);
+    },
+  );
 });
 
 describe('validateTier', () => {
@@ -357,7 +378,7 @@ describe('validateTier', () => {
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(KeygateConfigError);
-    expect((thrown as KeygateConfigError).code).toBe('INVALID_LIMIT');
+    expect((thrown as KeygateConfigError).code).toBe('INVALID_OPTION');
     expect((thrown as Error).message).toContain(`tiers.secret.${field}`);
   });
 

@@ -32,12 +32,12 @@ export function validateTier(tier: Partial<RateLimitTier>, where: string): void 
     if (value === undefined) continue;
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
       throw new KeygateConfigError(
-        'INVALID_LIMIT',
+        'INVALID_OPTION',
         `${where}.${field} must be a positive number (got ${String(value)})`,
       );
     }
     if (field !== 'perSecond' && !Number.isInteger(value)) {
-      throw new KeygateConfigError('INVALID_LIMIT', `${where}.${field} must be an integer`);
+      throw new KeygateConfigError('INVALID_OPTION', `${where}.${field} must be an integer`);
     }
   }
 }
@@ -81,27 +81,47 @@ function ceilSeconds(seconds: number): number {
   return Math.ceil(seconds - 1e-9);
 }
 
-/** `X-RateLimit-*` for the policy closest to exhaustion, IETF `RateLimit-Policy`/`RateLimit`, `Retry-After`. */
-export function rateLimitHeaders(result: RateLimitResult, nowMs: number): Headers {
-  const headers: Headers = {};
-  if (result.policies.length === 0) return headers;
-  let tightest = result.policies[0]!;
-  for (const state of result.policies) {
+/**
+ * `X-RateLimit-*` for the policy closest to exhaustion, IETF `RateLimit-Policy`/`RateLimit`,
+ * `Retry-After`: built once per limiter answer. `policyHeader` is `RateLimit-Policy`, which only
+ * depends on the policies (a key's is made once, with its policies).
+ */
+export function rateLimitHeaders(
+  result: RateLimitResult,
+  nowMs: number,
+  policyHeader: string = rateLimitPolicyHeader(result.policies.map((s) => s.policy)),
+): Headers {
+  const { policies } = result;
+  if (policies.length === 0) return {};
+  let tightest = policies[0]!;
+  let remaining = '';
+  for (let i = 0; i < policies.length; i++) {
+    const state = policies[i]!;
     if (state.remaining < tightest.remaining) tightest = state;
+    remaining += `${i > 0 ? ', ' : ''}"${state.policy.name}";r=${state.remaining};t=${state.resetSeconds}`;
   }
-  headers['X-RateLimit-Limit'] = String(tightest.limit);
-  headers['X-RateLimit-Remaining'] = String(tightest.remaining);
-  headers['X-RateLimit-Reset'] = String(Math.ceil(nowMs / 1000 + tightest.resetSeconds));
-  headers['RateLimit-Policy'] = result.policies
-    .map((s) => `"${s.policy.name}";q=${s.limit};w=${windowOf(s.policy)}`)
-    .join(', ');
-  headers.RateLimit = result.policies
-    .map((s) => `"${s.policy.name}";r=${s.remaining};t=${s.resetSeconds}`)
-    .join(', ');
+  const headers: Headers = {
+    'X-RateLimit-Limit': String(tightest.limit),
+    'X-RateLimit-Remaining': String(tightest.remaining),
+    'X-RateLimit-Reset': String(Math.ceil(nowMs / 1000 + tightest.resetSeconds)),
+    'RateLimit-Policy': policyHeader,
+    RateLimit: remaining,
+  };
   if (!result.allowed) {
     headers['Retry-After'] = String(Math.max(1, Math.ceil(result.retryAfterSeconds ?? 1)));
   }
   return headers;
+}
+
+/** The IETF `RateLimit-Policy` header of a set of policies: each one's quota and window. */
+export function rateLimitPolicyHeader(policies: readonly RateLimitPolicy[]): string {
+  return policies
+    .map((policy) => `"${policy.name}";q=${quotaOf(policy)};w=${windowOf(policy)}`)
+    .join(', ');
+}
+
+function quotaOf(policy: RateLimitPolicy): number {
+  return policy.kind === 'fixed-window' ? policy.limit : policy.capacity;
 }
 
 function windowOf(policy: RateLimitPolicy): number {

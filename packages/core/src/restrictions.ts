@@ -3,13 +3,12 @@ import ipaddr from 'ipaddr.js';
 import { KeygateError } from './errors.js';
 import type { KeygateRequest, KeyRestrictions } from './types.js';
 
-interface CompiledRestrictions {
+/** A key's restrictions made ready to match requests: compiled once per key, when it is loaded. */
+export interface RestrictionRules {
   ips: BlockList | null;
   referrers: RegExp[] | null;
   endpoints: Array<{ method: string; path: RegExp }> | null;
 }
-
-const compiled = new WeakMap<KeyRestrictions, CompiledRestrictions>();
 
 /** Normalises `::ffff:1.2.3.4` (IPv4 seen through a dual-stack socket) to `1.2.3.4`. */
 export function normaliseIp(ip: string): string {
@@ -19,13 +18,13 @@ export function normaliseIp(ip: string): string {
 
 /** Throws on an entry that could never match, so bad restrictions are refused when a key is saved. */
 export function validateRestrictions(restrictions: KeyRestrictions): void {
-  compile(restrictions);
+  compileRestrictions(restrictions);
 }
 
-function compile(restrictions: KeyRestrictions): CompiledRestrictions {
-  const cached = compiled.get(restrictions);
-  if (cached) return cached;
-  const result: CompiledRestrictions = { ips: null, referrers: null, endpoints: null };
+/** The rules of `restrictions`, or `null` when they restrict nothing. Throws on an entry that cannot match. */
+export function compileRestrictions(restrictions: KeyRestrictions | null): RestrictionRules | null {
+  if (!restrictions) return null;
+  const result: RestrictionRules = { ips: null, referrers: null, endpoints: null };
   if (restrictions.ips && restrictions.ips.length > 0) {
     const list = new BlockList();
     for (const entry of restrictions.ips) {
@@ -72,15 +71,14 @@ function compile(restrictions: KeyRestrictions): CompiledRestrictions {
       return { method: match[1]!.toUpperCase(), path: new RegExp(`^${path}/?$`) };
     });
   }
-  compiled.set(restrictions, result);
-  return result;
+  return result.ips || result.referrers || result.endpoints ? result : null;
 }
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function originOf(req: KeygateRequest): string | null {
+function originOf(req: Pick<KeygateRequest, 'headers'>): string | null {
   const origin = req.headers.get('origin');
   if (origin && origin !== 'null') return origin.toLowerCase();
   const referer = req.headers.get('referer');
@@ -92,14 +90,22 @@ function originOf(req: KeygateRequest): string | null {
   }
 }
 
-/** The restriction a request violates, as a `FORBIDDEN` error, or `null`. */
+/** The restriction a request violates, as a `FORBIDDEN` error, or `null`. `path` is the whole path, not a shortened one. */
 export function checkRestrictions(
   restrictions: KeyRestrictions | null,
   req: KeygateRequest,
   path: string,
 ): KeygateError | null {
-  if (!restrictions) return null;
-  const rules = compile(restrictions);
+  return restrictionViolation(compileRestrictions(restrictions), req, path);
+}
+
+/** As `checkRestrictions`, with rules compiled beforehand (the request path's form). */
+export function restrictionViolation(
+  rules: RestrictionRules | null,
+  req: Pick<KeygateRequest, 'method' | 'headers' | 'ip'>,
+  path: string,
+): KeygateError | null {
+  if (!rules) return null;
   if (rules.ips) {
     const ip = req.ip ? normaliseIp(req.ip) : '';
     const family = isIP(ip);
@@ -187,7 +193,7 @@ function ipWithin(entry: string, limit: string): boolean {
 function referrerWithin(entry: string, limit: string): boolean {
   let pattern: RegExp | undefined;
   try {
-    pattern = compile({ referrers: [limit] }).referrers?.[0];
+    pattern = compileRestrictions({ referrers: [limit] })?.referrers?.[0];
   } catch {
     return false;
   }
@@ -219,7 +225,7 @@ function endpointWithin(entry: string, limit: string): boolean {
   return pathWithin(inner.segments, outer.segments, 0, 0);
 }
 
-// Written by hand: no library compares two glob patterns; this follows the matcher in `compile`.
+// Written by hand: no library compares two glob patterns; this follows `compileRestrictions`.
 function pathWithin(entry: Segment[], limit: Segment[], i: number, j: number): boolean {
   if (j === limit.length) return i === entry.length;
   const outer = limit[j]!;

@@ -1,4 +1,5 @@
-import type { KeygateError } from './errors.js';
+import type { ErrorBody, KeygateError } from './errors.js';
+import type { Keygate } from './keygate.js';
 
 /**
  * Scopes known to the application. Augment `Register` once to make every
@@ -26,6 +27,12 @@ export interface KeygateRequest {
   headers: { get(name: string): string | null };
   /** Client IP as the framework resolved it (its proxy-trust setting applies). */
   ip: string | undefined;
+  /**
+   * The framework's own request id (e.g. Hono's `requestId` middleware), for the audit trail.
+   * Default: the client's `x-request-id` when it is a plain token, else one generated when an
+   * event is recorded.
+   */
+  requestId?: string;
 }
 
 /** What a key may be used from. A list that is absent or empty does not restrict. */
@@ -70,25 +77,29 @@ export interface ApiKeyRecord {
   expiresAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
-  lastUsedAt: Date | null;
   revokedAt: Date | null;
   /** The digest that worked before the last rotation, honoured until `previousDigestExpiresAt`. */
   previousDigest: string | null;
   previousDigestExpiresAt: Date | null;
 }
 
-/** A key as shown to callers: no digests. */
-export type ApiKey = Omit<ApiKeyRecord, 'digest' | 'previousDigest' | 'digestVersion'>;
+/** A key as a verified request carries it (`principal.key`): no digests. */
+export type KeyDetails = Omit<ApiKeyRecord, 'digest' | 'previousDigest' | 'digestVersion'>;
+
+/** A key as the management API shows it: no digests, and when it was last used. */
+export interface ApiKey extends KeyDetails {
+  /**
+   * The last successful use, to the minute: read from the usage the audit trail keeps (and this
+   * instance's uses not yet written), so verifying a key writes nothing to the key store.
+   * `null`: never used, or no audit sink keeps usage.
+   */
+  lastUsedAt: Date | null;
+}
 
 export interface NewKeyRecord
   extends Omit<
     ApiKeyRecord,
-    | 'createdAt'
-    | 'updatedAt'
-    | 'lastUsedAt'
-    | 'revokedAt'
-    | 'previousDigest'
-    | 'previousDigestExpiresAt'
+    'createdAt' | 'updatedAt' | 'revokedAt' | 'previousDigest' | 'previousDigestExpiresAt'
   > {}
 
 export type KeyPatch = Partial<
@@ -145,8 +156,6 @@ export interface KeyStore {
   update(id: string, patch: KeyPatch, event?: AuditEvent): Promise<ApiKeyRecord | null>;
   rotate(id: string, rotation: KeyRotation, event?: AuditEvent): Promise<ApiKeyRecord | null>;
   revoke(id: string, at: Date, event?: AuditEvent): Promise<ApiKeyRecord | null>;
-  /** Record last use for many keys at once; called in the background, in batches. */
-  touchLastUsed(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -244,7 +253,10 @@ export interface AuditEvent {
   detail: Record<string, unknown> | null;
 }
 
-/** What every audit event of one request says about the request. */
+/**
+ * What every audit record of one request says about the request. `requestId` is `null` until an
+ * event of the request is recorded, which then generates one that its other events share.
+ */
 export type AuditContext = Pick<AuditEvent, 'ip' | 'userAgent' | 'method' | 'path' | 'requestId'>;
 
 /** The successes counted as usage (an authentication, a passed check) rather than recorded one by one. */
@@ -331,6 +343,8 @@ export interface AuditReader {
    * with nothing to count may be left out. Without this method, usage reads as zeros.
    */
   usage?(query: UsageQuery): Promise<UsageCounts[]>;
+  /** The last successful use of each key that has one (the latest `lastSeen` of its usage rows). */
+  lastUsed?(keyIds: readonly string[]): Promise<Map<string, Date>>;
 }
 
 /** A browser session resolved by the application when no key is sent. */
@@ -356,7 +370,7 @@ export type Principal =
       resources: readonly string[] | null;
       type: KeyType;
       environment: KeyEnvironment;
-      key: ApiKey;
+      key: KeyDetails;
     }
   | {
       kind: 'session';
@@ -372,7 +386,28 @@ export type Principal =
 
 export type Headers = Record<string, string>;
 
-/** What `authenticate()` and `authorize()` decide; adapters render it. */
-export type Decision =
-  | { ok: true; principal: Principal; headers: Headers }
-  | { ok: false; error: KeygateError; headers: Headers };
+/** A refused request, ready to answer: status, JSON body and headers (challenge, `Retry-After`, limits). */
+export interface Failure {
+  ok: false;
+  error: KeygateError;
+  status: number;
+  body: ErrorBody;
+  headers: Headers;
+}
+
+/**
+ * An authenticated request, which the adapter keeps on the framework's context (`c.var`, `req`,
+ * `ctx.state`): who it acts as, the rate-limit headers to answer with, and what its guards need.
+ */
+export interface Authentication {
+  ok: true;
+  principal: Principal;
+  headers: Headers;
+  /** The request's audit fields, shared by the records of its guard checks. */
+  context: AuditContext;
+  /** The instance that authenticated it, which its guards ask. */
+  keygate: Keygate;
+}
+
+/** What `authenticate()` decides; adapters keep the success and render the failure. */
+export type Decision = Authentication | Failure;

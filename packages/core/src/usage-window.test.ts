@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyManagementError } from './errors.js';
+import { KeygateError } from './errors.js';
 import { fillBuckets, usageInput, usageWindow } from './usage-window.js';
 
 const NOW = new Date('2026-03-10T14:25:00Z');
@@ -51,7 +51,7 @@ describe('usageWindow', () => {
   });
 
   it('refuses an empty window and one of more than 1,000 buckets', () => {
-    expect(() => windowOf({ from: '2026-03-11T00:00:00Z' })).toThrow(KeyManagementError);
+    expect(() => windowOf({ from: '2026-03-11T00:00:00Z' })).toThrow(KeygateError);
     expect(() => windowOf({ from: '2026-03-10T15:00:00Z', to: NOW })).toThrow(
       'from must be before to',
     );

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KeyManagementError } from './errors.js';
+import { KeygateError } from './errors.js';
 import type { AuditEvent, UsageCounts, UsageQuery } from './types.js';
 
 export type UsageRange = '24h' | '7d' | '30d';
@@ -77,7 +77,7 @@ export function usageWindow(input: z.output<typeof usageInput>, now: Date): Usag
     const size = INTERVAL_MS[interval];
     const from = floor(input.from.getTime(), size);
     if (from >= to.getTime())
-      throw new KeyManagementError('INVALID_REQUEST', 'from must be before to');
+      throw new KeygateError('INVALID_REQUEST', { message: 'from must be before to' });
     return checked({
       range: null,
       interval,
@@ -97,10 +97,9 @@ export function usageWindow(input: z.output<typeof usageInput>, now: Date): Usag
 
 function checked(window: UsageWindow): UsageWindow {
   if (window.count > MAX_USAGE_BUCKETS) {
-    throw new KeyManagementError(
-      'INVALID_REQUEST',
-      `the window holds ${window.count} ${window.interval}s; at most ${MAX_USAGE_BUCKETS} buckets are returned`,
-    );
+    throw new KeygateError('INVALID_REQUEST', {
+      message: `the window holds ${window.count} ${window.interval}s; at most ${MAX_USAGE_BUCKETS} buckets are returned`,
+    });
   }
   return window;
 }

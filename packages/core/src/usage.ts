@@ -113,6 +113,30 @@ export class UsageCounter {
     if (this.#timer === undefined) this.#scheduleAfterMinute(now);
   }
 
+  /**
+   * The latest use of each of `keyIds` counted and not yet written (a scan of the waiting rows:
+   * for reading keys, not for requests).
+   */
+  lastSeen(keyIds: readonly string[]): Map<string, Date> {
+    const wanted = new Set(keyIds);
+    const latest = new Map<string, number>();
+    const scan = (rows: Iterable<{ keyId: string; lastSeen: number }>) => {
+      for (const { keyId, lastSeen } of rows) {
+        if (wanted.has(keyId) && (latest.get(keyId) ?? -1) < lastSeen) latest.set(keyId, lastSeen);
+      }
+    };
+    scan(this.#rows.values());
+    if (this.#held) {
+      scan(
+        this.#held.batch.rows.map((row) => ({
+          keyId: row.keyId,
+          lastSeen: row.lastSeen.getTime(),
+        })),
+      );
+    }
+    return new Map(Array.from(latest, ([keyId, at]) => [keyId, new Date(at)]));
+  }
+
   /** Writes the minutes that are over shortly after the one of `now` ends. */
   #scheduleAfterMinute(now: number): void {
     const delay = MINUTE - (now % MINUTE) + Math.random() * FLUSH_SPREAD_MS;

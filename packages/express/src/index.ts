@@ -1,21 +1,5 @@
-import {
-  type Decision,
-  type GuardOptions,
-  handleManagementRequest,
-  type Keygate,
-  KeygateError,
-  type KeygateInput,
-  type KeygateRequest,
-  MAX_MANAGEMENT_BODY,
-  nodeHeaders,
-  type Principal,
-  prepareGuard,
-  readBody,
-  renderFailure,
-  type ScopeSpec,
-  toKeygate,
-} from '@keygate/core';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import * as core from '@keygate/core';
+import type { Request, RequestHandler, Response } from 'express';
 
 export * from '@keygate/core';
 
@@ -23,86 +7,71 @@ declare global {
   namespace Express {
     interface Request {
       /** Who the request acts as: the verified key, or the browser session (set by `apiKeyAuth`). */
-      apiKey?: Principal;
+      apiKey?: core.Principal;
+      /** The request's authentication (principal, rate-limit headers), which `requireScope` checks. */
+      keygate?: core.Authentication;
     }
   }
 }
 
-interface Authenticated {
-  keygate: Keygate;
-  request: KeygateRequest;
-}
-const authenticated = new WeakMap<Request, Authenticated>();
-
-export type ApiKeyAuthOptions = KeygateInput;
+export type ApiKeyAuthOptions = core.KeygateInput;
 
 /** The client IP is `req.ip`, so Express's `trust proxy` setting decides whether proxies count. */
-function toRequest(req: Request): KeygateRequest {
-  return {
-    method: req.method,
-    url: req.originalUrl,
-    headers: nodeHeaders(req.headersDistinct),
-    ip: req.ip,
-  };
-}
+const toRequest = (req: Request): core.KeygateRequest => ({
+  method: req.method,
+  url: req.originalUrl,
+  headers: core.nodeHeaders(req.headersDistinct),
+  ip: req.ip,
+});
 
-function render(res: Response, decision: Extract<Decision, { ok: false }>): void {
-  const failure = renderFailure(decision.error, decision.headers);
-  res.status(failure.status).set(failure.headers).json(failure.body);
-}
+const send = (res: Response, { status, headers, body }: core.ManagementResponse): void => {
+  res.status(status).set(headers).json(body);
+};
 
 /** Authenticates every request; sets `req.apiKey` and the rate-limit headers, or answers the failure. */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): RequestHandler {
-  const keygate = toKeygate(options);
+  const keygate = core.toKeygate(options);
   return (req, res, next) => {
-    const request = toRequest(req);
-    keygate.authenticate(request).then((decision) => {
-      if (!decision.ok) return render(res, decision);
+    keygate.authenticate(toRequest(req)).then((decision) => {
+      if (!decision.ok) return send(res, decision);
       res.set(decision.headers);
       req.apiKey = decision.principal;
-      authenticated.set(req, { keygate, request });
+      req.keygate = decision;
       next();
     }, next);
   };
 }
 
 /** Lets the request through only when its key holds `scope` (and the resource, when one is named). */
-export function requireScope(spec: ScopeSpec, options: GuardOptions<Request> = {}): RequestHandler {
-  const guard = prepareGuard(spec, options);
+export function requireScope(
+  spec: core.ScopeSpec,
+  options: core.GuardOptions<Request> = {},
+): RequestHandler {
+  const guard = core.prepareGuard(spec, options);
   return (req, res, next) => {
-    const auth = authenticated.get(req);
-    if (!auth)
-      return render(res, { ok: false, error: new KeygateError('AUTH_REQUIRED'), headers: {} });
-    const resource = guard.resource(req, (name) => {
+    const failure = guard.check(req.keygate, req, (name) => {
       const value: unknown = req.params[name];
       return typeof value === 'string' ? value : undefined;
     });
-    const decision = auth.keygate.authorize(req.apiKey, guard.requirement, auth.request, resource);
-    if (!decision.ok) return render(res, decision);
+    if (failure) return send(res, failure);
     next();
   };
 }
 
 /** The management API, to mount with `app.use('/v1/api-keys', apiKeyRoutes({ keygate }))`. */
 export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
-  const keygate = toKeygate(options);
-  const authenticate = apiKeyAuth({ keygate });
-  const manage = (req: Request, res: Response, next: NextFunction): void => {
-    handleManagementRequest(keygate, {
-      request: authenticated.get(req)?.request ?? toRequest(req),
-      // Below the mount point, not percent-decoded.
-      path: req.path,
-      origin: `${req.protocol}://${req.get('host')}`,
-      // A body parser mounted before us has already read the stream.
-      body: async () =>
-        req.body !== undefined
-          ? req.body
-          : readBody(req, req.headers['content-length'], MAX_MANAGEMENT_BODY),
-      principal: req.apiKey,
-    }).then((response) => {
-      res.status(response.status).set(response.headers).json(response.body);
-    }, next);
+  const keygate = core.toKeygate(options);
+  return (req, res, next) => {
+    core
+      .handleManagementRequest(keygate, {
+        request: toRequest(req),
+        authentication: req.keygate,
+        // Below the mount point, not percent-decoded.
+        path: req.path,
+        origin: `${req.protocol}://${req.get('host')}`,
+        // A body parser mounted before us has read the stream already.
+        body: () => req.body ?? req,
+      })
+      .then((response) => send(res, response), next);
   };
-  return (req, res, next) =>
-    req.apiKey ? manage(req, res, next) : authenticate(req, res, () => manage(req, res, next));
 }

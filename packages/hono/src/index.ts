@@ -1,204 +1,96 @@
-import {
-  type Decision,
-  type GuardOptions,
-  handleManagementRequest,
-  type Keygate,
-  KeygateConfigError,
-  KeygateError,
-  type KeygateInput,
-  type KeygateRequest,
-  MAX_MANAGEMENT_BODY,
-  type Principal,
-  pathOf,
-  prepareGuard,
-  readBody,
-  renderFailure,
-  type ScopeSpec,
-  toKeygate,
-} from '@keygate/core';
+import type { IncomingMessage } from 'node:http';
+import * as core from '@keygate/core';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { GetConnInfo } from 'hono/conninfo';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import proxyaddr from 'proxy-addr';
+import { HTTPException } from 'hono/http-exception';
+import type {} from 'hono/request-id';
+import { basePath } from 'hono/route';
+import type { ContentfulStatusCode as Status } from 'hono/utils/http-status';
 
 export * from '@keygate/core';
 
-// The request as the core saw it, so a guard's audit record shares the authentication's context.
-const requests = new WeakMap<Request, KeygateRequest>();
-
 export interface ApiKeyVariables {
   /** Who the request acts as: the verified key, or the browser session. */
-  apiKey: Principal;
-  keygate: Keygate;
+  apiKey: core.Principal;
+  /** The request's authentication (principal, rate-limit headers), which `requireScope` checks. */
+  keygate: core.Authentication;
 }
-
 declare module 'hono' {
   interface ContextVariableMap extends ApiKeyVariables {}
 }
 
-export interface HonoAdapterOptions {
-  /**
-   * Client IP for restrictions, audit and the failed-authentication guard. Default: the socket
-   * address under `@hono/node-server`. On another runtime, or behind a proxy, use `clientIp()`.
-   */
-  getIp?: (c: Context) => string | undefined;
-}
-
-export type ApiKeyAuthOptions = KeygateInput & HonoAdapterOptions;
+/** `getIp`: the client IP; default the socket's under `@hono/node-server`, else see `clientIp()`. */
+export type ApiKeyAuthOptions = core.KeygateInput & { getIp?: (c: Context) => string | undefined };
 
 /** `@hono/node-server` puts Node's request on `c.env.incoming`. */
-function nodeRequest(
-  c: Context,
-): { url?: string; socket?: { remoteAddress?: string } } | undefined {
-  return (c.env as { incoming?: { url?: string; socket?: { remoteAddress?: string } } } | undefined)
-    ?.incoming;
+const incoming = (c: Context) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+
+/** `getIp` on any runtime (`getConnInfo` of `hono/bun`, ...), believing `X-Forwarded-For` of `trustProxy` only (default 0). */
+export const clientIp = (o: { trustProxy?: core.TrustProxy; getConnInfo?: GetConnInfo } = {}) =>
+  core.clientIpOf<Context>(
+    o.trustProxy,
+    (c) => (o.getConnInfo ? o.getConnInfo(c).remote.address : incoming(c)?.socket.remoteAddress),
+    (c) => c.req.header('x-forwarded-for'),
+  );
+
+function prepare({ getIp = clientIp(), ...rest }: ApiKeyAuthOptions) {
+  const toRequest = (c: Context): core.KeygateRequest => ({
+    method: c.req.method,
+    url: c.req.url,
+    headers: c.req.raw.headers,
+    ip: getIp(c),
+    requestId: c.get('requestId'),
+  });
+  return { keygate: core.toKeygate(rest), toRequest };
 }
 
-function defaultIp(c: Context): string | undefined {
-  return nodeRequest(c)?.socket?.remoteAddress;
-}
+/** A failure as Hono's `bearerAuth` answers one: an `HTTPException` with the response, seen by `app.onError`. */
+const reject = ({ status, body, headers }: core.ManagementResponse) =>
+  new HTTPException(status as Status, { res: Response.json(body, { status, headers }) });
 
-export interface ClientIpOptions {
-  /**
-   * The proxies in front of the app whose `X-Forwarded-For` entries are believed, as Express's
-   * `trust proxy`: a number of hops, or their addresses and CIDR ranges. The client IP is the
-   * rightmost address that is not a trusted proxy; a client cannot choose it by sending
-   * `X-Forwarded-For` itself. Default `0`: the connection's own address.
-   */
-  trustProxy?: number | readonly string[];
-  /**
-   * The runtime's `getConnInfo` (`@hono/node-server/conninfo`, `hono/bun`, `hono/deno`,
-   * `hono/cloudflare-workers`, `hono/aws-lambda`, ...). Default: the socket address under
-   * `@hono/node-server`.
-   */
-  getConnInfo?: GetConnInfo;
-}
-
-/**
- * The client IP as `getIp` for `apiKeyAuth` and `apiKeyRoutes`, on any runtime, behind trusted
- * proxies or none (Hono has no proxy setting of its own; this follows Express's, with its library).
- */
-export function clientIp(options: ClientIpOptions = {}): (c: Context) => string | undefined {
-  const { trustProxy = 0, getConnInfo } = options;
-  let trust: (address: string, hop: number) => boolean;
-  if (typeof trustProxy === 'number') {
-    if (!Number.isInteger(trustProxy) || trustProxy < 0) {
-      throw new KeygateConfigError('INVALID_OPTION', 'trustProxy must be a whole number of hops');
-    }
-    trust = (_address, hop) => hop < trustProxy;
-  } else {
-    try {
-      trust = proxyaddr.compile([...trustProxy]);
-    } catch (error) {
-      throw new KeygateConfigError('INVALID_OPTION', `trustProxy: ${(error as Error).message}`);
-    }
-  }
-  const connection = getConnInfo ? (c: Context) => getConnInfo(c).remote.address : defaultIp;
-  return (c) => {
-    const address = connection(c);
-    if (address === undefined || trustProxy === 0) return address;
-    const forwarded = c.req.header('x-forwarded-for');
-    if (forwarded === undefined) return address;
-    const request = {
-      headers: { 'x-forwarded-for': forwarded },
-      socket: { remoteAddress: address },
-    };
-    return proxyaddr(request as unknown as Parameters<typeof proxyaddr>[0], trust);
-  };
-}
-
-function toRequest(c: Context, getIp: (c: Context) => string | undefined): KeygateRequest {
-  return { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, ip: getIp(c) };
-}
-
-function render(c: Context, decision: Extract<Decision, { ok: false }>): Response {
-  const failure = renderFailure(decision.error, decision.headers);
-  return c.json(failure.body, failure.status as ContentfulStatusCode, failure.headers);
-}
-
-function splitOptions(options: ApiKeyAuthOptions): {
-  keygate: Keygate;
-  getIp: (c: Context) => string | undefined;
-} {
-  const { getIp = defaultIp, ...rest } = options;
-  return { keygate: toKeygate(rest), getIp };
-}
-
-/** Authenticates every request; sets `c.get('apiKey')` and the rate-limit headers, or answers the failure. */
+/** Authenticates every request; sets `c.get('apiKey')` and the rate-limit headers, or throws the failure. */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
-  const { keygate, getIp } = splitOptions(options);
+  const { keygate, toRequest } = prepare(options);
   return async (c, next) => {
-    const request = toRequest(c, getIp);
-    requests.set(c.req.raw, request);
-    const decision = await keygate.authenticate(request);
-    if (!decision.ok) return render(c, decision);
+    const decision = await keygate.authenticate(toRequest(c));
+    if (!decision.ok) throw reject(decision);
     c.set('apiKey', decision.principal);
-    c.set('keygate', keygate);
-    // Set before the response exists: setting a header on a finished response rebuilds it.
-    const headers = Object.entries(decision.headers);
-    for (const [name, value] of headers) c.header(name, value);
+    c.set('keygate', decision);
+    const { headers } = decision;
+    // Set before the response exists (a header set on a finished response rebuilds it), and
+    // again on a Response the handler built itself.
+    for (const name in headers) c.header(name, headers[name]);
     await next();
-    // A handler that returned its own Response did not take them.
-    if (headers.length > 0 && !c.res.headers.has(headers[0]![0])) {
-      for (const [name, value] of headers) c.header(name, value);
-    }
+    const [first] = Object.keys(headers);
+    if (first && !c.res.headers.has(first))
+      for (const name in headers) c.header(name, headers[name]);
   };
 }
 
 /** Lets the request through only when its key holds `scope` (and the resource, when one is named). */
-export function requireScope(
-  spec: ScopeSpec,
-  options: GuardOptions<Context> = {},
-): MiddlewareHandler {
-  const guard = prepareGuard(spec, options);
-  return async (c, next) => {
-    const keygate = c.get('keygate');
-    const request = requests.get(c.req.raw);
-    if (!keygate || !request) {
-      return render(c, { ok: false, error: new KeygateError('AUTH_REQUIRED'), headers: {} });
-    }
-    const resource = guard.resource(c, (name) => c.req.param(name));
-    const decision = keygate.authorize(c.get('apiKey'), guard.requirement, request, resource);
-    if (!decision.ok) return render(c, decision);
+export function requireScope(spec: core.ScopeSpec, options: core.GuardOptions<Context> = {}) {
+  const guard = core.prepareGuard(spec, options);
+  return (async (c, next) => {
+    const failure = guard.check(c.get('keygate'), c, (name) => c.req.param(name));
+    if (failure) throw reject(failure);
     await next();
-  };
-}
-
-/**
- * The path below the mount point as sent: Hono decodes route params (`key_1%2Frotate` would be
- * `key_1/rotate`), so the segments after the mount's are cut from the raw path instead.
- */
-function pathBelowMount(c: Context): string {
-  const mount = c.req.routePath.replace(/\/:rest\{\.\*\}$/, '');
-  const raw = pathOf(nodeRequest(c)?.url ?? c.req.url);
-  return `/${raw.split('/').slice(mount.split('/').length).join('/')}`;
+  }) satisfies MiddlewareHandler;
 }
 
 /** The management API, to mount with `app.route('/v1/api-keys', apiKeyRoutes({ keygate }))`. */
 export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
-  const { keygate, getIp } = splitOptions(options);
-  const authenticate = apiKeyAuth({ keygate, getIp });
-  const handler = async (c: Context): Promise<Response> => {
-    const response = await handleManagementRequest(keygate, {
-      request: requests.get(c.req.raw) ?? toRequest(c, getIp),
-      path: pathBelowMount(c),
+  const { keygate, toRequest } = prepare(options);
+  return new Hono().all('*', async (c) => {
+    const response = await core.handleManagementRequest(keygate, {
+      request: toRequest(c),
+      authentication: c.get('keygate'),
+      // The path as sent: Hono's is decoded (`key_1%2Frotate` would be `key_1/rotate`).
+      path: core.pathBelowMount(incoming(c)?.url ?? c.req.url, basePath(c)),
       origin: new URL(c.req.url).origin,
-      // A middleware mounted before us may have read the body already: Hono keeps it.
-      body: () =>
-        c.req.raw.bodyUsed
-          ? c.req.text()
-          : readBody(
-              c.req.raw.body as AsyncIterable<Uint8Array> | null,
-              c.req.header('content-length'),
-              MAX_MANAGEMENT_BODY,
-            ),
-      principal: c.get('apiKey'),
+      // A middleware before may have read the body: Hono keeps it.
+      body: () => (c.req.raw.bodyUsed ? c.req.text() : c.req.raw.body),
     });
-    return c.json(response.body, response.status as ContentfulStatusCode, response.headers);
-  };
-  const routes = new Hono();
-  routes.use('*', async (c, next) => (c.get('apiKey') ? next() : authenticate(c, next)));
-  routes.all('/', handler);
-  routes.all('/:rest{.*}', handler);
-  return routes;
+    if (!response.ok) throw reject(response);
+    return c.json(response.body, response.status as Status, response.headers);
+  });
 }

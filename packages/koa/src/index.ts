@@ -1,126 +1,76 @@
-import {
-  type Decision,
-  type GuardOptions,
-  handleManagementRequest,
-  type Keygate,
-  KeygateError,
-  type KeygateInput,
-  type KeygateRequest,
-  MAX_MANAGEMENT_BODY,
-  nodeHeaders,
-  type Principal,
-  prepareGuard,
-  readBody,
-  renderFailure,
-  type ScopeSpec,
-  toKeygate,
-} from '@keygate/core';
-import type { Context, Middleware, Next } from 'koa';
+import * as core from '@keygate/core';
+import type { Context, Middleware } from 'koa';
 
 export * from '@keygate/core';
 
 /** What `apiKeyAuth` puts on `ctx.state`. */
 export interface ApiKeyState {
   /** Who the request acts as: the verified key, or the browser session. */
-  apiKey: Principal;
+  apiKey: core.Principal;
+  /** The request's authentication (principal, rate-limit headers), which `requireScope` checks. */
+  keygate: core.Authentication;
 }
 
-interface Authenticated {
-  keygate: Keygate;
-  request: KeygateRequest;
-}
-const authenticated = new WeakMap<Context, Authenticated>();
-
-export type ApiKeyAuthOptions = KeygateInput;
+export type ApiKeyAuthOptions = core.KeygateInput;
 
 /** The client IP is `ctx.ip`, so Koa's `app.proxy` setting decides whether proxies count. */
-function toRequest(ctx: Context): KeygateRequest {
-  return {
-    method: ctx.method,
-    url: ctx.originalUrl,
-    headers: nodeHeaders(ctx.req.headersDistinct),
-    ip: ctx.ip,
-  };
-}
+const toRequest = (ctx: Context): core.KeygateRequest => ({
+  method: ctx.method,
+  url: ctx.originalUrl,
+  headers: core.nodeHeaders(ctx.req.headersDistinct),
+  ip: ctx.ip,
+});
 
-function render(ctx: Context, decision: Extract<Decision, { ok: false }>): void {
-  const failure = renderFailure(decision.error, decision.headers);
-  ctx.status = failure.status;
-  ctx.set(failure.headers);
-  ctx.body = failure.body;
-}
+const send = (ctx: Context, { status, headers, body }: core.ManagementResponse): void => {
+  ctx.status = status;
+  ctx.set(headers);
+  ctx.body = body;
+};
 
 /** Authenticates every request; sets `ctx.state.apiKey` and the rate-limit headers, or answers the failure. */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): Middleware<Partial<ApiKeyState>> {
-  const keygate = toKeygate(options);
+  const keygate = core.toKeygate(options);
   return async (ctx, next) => {
-    const request = toRequest(ctx);
-    const decision = await keygate.authenticate(request);
-    if (!decision.ok) return render(ctx, decision);
+    const decision = await keygate.authenticate(toRequest(ctx));
+    if (!decision.ok) return send(ctx, decision);
     ctx.set(decision.headers);
     ctx.state.apiKey = decision.principal;
-    authenticated.set(ctx, { keygate, request });
+    ctx.state.keygate = decision;
     await next();
   };
 }
 
 /** Lets the request through only when its key holds `scope` (and the resource, when one is named). */
 export function requireScope(
-  spec: ScopeSpec,
-  options: GuardOptions<Context> = {},
+  spec: core.ScopeSpec,
+  options: core.GuardOptions<Context> = {},
 ): Middleware<Partial<ApiKeyState>> {
-  const guard = prepareGuard(spec, options);
+  const guard = core.prepareGuard(spec, options);
   return async (ctx, next) => {
-    const auth = authenticated.get(ctx);
-    if (!auth)
-      return render(ctx, { ok: false, error: new KeygateError('AUTH_REQUIRED'), headers: {} });
     const params = (ctx as Context & { params?: Record<string, string> }).params ?? {};
-    const resource = guard.resource(ctx, (name) => params[name]);
-    const decision = auth.keygate.authorize(
-      ctx.state.apiKey,
-      guard.requirement,
-      auth.request,
-      resource,
-    );
-    if (!decision.ok) return render(ctx, decision);
+    const failure = guard.check(ctx.state.keygate, ctx, (name) => params[name]);
+    if (failure) return send(ctx, failure);
     await next();
   };
 }
 
-export interface ApiKeyRoutesOptions {
-  /** Where the management API answers. Default `/v1/api-keys`. */
-  prefix?: string;
-}
-
-/** The management API as one middleware: `app.use(apiKeyRoutes({ keygate }))`. */
+/** The management API as one middleware: `app.use(apiKeyRoutes({ keygate, prefix? }))` (default prefix `/v1/api-keys`). */
 export function apiKeyRoutes(
-  options: ApiKeyAuthOptions & ApiKeyRoutesOptions,
+  options: ApiKeyAuthOptions & { prefix?: string },
 ): Middleware<Partial<ApiKeyState>> {
   const { prefix = '/v1/api-keys', ...rest } = options;
-  const keygate = toKeygate(rest);
-  const authenticate = apiKeyAuth({ keygate });
-  const manage = async (ctx: Context): Promise<void> => {
-    const response = await handleManagementRequest(keygate, {
-      request: authenticated.get(ctx)?.request ?? toRequest(ctx),
+  const keygate = core.toKeygate(rest);
+  return async (ctx, next) => {
+    if (ctx.path !== prefix && !ctx.path.startsWith(`${prefix}/`)) return next();
+    const response = await core.handleManagementRequest(keygate, {
+      request: toRequest(ctx),
+      authentication: ctx.state.keygate,
       // Below the mount point, not percent-decoded.
       path: ctx.path.slice(prefix.length) || '/',
       origin: `${ctx.protocol}://${ctx.host}`,
-      // A body parser mounted before us has already read the stream.
-      body: async () => {
-        const parsed = (ctx.request as { body?: unknown }).body;
-        return parsed !== undefined
-          ? parsed
-          : readBody(ctx.req, ctx.get('content-length') || undefined, MAX_MANAGEMENT_BODY);
-      },
-      principal: ctx.state.apiKey,
+      // A body parser mounted before us has read the stream already.
+      body: () => (ctx.request as { body?: unknown }).body ?? ctx.req,
     });
-    ctx.status = response.status;
-    ctx.set(response.headers);
-    ctx.body = response.body;
-  };
-  return async (ctx, next: Next) => {
-    if (ctx.path !== prefix && !ctx.path.startsWith(`${prefix}/`)) return next();
-    if (ctx.state.apiKey) return manage(ctx);
-    await authenticate(ctx, () => manage(ctx));
+    send(ctx, response);
   };
 }

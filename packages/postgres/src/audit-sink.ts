@@ -152,6 +152,27 @@ export class PostgresAuditSink implements AuditSink, AuditReader {
     );
   }
 
+  /**
+   * Each key's last use: the latest `last_seen` among its usage rows of its latest minute (two
+   * probes of the primary key per key, however long its history).
+   */
+  lastUsed(keyIds: readonly string[]): Promise<Map<string, Date>> {
+    return attempt('query last use', this.#timeoutMs, async () => {
+      if (keyIds.length === 0) return new Map();
+      const result = await this.#db.execute(
+        sql`select ids.key_id, (select max(u.last_seen) from ${usageCounts} u
+            where u.key_id = ids.key_id and u.minute = (select max(m.minute)
+              from ${usageCounts} m where m.key_id = ids.key_id)) as last_seen
+          from unnest(${arrayParam([...keyIds])}::text[]) as ids(key_id)`,
+      );
+      const latest = new Map<string, Date>();
+      for (const row of rowsOf<{ key_id: string; last_seen: string | Date | null }>(result)) {
+        if (row.last_seen !== null) latest.set(row.key_id, new Date(row.last_seen));
+      }
+      return latest;
+    });
+  }
+
   /** Served from the usage counts, failed and rate limited from the key's failure events. */
   usage(query: UsageQuery): Promise<UsageCounts[]> {
     const from = query.from.getTime();
@@ -216,6 +237,11 @@ export class PostgresAuditSink implements AuditSink, AuditReader {
       return [...buckets.values()];
     });
   }
+}
+
+/** The rows of a raw statement: an array from postgres-js, `{ rows }` from PGlite. */
+function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
 }
 
 /** Matches the `DESC NULLS LAST` indexes, so the newest events are read straight off an index. */

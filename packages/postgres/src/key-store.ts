@@ -30,20 +30,25 @@ export class PostgresKeyStore implements KeyStore {
   readonly auditSink: PostgresAuditSink;
   readonly #db: KeygateDatabase;
   readonly #timeoutMs: number;
+  /** The cold path's one query, built once: drizzle's query builder costs more than the lookup itself. */
+  readonly #findByDigest;
 
   constructor(db: KeygateDatabase, options: PostgresStoreOptions = {}) {
     this.#db = db;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.auditSink = new PostgresAuditSink(db, options);
+    const digest = sql.placeholder('digest');
+    this.#findByDigest = db
+      .select()
+      .from(apiKeys)
+      .where(or(eq(apiKeys.digest, digest), eq(apiKeys.previousDigest, digest)))
+      .limit(1)
+      .prepare('keygate_find_by_digest');
   }
 
   findByDigest(digest: string): Promise<ApiKeyRecord | null> {
     return attempt('findByDigest', this.#timeoutMs, async () => {
-      const [row] = await this.#db
-        .select()
-        .from(apiKeys)
-        .where(or(eq(apiKeys.digest, digest), eq(apiKeys.previousDigest, digest)))
-        .limit(1);
+      const [row] = await this.#findByDigest.execute({ digest });
       return row ?? null;
     });
   }
@@ -196,28 +201,6 @@ export class PostgresKeyStore implements KeyStore {
         return row ?? null;
       });
     });
-  }
-
-  async touchLastUsed(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
-    if (uses.length === 0) return;
-    // One parameter for the whole batch, so its size is not bounded by Postgres's parameter limit.
-    const batch = JSON.stringify(uses.map(({ id, at }) => ({ id, at: at.toISOString() })));
-    const latest = sql`(select id, max(at) as at
-      from jsonb_to_recordset(${batch}::text::jsonb) as used(id text, at timestamptz)
-      group by id) as latest`;
-    await attempt('touchLastUsed', this.#timeoutMs, () =>
-      this.#db
-        .update(apiKeys)
-        .set({ lastUsedAt: sql`latest.at` })
-        .from(latest)
-        .where(
-          and(
-            sql`${apiKeys.id} = latest.id`,
-            // Batches from several instances may arrive out of order; last use only moves forward.
-            or(isNull(apiKeys.lastUsedAt), sql`${apiKeys.lastUsedAt} < latest.at`),
-          ),
-        ),
-    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { KeyManagementError } from '@keygate/core';
+import { KeygateError, withTimeout } from '@keygate/core';
 import { DrizzleQueryError } from 'drizzle-orm';
 
 /**
@@ -38,35 +38,25 @@ function isRefusedValue(error: PostgresStoreError): boolean {
 
 /**
  * Runs one database call, turning any failure into a `PostgresStoreError`, or a refused value
- * into a `KeyManagementError` (`INVALID_REQUEST`) caused by one. The deadline covers what
- * server-side timeouts cannot: a connection that stopped answering (a network partition).
+ * into a `KeygateError` (`INVALID_REQUEST`) caused by one. The deadline covers what server-side
+ * timeouts cannot: a connection that stopped answering (a network partition).
  */
 export async function attempt<T>(
   operation: string,
   timeoutMs: number,
   call: () => PromiseLike<T>,
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const answer = Promise.resolve(call());
-  // The call may still settle after the deadline; nobody waits for it then.
-  answer.catch(() => {});
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CallTimeout(timeoutMs)), timeoutMs);
-  });
   try {
-    return await Promise.race([answer, deadline]);
+    return await withTimeout(call(), timeoutMs, () => new CallTimeout(timeoutMs));
   } catch (error) {
     const failure = new PostgresStoreError(operation, error);
     if (isRefusedValue(failure)) {
-      throw new KeyManagementError(
-        'INVALID_REQUEST',
-        'the database cannot store a value of this request',
-        { cause: failure },
-      );
+      throw new KeygateError('INVALID_REQUEST', {
+        message: 'the database cannot store a value of this request',
+        cause: failure,
+      });
     }
     throw failure;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -1,4 +1,4 @@
-import { type AuthFailureLimit, KeygateConfigError } from '@keygate/core';
+import { type AuthFailureLimit, KeygateConfigError, withTimeout } from '@keygate/core';
 import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis';
 import {
   connectRedis,
@@ -9,7 +9,6 @@ import {
   type RedisClient,
   type RedisLogger,
   whenReady,
-  withTimeout,
 } from './client.js';
 import { RedisAuthFailureGuard } from './failure-guard.js';
 import { RedisInvalidationBus } from './invalidation.js';

@@ -132,29 +132,6 @@ export function whenReady(client: RedisClient, timeoutMs: number): Promise<boole
   });
 }
 
-/** Raised when a Redis call takes longer than the caller may wait. */
-export class RedisTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`Redis did not answer within ${ms} ms`);
-    this.name = 'RedisTimeoutError';
-  }
-}
-
-/** `promise`, or a `RedisTimeoutError` after `ms`, whichever comes first. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    // After a busy stretch timers run before the socket is read: give a reply that is already
-    // there one turn to arrive, so a busy event loop here is not taken for a stalled Redis.
-    timer = setTimeout(() => setImmediate(() => reject(new RedisTimeoutError(ms))), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

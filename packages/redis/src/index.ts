@@ -12,7 +12,6 @@ export {
   REDIS_CLIENT_DEFAULTS,
   type RedisClient,
   type RedisLogger,
-  RedisTimeoutError,
   reconnectDelay,
   whenReady,
 } from './client.js';

@@ -1,4 +1,4 @@
-import { type InvalidationBus, KeygateConfigError } from '@keygate/core';
+import { type InvalidationBus, KeygateConfigError, withTimeout } from '@keygate/core';
 import { type Cluster, Redis, type RedisOptions } from 'ioredis';
 import {
   describeError,
@@ -6,7 +6,6 @@ import {
   type RedisClient,
   type RedisLogger,
   reconnectDelay,
-  withTimeout,
 } from './client.js';
 import { RedisNodeHealth, requirePositive } from './node-health.js';
 

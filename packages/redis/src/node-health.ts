@@ -1,12 +1,6 @@
-import { KeygateConfigError } from '@keygate/core';
+import { KeygateConfigError, withTimeout } from '@keygate/core';
 import { Command, Redis } from 'ioredis';
-import {
-  describeError,
-  isCluster,
-  type RedisClient,
-  type RedisLogger,
-  withTimeout,
-} from './client.js';
+import { describeError, isCluster, type RedisClient, type RedisLogger } from './client.js';
 
 export interface RedisNodeHealthOptions {
   /** The ioredis client or Cluster whose nodes are tracked. Required. */

@@ -1,0 +1,88 @@
+import type { AuditLog } from './audit.js';
+import { checkKey } from './check-key.js';
+import { KeygateError } from './errors.js';
+import { extractKey, pathOf } from './extract.js';
+import type { FailedAttempts } from './failed-attempts.js';
+import type { Keygate } from './keygate.js';
+import { limitRequest } from './limit.js';
+import type { KeyMatch } from './look-up.js';
+import type { KeygateConfig } from './options.js';
+import type { OutageLog } from './outage-log.js';
+import { requestContext } from './request-context.js';
+import { authenticateSession } from './session.js';
+import type { Decision, KeygateRequest, RateLimitPolicy } from './types.js';
+
+/** What the authentication steps share: the configuration and the instance's backends. */
+export interface Pipeline {
+  config: KeygateConfig;
+  audit: AuditLog;
+  outage: OutageLog;
+  attempts: FailedAttempts;
+  lookUp: (secret: string) => Promise<KeyMatch>;
+  /** The limits of a session: the secret tier's. */
+  sessionPolicies: readonly RateLimitPolicy[];
+  keygate: Keygate;
+}
+
+const RETRY_SOON = { 'Retry-After': '1' };
+
+/**
+ * A request, step by step: extract the credential → parse it → look the key up → check it
+ * against the request → limit → record the use. Each step gives the next one its value or ends
+ * with a failure; without a credential, the session resolver is asked instead.
+ */
+export async function authenticate(pipeline: Pipeline, req: KeygateRequest): Promise<Decision> {
+  const { config, attempts } = pipeline;
+  const path = pathOf(req.url);
+  const context = requestContext(req, path, config.format);
+
+  const credential = extractKey(req, config.extract);
+  if (credential.kind === 'none') return authenticateSession(pipeline, req, context);
+  if (credential.kind === 'error') return attempts.fail(context, credential.error, null);
+
+  const parsed = config.format.parse(credential.key);
+  if (!parsed) return attempts.fail(context, invalidKey('malformed'), null);
+
+  let match: KeyMatch;
+  try {
+    match = await pipeline.lookUp(parsed.secret);
+  } catch (error) {
+    pipeline.outage.warn('key store unavailable', error);
+    const unavailable = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
+    return attempts.refuse(context, unavailable, null, RETRY_SOON);
+  }
+
+  const { known } = match;
+  const refusal = checkKey(match, parsed, req, path, config.environments, Date.now());
+  if (refusal !== null || known === null) {
+    if (refusal?.code === 'FORBIDDEN') return attempts.refuse(context, refusal, known!.record);
+    const shown = {
+      id: known?.id ?? null,
+      start: parsed.start,
+      ownerId: known?.record.ownerId ?? null,
+    };
+    return attempts.fail(context, refusal ?? invalidKey('unknown'), shown);
+  }
+
+  const limited = await limitRequest(
+    config.limiter,
+    known.id,
+    known.policies,
+    known.policyHeader,
+    pipeline.outage,
+  );
+  if (limited.error) return attempts.refuse(context, limited.error, known.record, limited.headers);
+
+  pipeline.audit.recordUse('auth.succeeded', known.record, context);
+  return {
+    ok: true,
+    principal: known.principal,
+    headers: limited.headers,
+    context,
+    keygate: pipeline.keygate,
+  };
+}
+
+function invalidKey(reason: string): KeygateError {
+  return new KeygateError('INVALID_API_KEY', { reason });
+}

@@ -1,0 +1,48 @@
+import type { AuditLog } from './audit.js';
+import { failure } from './errors.js';
+import { checkRequirement, type ScopeRequirement } from './guard.js';
+import type { KeyFormat } from './key-format.js';
+import type { Authentication, Failure } from './types.js';
+
+export interface AuthorizeDeps {
+  audit: AuditLog;
+  format: KeyFormat;
+  /** Whether guard decisions are audited (`auditScopeChecks`). */
+  auditScopeChecks: boolean;
+}
+
+/**
+ * The guard step: whether an authenticated request meets a route's requirement, `null` when it
+ * does, the failure otherwise. `resource` is `undefined` when the route names none and `null`
+ * when it names one the request does not carry. A failed check is audited as an event, a passed
+ * one counted as the request's usage.
+ */
+export function authorize(
+  deps: AuthorizeDeps,
+  auth: Authentication,
+  requirement: ScopeRequirement,
+  resource?: string | null,
+): Failure | null {
+  const { principal, context } = auth;
+  const error = checkRequirement(principal, requirement, resource);
+  if (deps.auditScopeChecks) {
+    const action = resource === undefined ? 'scope.checked' : 'resource.checked';
+    const subject =
+      principal.kind === 'key'
+        ? principal.key
+        : { id: principal.id, start: null, ownerId: principal.ownerId };
+    const detail = () => ({
+      required: requirement.scopes,
+      mode: requirement.mode,
+      granted: principal.scopes,
+      // The resource comes from the path: a key pasted there is cut here too.
+      ...(resource !== undefined
+        ? { resource: resource === null ? null : deps.format.redact(resource) }
+        : {}),
+    });
+    if (error) deps.audit.recordFailure(action, error.reason, subject, context, detail());
+    else deps.audit.recordUse(action, subject, context, detail);
+  }
+  // An authenticated request's answers all carry its rate-limit headers, refusals too.
+  return error ? failure(error, auth.headers) : null;
+}

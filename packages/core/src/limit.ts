@@ -1,0 +1,43 @@
+import { KeygateError } from './errors.js';
+import type { OutageLog } from './outage-log.js';
+import { rateLimitHeaders } from './rate-limit.js';
+import type { Headers, RateLimiter, RateLimitPolicy } from './types.js';
+
+/** What the limit step decided: the rate-limit headers, and the error when the request is refused. */
+export interface Limited {
+  headers: Headers;
+  error: KeygateError | null;
+}
+
+const UNLIMITED: Limited = { headers: {}, error: null };
+const UNAVAILABLE_HEADERS: Headers = { 'Retry-After': '1' };
+
+/**
+ * The limit step: charges the request to `subject` against all of its policies at once.
+ * `RATE_LIMITED` (429, with `Retry-After`) when one is exhausted; `SERVICE_UNAVAILABLE` (503) when
+ * the limiter cannot answer, its outage logged. No limiter: no limit and no headers.
+ */
+export async function limitRequest(
+  limiter: RateLimiter | null,
+  subject: string,
+  policies: readonly RateLimitPolicy[],
+  policyHeader: string | undefined,
+  outage: OutageLog,
+): Promise<Limited> {
+  if (!limiter) return UNLIMITED;
+  let result: Awaited<ReturnType<RateLimiter['consume']>>;
+  try {
+    result = await limiter.consume(subject, policies);
+  } catch (error) {
+    outage.warn('rate limiter unavailable', error);
+    return {
+      headers: UNAVAILABLE_HEADERS,
+      error: new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' }),
+    };
+  }
+  const headers = rateLimitHeaders(result, Date.now(), policyHeader);
+  return {
+    headers,
+    error: result.allowed ? null : new KeygateError('RATE_LIMITED', { reason: 'rate_limited' }),
+  };
+}

@@ -1,0 +1,91 @@
+import type { VerificationCache } from './cache.js';
+import type { KeyHasher } from './key-format.js';
+import { keyDetails } from './keys.js';
+import { policiesFor, type RateLimitTiers, rateLimitPolicyHeader } from './rate-limit.js';
+import { compileRestrictions, type RestrictionRules } from './restrictions.js';
+import type { ApiKeyRecord, KeyStore, Principal, RateLimitPolicy } from './types.js';
+
+/**
+ * A stored key with what every request made with it needs, built once when it is read from the
+ * store and cached with it: a request with a known key copies nothing and compiles nothing.
+ */
+export interface KnownKey {
+  readonly id: string;
+  readonly record: ApiKeyRecord;
+  readonly principal: Extract<Principal, { kind: 'key' }>;
+  /** Its rate limits: its tier, field by field overridden by its own. */
+  readonly policies: readonly RateLimitPolicy[];
+  /** Its `RateLimit-Policy` header, which only its policies decide. */
+  readonly policyHeader: string;
+  readonly restrictions: RestrictionRules | null;
+}
+
+/** What a secret was found as: the key (or none), and the digest it was found by. */
+export interface KeyMatch {
+  known: KnownKey | null;
+  digest: string;
+}
+
+export interface KeyLookupDeps {
+  store: KeyStore;
+  cache: VerificationCache<KnownKey> | null;
+  hasher: KeyHasher;
+  tiers: RateLimitTiers;
+}
+
+export function knownKey(record: ApiKeyRecord, tiers: RateLimitTiers): KnownKey {
+  const policies = policiesFor(tiers[record.type], record.rateLimit);
+  return {
+    id: record.id,
+    record,
+    principal: {
+      kind: 'key',
+      id: record.id,
+      ownerId: record.ownerId,
+      scopes: record.scopes,
+      resources: record.resources,
+      type: record.type,
+      environment: record.environment,
+      key: keyDetails(record),
+    },
+    policies,
+    policyHeader: rateLimitPolicyHeader(policies),
+    restrictions: compileRestrictions(record.restrictions),
+  };
+}
+
+/**
+ * The look-up step: the key a secret belongs to, by its digest, from the cache or else the store;
+ * with a pepper, also by its unpeppered digest while the store holds keys made before the pepper.
+ * Rejects when the store cannot answer (and no stale entry can).
+ */
+export function createKeyLookup(deps: KeyLookupDeps): (secret: string) => Promise<KeyMatch> {
+  const { store, cache, hasher, tiers } = deps;
+  const load = (digest: string): Promise<KnownKey | null> =>
+    store.findByDigest(digest).then((record) => (record ? knownKey(record, tiers) : null));
+  const find = (digest: string): Promise<KnownKey | null> =>
+    cache ? cache.lookup(digest, load, Date.now()) : load(digest);
+
+  // Whether the store holds keys made before a pepper was configured (asked once).
+  let legacyHeld: Promise<boolean> | undefined;
+  const storeHoldsLegacyKeys = (): Promise<boolean> => {
+    legacyHeld ??= (store.digestVersions?.() ?? Promise.resolve([0])).then(
+      (versions) => versions.includes(0),
+      () => {
+        legacyHeld = undefined;
+        return true;
+      },
+    );
+    return legacyHeld;
+  };
+
+  return async function lookUp(secret) {
+    const digest = hasher.digest(secret);
+    const hit = cache?.fresh(digest, Date.now());
+    if (hit) return { known: hit, digest };
+    const known = hit === null ? null : await find(digest);
+    if (known || !hasher.legacy || !(await storeHoldsLegacyKeys())) return { known, digest };
+    const legacy = hasher.legacy.digest(secret);
+    return { known: await find(legacy), digest: legacy };
+  };
+}

@@ -1,0 +1,225 @@
+import type { AuditLogOptions } from './audit.js';
+import { MemoryAuditSink } from './audit.js';
+import type { VerificationCacheOptions } from './cache.js';
+import { VerificationCache } from './cache.js';
+import { normaliseOrigin } from './csrf.js';
+import { KeygateConfigError } from './errors.js';
+import { ALL_SOURCES, type ExtractOptions, type KeySource, validateSources } from './extract.js';
+import {
+  createKeyFormat,
+  createKeyHasher,
+  type KeyFormat,
+  type KeyHasher,
+  type KeyPrefixes,
+} from './key-format.js';
+import {
+  type AuthFailureLimit,
+  LocalInvalidationBus,
+  MemoryAuthFailureGuard,
+} from './local-backends.js';
+import type { KnownKey } from './look-up.js';
+import { MemoryKeyStore } from './memory-store.js';
+import {
+  DEFAULT_TIERS,
+  MemoryRateLimiter,
+  type RateLimitTier,
+  type RateLimitTiers,
+  validateTier,
+} from './rate-limit.js';
+import type {
+  AuditReader,
+  AuditSink,
+  AuthFailureGuard,
+  InvalidationBus,
+  KeyEnvironment,
+  KeyStore,
+  RateLimiter,
+  SessionResolver,
+} from './types.js';
+
+export interface KeygateOptions {
+  /** Where keys live. Default: an in-memory store (single process, lost on restart). */
+  store?: KeyStore;
+  /** Per-key rate limiter, or `false` to add no limits. Default: in-memory limiter. */
+  limiter?: RateLimiter | false;
+  /** Limits per key type; each field overrides the default tier (public 100/s, burst 1,000, 1M/day; secret 1,000/s, burst 10,000, 10M/day). */
+  tiers?: { secret?: Partial<RateLimitTier>; public?: Partial<RateLimitTier> };
+  /** Per-IP limit on failed authentications, or `false` to disable. Default: 20 per minute, then blocked 5 minutes. */
+  authFailureLimit?: AuthFailureLimit | false;
+  /** Backend for the failed-authentication counter. Default: in-memory, built from `authFailureLimit`. */
+  authFailureGuard?: AuthFailureGuard;
+  /** Carries cache invalidations to other instances. Default: this process only. */
+  invalidation?: InvalidationBus;
+  /** Where audit events go. Default: a bounded in-memory sink. */
+  auditSinks?: AuditSink[];
+  /** Where `GET /v1/api-keys/:id/events` and `/usage`, `keygate audit`, `keygate usage` and keys' `lastUsedAt` read from. Default: the first sink that can be read. */
+  auditReader?: AuditReader;
+  /**
+   * Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held,
+   * `'drop-oldest'` past that; up to 100,000 usage rows waiting.
+   */
+  auditQueue?: Pick<
+    AuditLogOptions,
+    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs' | 'maxUsageRows'
+  >;
+  /** Audit every guard decision: a failed check as a `scope.checked`/`resource.checked` event, a passed one counted as usage. Default `true`. */
+  auditScopeChecks?: boolean;
+  /** Where a key is looked for, in order. Default `['authorization', 'header', 'query']`. */
+  sources?: readonly KeySource[];
+  /** Header read by the `header` source. Default `x-api-key`. */
+  headerName?: string;
+  /** Query parameter read by the `query` source. Default `api_key`. */
+  queryParam?: string;
+  /** Key prefixes by type and environment. Default `sk_live_`, `sk_test_`, `pk_live_`, `pk_test_`. */
+  prefixes?: KeyPrefixes;
+  /** Server-side secret mixed into digests (HMAC-SHA256); at least 16 characters. Default: none (SHA-256). */
+  pepper?: string;
+  /** Environments this app accepts; a key from another is invalid. Default `['live', 'test']`. */
+  environments?: readonly KeyEnvironment[];
+  /** Scopes a public key may hold. Default `['track:events', 'read:config']`. */
+  publicScopes?: readonly string[];
+  /** Resolves a browser session when no key is sent. Default: none. */
+  session?: SessionResolver;
+  /** Verified-key cache, or `false` to ask the store on every request. Default: 10,000 entries, 30 s TTL. */
+  cache?: VerificationCacheOptions | false;
+  /** Owner given to keys created without one. Default `org_default`. */
+  defaultOwnerId?: string;
+  /** Scope that lets a key use the management router. Default `manage:keys`. */
+  adminScope?: string;
+  /**
+   * Origins besides the request's own from which a browser session may change keys (e.g. a
+   * dashboard on another host), as `https://host[:port]`. Default: none.
+   */
+  trustedOrigins?: readonly string[];
+  /** Where operational warnings go. Default `console`. */
+  logger?: Pick<Console, 'warn' | 'error'>;
+}
+
+/** Every option, with its default applied and checked: what `createKeygate` is built from. */
+export interface KeygateConfig {
+  logger: Pick<Console, 'warn' | 'error'>;
+  format: KeyFormat;
+  hasher: KeyHasher;
+  extract: ExtractOptions;
+  environments: readonly KeyEnvironment[];
+  tiers: RateLimitTiers;
+  store: KeyStore;
+  limiter: RateLimiter | null;
+  failureGuard: AuthFailureGuard | null;
+  cache: VerificationCache<KnownKey> | null;
+  invalidation: InvalidationBus;
+  sinks: AuditSink[];
+  auditQueue: NonNullable<KeygateOptions['auditQueue']>;
+  auditReader: AuditReader | null;
+  auditScopeChecks: boolean;
+  session: SessionResolver | null;
+  publicScopes: readonly string[];
+  defaultOwnerId: string;
+  adminScope: string;
+  trustedOrigins: ReadonlySet<string>;
+}
+
+/** Every option name, so a misspelt one is refused instead of silently ignored. */
+const OPTION_NAMES: { readonly [K in keyof Required<KeygateOptions>]: true } = {
+  store: true,
+  limiter: true,
+  tiers: true,
+  authFailureLimit: true,
+  authFailureGuard: true,
+  invalidation: true,
+  auditSinks: true,
+  auditReader: true,
+  auditQueue: true,
+  auditScopeChecks: true,
+  sources: true,
+  headerName: true,
+  queryParam: true,
+  prefixes: true,
+  pepper: true,
+  environments: true,
+  publicScopes: true,
+  session: true,
+  cache: true,
+  defaultOwnerId: true,
+  adminScope: true,
+  trustedOrigins: true,
+  logger: true,
+};
+
+/**
+ * Checks `options` and applies the defaults, building the in-memory backends for what is not
+ * given. Throws a `KeygateConfigError` for an unknown option (`UNKNOWN_OPTION`) or a value that
+ * cannot work (`INVALID_OPTION`), so a mistake surfaces when the app starts, never per request.
+ */
+export function resolveOptions(options: KeygateOptions = {}): KeygateConfig {
+  const unknown = Object.keys(options).filter((name) => !Object.hasOwn(OPTION_NAMES, name));
+  if (unknown.length > 0) {
+    throw new KeygateConfigError(
+      'UNKNOWN_OPTION',
+      `createKeygate does not take ${unknown.map((name) => JSON.stringify(name)).join(', ')}`,
+    );
+  }
+  const environments = options.environments ?? ['live', 'test'];
+  if (environments.length === 0 || environments.some((e) => e !== 'live' && e !== 'test')) {
+    throw new KeygateConfigError('INVALID_OPTION', `environments must list 'live' and/or 'test'`);
+  }
+  const sinks = options.auditSinks ?? [new MemoryAuditSink()];
+  return {
+    logger: options.logger ?? console,
+    format: createKeyFormat(options.prefixes),
+    hasher: createKeyHasher(options.pepper),
+    extract: {
+      sources: validateSources(options.sources ?? ALL_SOURCES),
+      headerName: (options.headerName ?? 'x-api-key').toLowerCase(),
+      queryParam: options.queryParam ?? 'api_key',
+    },
+    environments,
+    tiers: resolveTiers(options.tiers),
+    store: options.store ?? new MemoryKeyStore(),
+    limiter: options.limiter === false ? null : (options.limiter ?? new MemoryRateLimiter()),
+    failureGuard:
+      options.authFailureLimit === false
+        ? null
+        : (options.authFailureGuard ?? new MemoryAuthFailureGuard(options.authFailureLimit || {})),
+    cache: options.cache === false ? null : new VerificationCache(options.cache),
+    invalidation: options.invalidation ?? new LocalInvalidationBus(),
+    sinks,
+    auditQueue: options.auditQueue ?? {},
+    auditReader: options.auditReader ?? sinks.find(isReader) ?? null,
+    auditScopeChecks: options.auditScopeChecks ?? true,
+    session: options.session ?? null,
+    publicScopes: options.publicScopes ?? ['track:events', 'read:config'],
+    defaultOwnerId: options.defaultOwnerId ?? 'org_default',
+    adminScope: options.adminScope ?? 'manage:keys',
+    trustedOrigins: resolveOrigins(options.trustedOrigins ?? []),
+  };
+}
+
+function resolveTiers(tiers: KeygateOptions['tiers']): RateLimitTiers {
+  const resolved = {
+    secret: { ...DEFAULT_TIERS.secret, ...tiers?.secret },
+    public: { ...DEFAULT_TIERS.public, ...tiers?.public },
+  };
+  validateTier(resolved.secret, 'tiers.secret');
+  validateTier(resolved.public, 'tiers.public');
+  return resolved;
+}
+
+function resolveOrigins(origins: readonly string[]): ReadonlySet<string> {
+  return new Set(
+    origins.map((origin) => {
+      const normalised = normaliseOrigin(origin);
+      if (normalised === null || normalised !== origin.replace(/\/$/, '').toLowerCase()) {
+        throw new KeygateConfigError(
+          'INVALID_OPTION',
+          `trustedOrigins must hold origins like https://app.example.com (got ${JSON.stringify(origin)})`,
+        );
+      }
+      return normalised;
+    }),
+  );
+}
+
+function isReader(sink: AuditSink): sink is AuditSink & AuditReader {
+  return typeof (sink as Partial<AuditReader>).query === 'function';
+}

@@ -1,0 +1,1 @@
+ALTER TABLE "keygate_api_keys" DROP COLUMN "last_used_at";
