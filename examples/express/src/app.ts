@@ -1,11 +1,29 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
-import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
-import { apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/express';
+import {
+  APP_SCOPES,
+  type DemoSessions,
+  demoLogin,
+  linkAnalytics,
+  MAX_LOGIN_BODY,
+  visibleWebsites,
+  websiteAnalytics,
+} from '@keygate/example-shared';
+import {
+  apiKeyAuth,
+  apiKeyRoutes,
+  keyDashboard,
+  nodeHeaders,
+  readNodeBody,
+  requireScope,
+} from '@keygate/express';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 
 /** The reference analytics API on Express (SPEC §8). */
-export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {}): Express {
+export function createApp(
+  keygate: Keygate,
+  config: { trustProxy?: boolean; sessions?: DemoSessions } = {},
+): Express {
   const app = express();
   const options = { keygate };
   app.disable('x-powered-by');
@@ -15,6 +33,28 @@ export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {
   app.get('/health', (_req, res) => {
     res.json({ success: true, data: { status: 'ok' } });
   });
+  app.get('/', (_req, res) => res.redirect('/dashboard'));
+  app.use(
+    '/dashboard',
+    keyDashboard({
+      keygate,
+      scopes: APP_SCOPES,
+      ...(config.sessions ? { signInUrl: '/login' } : {}),
+    }),
+  );
+  if (config.sessions) {
+    const login = demoLogin(keygate, config.sessions);
+    app.all('/login', (req, res, next) => {
+      login({
+        method: req.method,
+        headers: nodeHeaders(req.headersDistinct),
+        ip: req.ip,
+        body: () => readNodeBody(req, req.headers['content-length'], MAX_LOGIN_BODY),
+      }).then((response) => {
+        res.status(response.status).set(response.headers).send(response.body);
+      }, next);
+    });
+  }
   app.use('/v1/api-keys', apiKeyRoutes(options));
   app.use('/v1', apiKeyAuth(options));
 

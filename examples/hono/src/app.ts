@@ -1,15 +1,46 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
-import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
-import { apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/hono';
+import {
+  APP_SCOPES,
+  type DemoSessions,
+  demoLogin,
+  linkAnalytics,
+  visibleWebsites,
+  websiteAnalytics,
+} from '@keygate/example-shared';
+import { apiKeyAuth, apiKeyRoutes, keyDashboard, requireScope } from '@keygate/hono';
 import { type Context, Hono } from 'hono';
 
 /** The reference analytics API on Hono (SPEC §8). */
-export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {}): Hono {
+export function createApp(
+  keygate: Keygate,
+  config: { trustProxy?: boolean; sessions?: DemoSessions } = {},
+): Hono {
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   const app = new Hono({ strict: false });
   const options = { keygate, getIp: clientIp(config.trustProxy ?? false) };
   app.get('/health', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  app.get('/', (c) => c.redirect('/dashboard'));
+  app.route(
+    '/dashboard',
+    keyDashboard({
+      keygate,
+      scopes: APP_SCOPES,
+      ...(config.sessions ? { signInUrl: '/login' } : {}),
+    }),
+  );
+  if (config.sessions) {
+    const login = demoLogin(keygate, config.sessions);
+    app.on(['GET', 'POST'], '/login', async (c) => {
+      const response = await login({
+        method: c.req.method,
+        headers: c.req.raw.headers,
+        ip: options.getIp(c),
+        body: () => c.req.text(),
+      });
+      return c.body(response.body, response.status as 200, response.headers);
+    });
+  }
   app.route('/v1/api-keys', apiKeyRoutes(options));
   app.use('/v1/*', apiKeyAuth(options));
 

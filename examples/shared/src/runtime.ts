@@ -7,6 +7,7 @@ import {
 } from '@keygate/core';
 import { openKeyDatabase } from '@keygate/postgres';
 import { createRedisBackends } from '@keygate/redis';
+import { DemoSessions } from './session.js';
 
 export interface Runtime {
   keygate: Keygate;
@@ -14,6 +15,8 @@ export interface Runtime {
   description: string;
   /** The admin key created on the first start with an empty embedded store. */
   bootstrap: IssuedKey | null;
+  /** Browser sessions opened at `/login` (resolved by keygate when a request has no key). */
+  sessions: DemoSessions;
   close(): Promise<void>;
 }
 
@@ -33,7 +36,9 @@ export async function openRuntime(
   const database = await openKeyDatabase({ databaseUrl });
   const redis = redisUrl ? createRedisBackends({ url: redisUrl }) : null;
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
+  const sessions = new DemoSessions();
   const keygate = createKeygate({
+    session: sessions.resolver,
     store: database.store,
     auditSinks: auditToStdout
       ? [database.auditSink, new JsonLinesAuditSink()]
@@ -66,6 +71,7 @@ export async function openRuntime(
     keygate,
     description,
     bootstrap,
+    sessions,
     async close() {
       await keygate.close();
       await redis?.close();
@@ -80,6 +86,8 @@ export function bootstrapMessage(issued: IssuedKey, baseUrl: string): string {
     '',
     'Created a bootstrap admin key (shown once; store it now):',
     `  ${issued.secret}`,
+    '',
+    `Manage keys in the browser: open ${baseUrl}/dashboard and paste it.`,
     '',
     'Try it:',
     `  curl -H "x-api-key: ${issued.secret}" ${baseUrl}/v1/query/websites`,

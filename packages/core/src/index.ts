@@ -9,6 +9,7 @@ export {
   MemoryAuditSink,
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export * from './dashboard.js';
 export * from './errors.js';
 export { ALL_SOURCES, type KeySource, pathOf } from './extract.js';
 export * from './guard.js';

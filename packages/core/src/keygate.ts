@@ -110,6 +110,12 @@ export interface Keygate {
   readonly audit: AuditLog;
   readonly auditReader: AuditReader | null;
   readonly adminScope: string;
+  /** Scopes a public key may hold. */
+  readonly publicScopes: readonly string[];
+  /** Environments this app accepts keys from. */
+  readonly environments: readonly KeyEnvironment[];
+  /** Whether browser sessions can authenticate (a session resolver is configured). */
+  readonly acceptsSessions: boolean;
   readonly logger: Pick<Console, 'warn' | 'error'>;
   /** Flushes the audit trail and last-used times, and closes every backend. */
   close(): Promise<void>;
@@ -454,6 +460,9 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     audit,
     auditReader,
     adminScope,
+    publicScopes,
+    environments,
+    acceptsSessions: options.session !== undefined,
     logger,
     async close() {
       await lastUsed.close();

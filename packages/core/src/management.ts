@@ -33,6 +33,8 @@ export const MAX_MANAGEMENT_BODY = 64 * 1024;
 const ID = '([A-Za-z0-9_-]{1,200})';
 const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
   { method: 'GET', pattern: /^\/?$/, action: 'list' },
+  // Before `/:id`: key ids are `key_…`, so `me` never names a key.
+  { method: 'GET', pattern: /^\/me\/?$/, action: 'me' },
   { method: 'POST', pattern: /^\/?$/, action: 'create' },
   { method: 'GET', pattern: new RegExp(`^/${ID}/?$`), action: 'get' },
   { method: 'PATCH', pattern: new RegExp(`^/${ID}/?$`), action: 'update' },
@@ -40,7 +42,7 @@ const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
   { method: 'POST', pattern: new RegExp(`^/${ID}/rotate/?$`), action: 'rotate' },
   { method: 'GET', pattern: new RegExp(`^/${ID}/events/?$`), action: 'events' },
 ];
-type Action = 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events';
+type Action = 'me' | 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events';
 
 function failure(error: KeygateError): ManagementResponse {
   const headers: Record<string, string> = {};
@@ -97,6 +99,22 @@ function intParam(query: URLSearchParams, name: string, max: number): number | u
   return Number(value);
 }
 
+/** Who is calling and the bounds of what they may delegate: their own scopes, resources, environment, expiry, limits and restrictions. */
+function describePrincipal(principal: Principal) {
+  const common = {
+    kind: principal.kind,
+    id: principal.id,
+    ownerId: principal.ownerId,
+    type: principal.type,
+    environment: principal.environment,
+    scopes: principal.scopes,
+    resources: principal.resources,
+  };
+  if (principal.kind === 'session') return common;
+  const { name, start, expiresAt, restrictions, rateLimit } = principal.key;
+  return { ...common, name, start, expiresAt, restrictions, rateLimit };
+}
+
 /** The management API (`/v1/api-keys`) as one function, so every adapter mounts the same behaviour. */
 export async function handleManagementRequest(
   keygate: Keygate,
@@ -120,6 +138,8 @@ export async function handleManagementRequest(
   const id = route.pattern.exec(req.path)?.[1] ?? '';
   try {
     switch (route.action) {
+      case 'me':
+        return ok(describePrincipal(principal));
       case 'list': {
         const limit = intParam(req.query, 'limit', 1_000);
         const after = req.query.get('after') ?? undefined;

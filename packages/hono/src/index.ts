@@ -1,5 +1,7 @@
 import {
   bodyTooLarge,
+  createDashboard,
+  type DashboardOptions,
   type Decision,
   type GuardOptions,
   handleManagementRequest,
@@ -15,6 +17,7 @@ import {
   toKeygate,
 } from '@keygate/core';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { basePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
 export * from '@keygate/core';
@@ -130,4 +133,21 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
   routes.all('/', handler);
   routes.all('/:rest{.*}', handler);
   return routes;
+}
+
+/** The key-management page, to mount with `app.route('/dashboard', keyDashboard({ keygate }))`. */
+export function keyDashboard(options: { keygate: Keygate } & DashboardOptions): Hono {
+  const { keygate, ...rest } = options;
+  const handle = createDashboard(keygate, rest);
+  const page = new Hono();
+  page.all('*', (c) => {
+    const mountPath = basePath(c);
+    const response = handle({
+      method: c.req.method,
+      mountPath,
+      path: c.req.path.slice(mountPath.length),
+    });
+    return c.body(response.body, response.status as ContentfulStatusCode, response.headers);
+  });
+  return page;
 }
