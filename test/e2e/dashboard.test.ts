@@ -439,7 +439,9 @@ describe('the page itself', () => {
       await page.getByRole('button', { name: 'Create key' }).click();
       await page.keyboard.press('Escape');
       await page.getByRole('dialog').waitFor({ state: 'detached' });
-      expect(await page.evaluate<string>('document.activeElement.textContent')).toBe('Create key');
+      await expect
+        .poll(() => page.evaluate<string>('document.activeElement.textContent'), { timeout: 5_000 })
+        .toBe('Create key');
       expect(errors).toEqual([]);
     } finally {
       await context.close();

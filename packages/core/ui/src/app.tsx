@@ -212,6 +212,9 @@ export function App({ config }: { config: Config }) {
           return setAuth({ state: 'signed-in', me: await api.me(), via });
         } catch (error) {
           if (pastedKey.get()) return signOut(explain(error, config.adminScope));
+          if (error instanceof ApiError && error.status === 403) {
+            return signOut('You are signed in, but your account cannot manage API keys.');
+          }
         }
       }
       setAuth({ state: 'signed-out', message: null });
