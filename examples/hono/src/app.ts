@@ -5,10 +5,11 @@ import {
   type DemoSessions,
   demoLogin,
   linkAnalytics,
+  MAX_LOGIN_BODY,
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import { apiKeyAuth, apiKeyRoutes, keyDashboard, requireScope } from '@keygate/hono';
+import { apiKeyAuth, apiKeyRoutes, keyDashboard, readNodeBody, requireScope } from '@keygate/hono';
 import { type Context, Hono } from 'hono';
 
 /** The reference analytics API on Hono (SPEC §8). */
@@ -36,7 +37,12 @@ export function createApp(
         method: c.req.method,
         headers: c.req.raw.headers,
         ip: options.getIp(c),
-        body: () => c.req.text(),
+        body: () =>
+          readNodeBody(
+            (c.req.raw.body ?? []) as AsyncIterable<Uint8Array> as AsyncIterable<Buffer>,
+            c.req.header('content-length'),
+            MAX_LOGIN_BODY,
+          ),
       });
       return c.body(response.body, response.status as 200, response.headers);
     });

@@ -77,7 +77,13 @@ export function demoLogin(keygate: Keygate, sessions: DemoSessions) {
         body: page('Sign-in forms are accepted from this site only.'),
       };
     }
-    const key = new URLSearchParams(await req.body()).get('key')?.trim() ?? '';
+    let form: string;
+    try {
+      form = await req.body();
+    } catch {
+      return { status: 413, headers: HEADERS, body: page('That form was too large.') };
+    }
+    const key = new URLSearchParams(form).get('key')?.trim() ?? '';
     const decision = await keygate.authenticate({
       method: 'POST',
       url: '/login',
