@@ -1,4 +1,5 @@
-import { useState } from 'preact/hooks';
+import type { RefObject } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { type Api, ApiError } from './api.ts';
 import type { Config } from './config.ts';
 import {
@@ -14,6 +15,16 @@ import type { ApiKey, IssuedKey, Me } from './types.ts';
 import { Alert, Dialog, Field, KeyBadges } from './ui.tsx';
 
 const NO_ERRORS: FormErrors = { fields: {}, general: null };
+
+/** Brings the first refused field (or the form's own message) into view and focus. */
+function useFirstError(form: RefObject<HTMLFormElement | null>, errors: FormErrors): void {
+  useEffect(() => {
+    const first = form.current?.querySelector<HTMLElement>('.alert, .field-invalid');
+    if (!first) return;
+    first.scrollIntoView({ block: 'center' });
+    (first.querySelector<HTMLElement>('input:not([disabled]), select, textarea') ?? first).focus();
+  }, [form, errors]);
+}
 
 /** The key without its secret, for state that outlives the dialog. */
 function withoutSecret({ secret: _secret, ...key }: IssuedKey): ApiKey {
@@ -120,6 +131,8 @@ export function CreateKeyDialog({
   const [errors, setErrors] = useState(NO_ERRORS);
   const [busy, setBusy] = useState(false);
   const [issued, setIssued] = useState<IssuedKey | null>(null);
+  const form = useRef<HTMLFormElement>(null);
+  useFirstError(form, errors);
 
   if (issued) {
     return (
@@ -155,7 +168,7 @@ export function CreateKeyDialog({
 
   return (
     <Dialog title="Create an API key" onClose={onClose} wide>
-      <form class="form" onSubmit={submit} noValidate>
+      <form class="form" onSubmit={submit} noValidate ref={form}>
         {errors.general && <Alert>{errors.general}</Alert>}
         <KeyFormFields
           state={state}
@@ -196,6 +209,8 @@ export function EditKeyDialog({
   const [state, setState] = useState(() => formOf(apiKey));
   const [errors, setErrors] = useState(NO_ERRORS);
   const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  useFirstError(form, errors);
   const submit = async (event: Event) => {
     event.preventDefault();
     const result = patchOf(state, apiKey);
@@ -212,7 +227,7 @@ export function EditKeyDialog({
   };
   return (
     <Dialog title={`Edit ${apiKey.name}`} onClose={onClose} wide>
-      <form class="form" onSubmit={submit} noValidate>
+      <form class="form" onSubmit={submit} noValidate ref={form}>
         {errors.general && <Alert>{errors.general}</Alert>}
         <KeyFormFields
           state={state}

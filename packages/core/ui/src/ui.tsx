@@ -47,7 +47,7 @@ export function Alert({
   children: ComponentChildren;
 }) {
   return (
-    <div class={`alert alert-${tone}`} role={tone === 'error' ? 'alert' : 'status'}>
+    <div class={`alert alert-${tone}`} role={tone === 'error' ? 'alert' : 'status'} tabIndex={-1}>
       {children}
     </div>
   );
