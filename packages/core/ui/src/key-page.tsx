@@ -20,6 +20,21 @@ const ACTIONS: Record<string, string> = {
 };
 
 const EVENTS_PAGE = 25;
+
+/** A path that may break after its slashes, and only there. */
+function PathText({ path }: { path: string }) {
+  return (
+    <>
+      {path.split('/').map((segment, index) => (
+        <span key={index}>
+          {index > 0 && '/'}
+          {index > 0 && <wbr />}
+          {segment}
+        </span>
+      ))}
+    </>
+  );
+}
 const MAX_EVENTS = 1_000;
 
 function Events({ api, keyId, refreshed }: { api: Api; keyId: string; refreshed: number }) {
@@ -83,7 +98,7 @@ function Events({ api, keyId, refreshed }: { api: Api; keyId: string; refreshed:
                   <td data-label="Request">
                     {event.method && event.path ? (
                       <code class="request">
-                        {event.method} {event.path}
+                        {event.method} <PathText path={event.path} />
                       </code>
                     ) : (
                       <span class="muted">—</span>
