@@ -211,7 +211,10 @@ describe('key changes over HTTP are audited with the request, in the same transa
   });
 
   it.each(adapters.map((a) => a.name))('%s', async (name) => {
-    const admin = await keygate.keys.create({ name: `admin ${name}`, scopes: ['manage:keys'] });
+    const admin = await keygate.keys.create({
+      name: `admin ${name}`,
+      scopes: ['manage:keys', 'read:data'],
+    });
     const app = await startApp(adapters.find((a) => a.name === name)!, keygate);
     const client = new HttpClient(app.origin, 1);
     try {

@@ -120,6 +120,7 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
       ...['--allow-referrer', '--allow-endpoint', '--json', '--grace', '--key', '--limit'],
       'DATABASE_URL',
       'REDIS_URL',
+      'KEYGATE_PEPPER',
     ]) {
       expect(help.stdout).toContain(text);
     }

@@ -59,8 +59,10 @@ describe.each(adapters)('$name management router', (adapter) => {
       });
       return { id: issued.key.id, secret: issued.secret };
     };
-    adminA = (await issue(orgA, 'admin A', ['manage:keys'])).secret;
-    adminB = (await issue(orgB, 'admin B', ['manage:keys'])).secret;
+    // Admins hold the scopes they hand on: delegation never widens access.
+    const everything = ['manage:keys', 'read:data', 'write:llm', 'track:events'];
+    adminA = (await issue(orgA, 'admin A', everything)).secret;
+    adminB = (await issue(orgB, 'admin B', everything)).secret;
     readerA = await issue(orgA, 'reader A', ['read:data']);
     keyB = await issue(orgB, 'reader B', ['read:data']);
     publicA = (await issue(orgA, 'browser A', ['track:events'], 'public')).secret;
@@ -345,6 +347,64 @@ describe.each(adapters)('$name management router', (adapter) => {
     });
   });
 
+  it("answers a cursor naming another organisation's key exactly as an unknown one", async () => {
+    const foreign = await call('GET', `?after=${keyB.id}&include_revoked=true`, { key: adminA });
+    const unknown = await call('GET', '?after=key_doesnotexist&include_revoked=true', {
+      key: adminA,
+    });
+    expect(foreign.status).toBe(200);
+    expect(foreign.json).toEqual({ success: true, data: [] });
+    expect(foreign.text).toBe(unknown.text);
+    // The same id is a cursor for its own organisation.
+    expect((await call('GET', `?after=${keyB.id}`, { key: adminB })).status).toBe(200);
+  });
+
+  it('holds a confined admin key to its own reach, as the database stores it', async () => {
+    const expiresAt = new Date(Date.now() + 7 * 86_400_000).toISOString();
+    const confined = await keygate.keys.create({
+      name: 'confined',
+      ownerId: orgA,
+      environment: 'test',
+      scopes: ['manage:keys', 'read:data'],
+      resources: ['website:w_1'],
+      restrictions: { ips: ['127.0.0.1/32', '::1/128'] },
+      rateLimit: { perSecond: 1, burst: 100 },
+      expiresAt,
+    });
+    const self = `/${confined.key.id}`;
+    const refused = async (method: string, path: string, body?: unknown) => {
+      const reply = await call(method, path, { key: confined.secret, body });
+      expect({ status: reply.status, code: reply.json.code }).toEqual({
+        status: 403,
+        code: 'FORBIDDEN',
+      });
+      return reply.json.error as string;
+    };
+    expect(await refused('PATCH', self, { restrictions: null })).toMatch(/^restrictions\.ips: /);
+    expect(await refused('PATCH', self, { expiresAt: null })).toMatch(/^expiresAt: /);
+    expect(await refused('PATCH', self, { rateLimit: { perSecond: 2 } })).toMatch(
+      /^rateLimit\.perSecond: /,
+    );
+    expect(await refused('POST', `/${readerA.id}/rotate`, {})).toMatch(/^environment: /);
+    expect(await refused('POST', '', { name: 'x', scopes: ['read:data'] })).toMatch(
+      /^environment: /,
+    );
+    const child = await call('POST', '', {
+      key: confined.secret,
+      body: {
+        name: 'child',
+        environment: 'test',
+        scopes: ['read:data'],
+        resources: ['website:w_1'],
+        restrictions: { ips: ['127.0.0.1'] },
+        rateLimit: { perSecond: 1, burst: 100, daily: 1000 },
+        expiresAt,
+      },
+    });
+    expect(child.status).toBe(201);
+    expect(await websites(readerA.secret)).toEqual(SERVED);
+  });
+
   it('answers 404 for an unknown id or endpoint', async () => {
     for (const [method, path] of [
       ['GET', '/key_doesnotexist'],
@@ -423,7 +483,7 @@ describe.each(adapters)('$name management router', (adapter) => {
     });
     const response = await fetch(`${app.origin}/v1/api-keys`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${adminA}` },
+      headers: { authorization: `Bearer ${adminA}`, 'content-type': 'application/json' },
       body,
       duplex: 'half',
     } as RequestInit);

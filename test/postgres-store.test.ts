@@ -7,6 +7,7 @@ import {
   createKeyFormat,
   createKeyHasher,
   type KeyEnvironment,
+  KeyManagementError,
   type KeyType,
   type NewKeyRecord,
 } from '@keygate/core';
@@ -205,6 +206,38 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
     });
   });
 
+  describe('values the database cannot hold', () => {
+    it('are refused as the request’s fault (KeyManagementError), and nothing is stored', async () => {
+      const refusals = [
+        newKey({ name: 'nul\u0000name' }).key,
+        newKey({ metadata: { note: 'nul\u0000' } }).key,
+        newKey({ metadata: { note: '\ud800' } }).key,
+        newKey({ resources: ['website:\u0000'] }).key,
+        newKey({ expiresAt: new Date('+275760-09-13T00:00:00.000Z') }).key,
+      ];
+      for (const key of refusals) {
+        const error = await store.create(key).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(error, JSON.stringify(key)).toBeInstanceOf(KeyManagementError);
+        expect(error).toMatchObject({
+          code: 'INVALID_REQUEST',
+          message: 'the database cannot store a value of this request',
+        });
+        expect((error as Error).cause).toBeInstanceOf(PostgresStoreError);
+        expect(await store.get(key.id)).toBeNull();
+      }
+    });
+  });
+
+  describe('digestVersions', () => {
+    it('names every digest version its keys use', async () => {
+      await store.create(newKey({ digestVersion: 1 }).key);
+      expect((await store.digestVersions()).sort()).toEqual([0, 1]);
+    });
+  });
+
   describe('update', () => {
     it('changes the patched fields only and moves updatedAt', async () => {
       const created = await store.create(
@@ -277,6 +310,13 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
 
     it('returns nothing after a cursor that names no key', async () => {
       expect(await store.list({ ownerId: owner, after: 'key_missing' })).toEqual([]);
+    });
+
+    it("takes another owner's key for no cursor, exactly as an unknown id", async () => {
+      const [theirs] = await store.list({ ownerId: `${owner}_other` });
+      expect(await store.list({ ownerId: owner, after: theirs!.id })).toEqual([]);
+      // Without an owner the id is a cursor like any other.
+      expect((await store.list({ after: theirs!.id, limit: 1000 })).length).toBeGreaterThan(0);
     });
 
     it('breaks ties on creation time by id, descending', async () => {

@@ -1,8 +1,15 @@
+import http from 'node:http';
 import { createKeygate, type Keygate, KeyManagementError, MemoryKeyStore } from '@keygate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as data from '../../examples/shared/src/data.js';
 import { DemoSessions } from '../../examples/shared/src/session.js';
-import { type CaseContext, type CaseRequest, type ConformanceCase, cases } from './cases.js';
+import {
+  type CaseContext,
+  type CaseRequest,
+  type ConformanceCase,
+  cases,
+  securityCases,
+} from './cases.js';
 import { adapters, type RawResponse, type RunningApp, rawRequest, startApp } from './harness.js';
 
 // Every GET route's handler reads the synthetic data layer once, so counting those reads counts
@@ -25,6 +32,7 @@ function handlerRuns(): number {
 }
 
 const running: Array<{ app: RunningApp; keygate: Keygate }> = [];
+const READER_KEY = { name: 'reader', scopes: ['read:data'] };
 
 afterEach(async () => {
   for (const { app, keygate } of running.splice(0)) {
@@ -73,7 +81,12 @@ async function arrange(
   };
   return {
     app,
-    ctx: { key: (name) => lookup(secrets, name), cookie: (name) => lookup(cookies, name) },
+    ctx: {
+      key: (name) => lookup(secrets, name),
+      id: (name) => lookup(ids, name),
+      cookie: (name) => lookup(cookies, name),
+      origin: app.origin,
+    },
     keygate,
     ids,
   };
@@ -100,7 +113,7 @@ async function send(app: RunningApp, request: CaseRequest): Promise<RawResponse>
 }
 
 describe.each(adapters)('$name reference app', (adapter) => {
-  it.each(cases)('$name', async (testCase) => {
+  it.each([...cases, ...securityCases])('$name', async (testCase) => {
     const { app, ctx } = await arrange(adapter, testCase);
     for (const [index, step] of testCase.steps.entries()) {
       const label = `step ${index + 1}`;
@@ -160,6 +173,109 @@ describe.each(adapters)('$name audit trail', (adapter) => {
     const everything = JSON.stringify(await keygate.auditReader?.query({ limit: 1_000 }));
     expect(everything).toContain('/v1/websites/w_1/analytics');
     expect(everything).not.toContain(secret);
+  });
+});
+
+describe.each(adapters)('$name: secrets outside the key sources', (adapter) => {
+  it('a key in the path, user agent or request id reaches the audit trail as its start only', async () => {
+    const { app, ctx, keygate } = await arrange(adapter, {
+      name: 'leaks',
+      keys: { reader: READER_KEY, leaked: READER_KEY },
+      steps: [],
+    });
+    const leaked = ctx.key('leaked');
+    const start = leaked.slice(0, 'sk_live_'.length + 6);
+    const sent = [
+      `/v1/query/websites;api_key=${leaked}`,
+      `/v1/websites/${leaked}/analytics`,
+      `/v1/query/websites/${leaked.replace(/_/g, '%5F')}`,
+    ];
+    for (const path of sent) {
+      const response = await rawRequest(app, {
+        target: path,
+        headers: [
+          ['x-api-key', ctx.key('reader')],
+          ['user-agent', `scraper/1.0 (${leaked})`],
+          ['x-request-id', leaked],
+        ],
+      });
+      expect(response.status).toBeLessThan(500);
+    }
+    await keygate.audit.flush();
+    const events = (await keygate.auditReader?.query({ limit: 1_000 })) ?? [];
+    const recorded = events.filter((e) => e.action === 'auth.succeeded');
+    expect(recorded).toHaveLength(sent.length);
+    expect(JSON.stringify(events)).not.toContain(leaked.slice(start.length, start.length + 20));
+    expect(recorded.map((e) => e.path).sort()).toEqual(
+      [
+        `/v1/query/websites;api_key=${start}`,
+        `/v1/websites/${start}/analytics`,
+        `/v1/query/websites/${start}`,
+      ].sort(),
+    );
+    for (const event of recorded) {
+      expect(event).toMatchObject({ userAgent: `scraper/1.0 (${start})`, requestId: start });
+    }
+  });
+});
+
+describe.each(adapters)('$name: management body cap', (adapter) => {
+  it('refuses a chunked 30 MB body once the cap is passed, not after reading it whole', async () => {
+    const { app, ctx } = await arrange(adapter, {
+      name: 'cap',
+      keys: { admin: { name: 'admin', scopes: ['manage:keys'] } },
+      steps: [],
+    });
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const total = 30 * 1024 * 1024;
+    const { status, body, written } = await new Promise<{
+      status: number;
+      body: string;
+      written: number;
+    }>((resolve, reject) => {
+      let written = 0;
+      let answered = false;
+      const request = http.request(`${app.origin}/v1/api-keys`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ctx.key('admin')}`,
+          'content-type': 'application/json',
+          'transfer-encoding': 'chunked',
+        },
+      });
+      request.on('response', (response) => {
+        answered = true;
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (part: string) => {
+          text += part;
+        });
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, body: text, written }),
+        );
+      });
+      // The server may close the connection while the rest is still being written.
+      request.on('error', (error) => {
+        if (!answered) reject(error);
+      });
+      const pump = () => {
+        while (!answered && written < total) {
+          written += chunk.length;
+          if (!request.write(chunk)) return void request.once('drain', pump);
+        }
+        if (!answered) request.end();
+      };
+      request.write('{"name":"');
+      pump();
+    });
+    expect(status).toBe(400);
+    expect(JSON.parse(body)).toEqual({
+      success: false,
+      error: 'the request body is too large',
+      code: 'INVALID_REQUEST',
+    });
+    // Socket buffers hold some megabytes; a server reading the whole body would take all 30.
+    expect(written).toBeLessThan(total / 2);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   demoLogin,
   linkAnalytics,
   MAX_LOGIN_BODY,
+  type TrustProxy,
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
@@ -14,7 +15,7 @@ import {
   apiKeyRoutes,
   keyDashboard,
   nodeHeaders,
-  readNodeBody,
+  readBody,
   requireScope,
 } from '@keygate/express';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
@@ -22,14 +23,15 @@ import express, { type Express, type NextFunction, type Request, type Response }
 /** The reference analytics API on Express (SPEC §8). */
 export function createApp(
   keygate: Keygate,
-  config: { trustProxy?: boolean; sessions?: DemoSessions } = {},
+  config: { trustProxy?: TrustProxy; sessions?: DemoSessions } = {},
 ): Express {
   const app = express();
   const options = { keygate };
   app.disable('x-powered-by');
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   app.enable('case sensitive routing');
-  app.set('trust proxy', config.trustProxy ?? false);
+  // A number of hops or the proxies' addresses: the client is the rightmost untrusted address.
+  app.set('trust proxy', config.trustProxy ?? 0);
   app.get('/health', (_req, res) => {
     res.json({ success: true, data: { status: 'ok' } });
   });
@@ -49,7 +51,7 @@ export function createApp(
         method: req.method,
         headers: nodeHeaders(req.headersDistinct),
         ip: req.ip,
-        body: () => readNodeBody(req, req.headers['content-length'], MAX_LOGIN_BODY),
+        body: () => readBody(req, req.headers['content-length'], MAX_LOGIN_BODY),
       }).then((response) => {
         res.status(response.status).set(response.headers).send(response.body);
       }, next);
@@ -65,14 +67,19 @@ export function createApp(
     '/v1/websites/:websiteId/analytics',
     requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
     (req, res) => {
-      res.json({ success: true, data: websiteAnalytics(req.params.websiteId as string) });
+      const { environment } = req.apiKey!;
+      res.json({
+        success: true,
+        data: websiteAnalytics(req.params.websiteId as string, environment),
+      });
     },
   );
   app.get(
     '/v1/links/:linkId/analytics',
     requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
     (req, res) => {
-      res.json({ success: true, data: linkAnalytics(req.params.linkId as string) });
+      const { environment } = req.apiKey!;
+      res.json({ success: true, data: linkAnalytics(req.params.linkId as string, environment) });
     },
   );
   app.post('/v1/events', requireScope('track:events'), (req, res) => {

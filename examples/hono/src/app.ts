@@ -6,20 +6,29 @@ import {
   demoLogin,
   linkAnalytics,
   MAX_LOGIN_BODY,
+  type TrustProxy,
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import { apiKeyAuth, apiKeyRoutes, keyDashboard, readNodeBody, requireScope } from '@keygate/hono';
-import { type Context, Hono } from 'hono';
+import {
+  apiKeyAuth,
+  apiKeyRoutes,
+  clientIp,
+  keyDashboard,
+  readBody,
+  requireScope,
+} from '@keygate/hono';
+import { Hono } from 'hono';
 
 /** The reference analytics API on Hono (SPEC §8). */
 export function createApp(
   keygate: Keygate,
-  config: { trustProxy?: boolean; sessions?: DemoSessions } = {},
+  config: { trustProxy?: TrustProxy; sessions?: DemoSessions } = {},
 ): Hono {
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   const app = new Hono({ strict: false });
-  const options = { keygate, getIp: clientIp(config.trustProxy ?? false) };
+  // Hono has no proxy setting: the client IP is the socket's, or per `TRUST_PROXY`'s proxies.
+  const options = { keygate, getIp: clientIp({ trustProxy: config.trustProxy ?? 0 }) };
   app.get('/health', (c) => c.json({ success: true, data: { status: 'ok' } }));
   app.get('/', (c) => c.redirect('/dashboard'));
   app.route(
@@ -38,8 +47,8 @@ export function createApp(
         headers: c.req.raw.headers,
         ip: options.getIp(c),
         body: () =>
-          readNodeBody(
-            (c.req.raw.body ?? []) as AsyncIterable<Uint8Array> as AsyncIterable<Buffer>,
+          readBody(
+            c.req.raw.body as AsyncIterable<Uint8Array> | null,
             c.req.header('content-length'),
             MAX_LOGIN_BODY,
           ),
@@ -56,12 +65,20 @@ export function createApp(
   app.get(
     '/v1/websites/:websiteId/analytics',
     requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
-    (c) => c.json({ success: true, data: websiteAnalytics(c.req.param('websiteId')) }),
+    (c) =>
+      c.json({
+        success: true,
+        data: websiteAnalytics(c.req.param('websiteId'), c.get('apiKey').environment),
+      }),
   );
   app.get(
     '/v1/links/:linkId/analytics',
     requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
-    (c) => c.json({ success: true, data: linkAnalytics(c.req.param('linkId')) }),
+    (c) =>
+      c.json({
+        success: true,
+        data: linkAnalytics(c.req.param('linkId'), c.get('apiKey').environment),
+      }),
   );
   app.post('/v1/events', requireScope('track:events'), (c) =>
     c.json(
@@ -75,16 +92,4 @@ export function createApp(
 
   app.notFound((c) => c.json({ success: false, error: 'Not found', code: 'NOT_FOUND' }, 404));
   return app;
-}
-
-/** Hono leaves proxy trust to the app: the socket address, or the proxy's `X-Forwarded-For` when trusted. */
-function clientIp(trustProxy: boolean): (c: Context) => string | undefined {
-  return (c) => {
-    if (trustProxy) {
-      const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-      if (forwarded) return forwarded;
-    }
-    const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-    return env?.incoming?.socket?.remoteAddress;
-  };
 }

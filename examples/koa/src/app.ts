@@ -6,6 +6,7 @@ import {
   demoLogin,
   linkAnalytics,
   MAX_LOGIN_BODY,
+  type TrustProxy,
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
@@ -15,20 +16,33 @@ import {
   apiKeyRoutes,
   keyDashboard,
   nodeHeaders,
-  readNodeBody,
+  readBody,
   requireScope,
 } from '@keygate/koa';
 import Router from '@koa/router';
 import Koa from 'koa';
+import proxyaddr from 'proxy-addr';
 
 /** The reference analytics API on Koa (SPEC §8). */
 export function createApp(
   keygate: Keygate,
-  config: { trustProxy?: boolean; sessions?: DemoSessions } = {},
+  config: { trustProxy?: TrustProxy; sessions?: DemoSessions } = {},
 ): Koa<ApiKeyState> {
   const app = new Koa<ApiKeyState>();
   const options = { keygate };
-  app.proxy = config.trustProxy ?? false;
+  const trustProxy = config.trustProxy ?? 0;
+  if (typeof trustProxy === 'number') {
+    // Koa trusts the last `maxIpsCount` X-Forwarded-For entries: the client is the rightmost untrusted one.
+    app.proxy = trustProxy > 0;
+    app.maxIpsCount = trustProxy;
+  } else {
+    // Koa cannot trust proxies by address: the client IP is found as Express finds it.
+    const trusted = proxyaddr.compile(trustProxy);
+    app.use((ctx, next) => {
+      ctx.request.ip = proxyaddr(ctx.req, trusted);
+      return next();
+    });
+  }
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   const router = new Router<ApiKeyState>({ sensitive: true });
   router.get('/health', (ctx) => {
@@ -42,7 +56,7 @@ export function createApp(
         method: ctx.method,
         headers: nodeHeaders(ctx.req.headersDistinct),
         ip: ctx.ip,
-        body: () => readNodeBody(ctx.req, ctx.get('content-length') || undefined, MAX_LOGIN_BODY),
+        body: () => readBody(ctx.req, ctx.get('content-length') || undefined, MAX_LOGIN_BODY),
       });
       ctx.status = response.status;
       ctx.set(response.headers);
@@ -56,14 +70,16 @@ export function createApp(
     '/v1/websites/:websiteId/analytics',
     requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
     (ctx) => {
-      ctx.body = { success: true, data: websiteAnalytics(ctx.params.websiteId!) };
+      const { environment } = ctx.state.apiKey;
+      ctx.body = { success: true, data: websiteAnalytics(ctx.params.websiteId!, environment) };
     },
   );
   router.get(
     '/v1/links/:linkId/analytics',
     requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
     (ctx) => {
-      ctx.body = { success: true, data: linkAnalytics(ctx.params.linkId!) };
+      const { environment } = ctx.state.apiKey;
+      ctx.body = { success: true, data: linkAnalytics(ctx.params.linkId!, environment) };
     },
   );
   router.post('/v1/events', requireScope('track:events'), (ctx) => {

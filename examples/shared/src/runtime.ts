@@ -7,6 +7,7 @@ import {
 } from '@keygate/core';
 import { openKeyDatabase } from '@keygate/postgres';
 import { createRedisBackends } from '@keygate/redis';
+import proxyaddr from 'proxy-addr';
 import { DemoSessions } from './session.js';
 
 export interface Runtime {
@@ -24,8 +25,9 @@ export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:confi
 
 /**
  * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
- * `.keygate/` otherwise), Redis when `REDIS_URL` is set (in-process limits otherwise), and the
- * audit trail also as JSON lines on stdout when `KEYGATE_AUDIT_STDOUT=1`.
+ * `.keygate/` otherwise), Redis when `REDIS_URL` is set (in-process limits otherwise), digests
+ * peppered with `KEYGATE_PEPPER` when it is set, and the audit trail also as JSON lines on stdout
+ * when `KEYGATE_AUDIT_STDOUT=1`.
  */
 export async function openRuntime(
   env: NodeJS.ProcessEnv = process.env,
@@ -37,21 +39,30 @@ export async function openRuntime(
   const redis = redisUrl ? createRedisBackends({ url: redisUrl }) : null;
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
   const sessions = new DemoSessions();
-  const keygate = createKeygate({
-    session: sessions.resolver,
-    store: database.store,
-    auditSinks: auditToStdout
-      ? [database.auditSink, new JsonLinesAuditSink()]
-      : [database.auditSink],
-    ...(redis
-      ? {
-          limiter: redis.limiter,
-          authFailureGuard: redis.failureGuard,
-          invalidation: redis.invalidation,
-        }
-      : {}),
-    ...options,
-  });
+  let keygate: Keygate;
+  try {
+    keygate = createKeygate({
+      session: sessions.resolver,
+      pepper: env.KEYGATE_PEPPER || undefined,
+      store: database.store,
+      auditSinks: auditToStdout
+        ? [database.auditSink, new JsonLinesAuditSink()]
+        : [database.auditSink],
+      ...(redis
+        ? {
+            limiter: redis.limiter,
+            authFailureGuard: redis.failureGuard,
+            invalidation: redis.invalidation,
+          }
+        : {}),
+      ...options,
+    });
+  } catch (error) {
+    // A bad setting (a short KEYGATE_PEPPER): leave nothing open behind the message.
+    await redis?.close();
+    await database.close();
+    throw error;
+  }
 
   let bootstrap: IssuedKey | null = null;
   if (
@@ -124,8 +135,26 @@ export function portFrom(env: NodeJS.ProcessEnv = process.env): number {
   return port;
 }
 
-export function trustProxyFrom(env: NodeJS.ProcessEnv = process.env): boolean {
-  return isOn(env.TRUST_PROXY);
+/**
+ * Which proxies' `X-Forwarded-For` entries name the client: a number of hops (`0`: none, the
+ * connection's address is the client), or the proxies' addresses and CIDR ranges.
+ */
+export type TrustProxy = number | string[];
+
+/** `TRUST_PROXY`: unset or `0` (off), a number of proxy hops, or a comma-separated list of proxy addresses/CIDR ranges. */
+export function trustProxyFrom(env: NodeJS.ProcessEnv = process.env): TrustProxy {
+  const value = (env.TRUST_PROXY ?? '').trim();
+  if (value === '' || ['false', 'off', 'no'].includes(value.toLowerCase())) return 0;
+  if (/^\d{1,3}$/.test(value)) return Number(value);
+  const proxies = value.split(',').map((entry) => entry.trim());
+  try {
+    proxyaddr.compile(proxies);
+  } catch {
+    throw new Error(
+      `TRUST_PROXY must be a number of proxy hops or a comma-separated list of proxy addresses or CIDR ranges (got ${value})`,
+    );
+  }
+  return proxies;
 }
 
 function isOn(value: string | undefined): boolean {

@@ -35,8 +35,9 @@ Usage:
   keygate audit [--key ID] [--limit N] [--json]
 
 Environment:
-  DATABASE_URL  Postgres to use; without it, the embedded database under .keygate/
-  REDIS_URL     Redis to tell running apps about changed keys (cache invalidation)
+  DATABASE_URL    Postgres to use; without it, the embedded database under .keygate/
+  REDIS_URL       Redis to tell running apps about changed keys (cache invalidation)
+  KEYGATE_PEPPER  Secret mixed into key digests (HMAC); must be the apps' own
 
 Secrets are printed once, by create and rotate; nothing else ever shows one.
 Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.
@@ -230,6 +231,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       await whenReady(redis.client, REDIS_WAIT_MS);
     }
     keygate = createKeygate({
+      // Keys made here must be digested as the apps digest them.
+      pepper: io.env.KEYGATE_PEPPER || undefined,
       store: database.store,
       auditSinks: [database.auditSink],
       limiter: false,

@@ -10,6 +10,12 @@ export {
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
 export * from './dashboard.js';
+export {
+  boundsOf,
+  type DelegationBounds,
+  delegationRefusal,
+  type KeyReach,
+} from './delegation.js';
 export * from './errors.js';
 export { ALL_SOURCES, type KeySource, pathOf } from './extract.js';
 export * from './guard.js';

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { AuditLog, type AuditLogOptions, MemoryAuditSink } from './audit.js';
+import { failureSubject } from './auth-failures.js';
 import { VerificationCache, type VerificationCacheOptions } from './cache.js';
+import { normaliseOrigin } from './csrf.js';
 import { KeygateConfigError, KeygateError } from './errors.js';
 import { ALL_SOURCES, extractKey, type KeySource, pathOf, validateSources } from './extract.js';
 import { checkRequirement, type ScopeRequirement } from './guard.js';
@@ -87,6 +89,11 @@ export interface KeygateOptions {
   defaultOwnerId?: string;
   /** Scope that lets a key use the management router. Default `manage:keys`. */
   adminScope?: string;
+  /**
+   * Origins besides the request's own from which a browser session may change keys (e.g. a
+   * dashboard on another host), as `https://host[:port]`. Default: none.
+   */
+  trustedOrigins?: readonly string[];
   /** Where operational warnings go. Default `console`. */
   logger?: Pick<Console, 'warn' | 'error'>;
 }
@@ -116,6 +123,8 @@ export interface Keygate {
   readonly environments: readonly KeyEnvironment[];
   /** Whether browser sessions can authenticate (a session resolver is configured). */
   readonly acceptsSessions: boolean;
+  /** Origins, besides a request's own, from which a session may change keys (normalised). */
+  readonly trustedOrigins: ReadonlySet<string>;
   readonly logger: Pick<Console, 'warn' | 'error'>;
   /** Flushes the audit trail and last-used times, and closes every backend. */
   close(): Promise<void>;
@@ -139,6 +148,21 @@ function resolveTiers(tiers: KeygateOptions['tiers']): RateLimitTiers {
   validateTier(resolved.secret, 'tiers.secret');
   validateTier(resolved.public, 'tiers.public');
   return resolved;
+}
+
+function resolveOrigins(origins: readonly string[]): ReadonlySet<string> {
+  return new Set(
+    origins.map((origin) => {
+      const normalised = normaliseOrigin(origin);
+      if (normalised === null || normalised !== origin.replace(/\/$/, '').toLowerCase()) {
+        throw new KeygateConfigError(
+          'INVALID_ORIGIN',
+          `trustedOrigins must hold origins like https://app.example.com (got ${JSON.stringify(origin)})`,
+        );
+      }
+      return normalised;
+    }),
+  );
 }
 
 function isReader(sink: AuditSink): sink is AuditSink & AuditReader {
@@ -176,6 +200,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   const lastUsedInterval = options.lastUsedIntervalMs ?? 60_000;
   const adminScope = options.adminScope ?? 'manage:keys';
   const publicScopes = options.publicScopes ?? ['track:events', 'read:config'];
+  const trustedOrigins = resolveOrigins(options.trustedOrigins ?? []);
 
   const keys = new KeyService({
     store,
@@ -186,6 +211,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     audit,
     publicScopes,
     defaultOwnerId: options.defaultOwnerId ?? 'org_default',
+    tiers,
   });
 
   if (cache) {
@@ -201,13 +227,37 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
 
   const outage = new OutageLog(logger);
   const lastUsed = new LastUsedRecorder(store, lastUsedInterval, logger);
-  // IPs the failure guard has blocked, so a blocked client's guesses cost no store lookup.
+  // Clients the failure guard has blocked, so their further failures cost no guard call.
   const blockedUntil = new Map<string, number>();
 
   const lookup = (digest: string): Promise<ApiKeyRecord | null> =>
     cache
       ? cache.lookup(digest, (d) => store.findByDigest(d), Date.now())
       : store.findByDigest(digest);
+
+  // Whether the store holds keys made before a pepper was configured (asked once).
+  let legacyHeld: Promise<boolean> | undefined;
+  const storeHoldsLegacyKeys = (): Promise<boolean> => {
+    legacyHeld ??= (store.digestVersions?.() ?? Promise.resolve([0])).then(
+      (versions) => versions.includes(0),
+      () => {
+        legacyHeld = undefined;
+        return true;
+      },
+    );
+    return legacyHeld;
+  };
+
+  /** The key a secret belongs to, by its digest, or by its unpeppered one for keys made before the pepper. */
+  async function lookupKey(
+    secret: string,
+  ): Promise<{ record: ApiKeyRecord | null; digest: string }> {
+    const digest = hasher.digest(secret);
+    const record = await lookup(digest);
+    if (record || !hasher.legacy || !(await storeHoldsLegacyKeys())) return { record, digest };
+    const legacy = hasher.legacy.digest(secret);
+    return { record: await lookup(legacy), digest: legacy };
+  }
 
   // One request's authentication and guard checks share one audit context (and request id).
   const contexts = new WeakMap<KeygateRequest, AuditContext>();
@@ -221,14 +271,17 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     return ctx;
   }
 
+  // A key pasted into a path, user agent or request id is cut to its start before it is
+  // recorded, and before the text is shortened (which could leave most of it).
   function buildContext(req: KeygateRequest): AuditContext {
     const requested = req.headers.get('x-request-id');
+    const userAgent = req.headers.get('user-agent');
     return {
       ip: req.ip ?? null,
-      userAgent: req.headers.get('user-agent')?.slice(0, 512) ?? null,
+      userAgent: userAgent === null ? null : format.redact(userAgent).slice(0, 512),
       method: req.method,
-      path: pathOf(req.url).slice(0, 2048),
-      requestId: requested && REQUEST_ID.test(requested) ? requested : randomUUID(),
+      path: format.redact(pathOf(req.url)).slice(0, 2048),
+      requestId: requested && REQUEST_ID.test(requested) ? format.redact(requested) : randomUUID(),
     };
   }
 
@@ -252,25 +305,33 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     });
   }
 
+  /**
+   * A failed authentication, counted by the brute-force guard: past its limit the client gets 429
+   * instead. Only failures are refused so: a key that verifies is served whoever sends it.
+   */
   async function failAttempt(
     ctx: AuditContext,
     error: KeygateError,
     key: AuditSubject | null,
   ): Promise<Decision> {
     recordAuth(ctx, 'failure', error.reason, key);
-    const ip = ctx.ip ?? 'unknown';
-    if (failureGuard) {
-      let blockedFor = 0;
-      try {
-        blockedFor = await failureGuard.recordFailure(ip);
-      } catch (guardError) {
-        outage.warn('failed-authentication guard unavailable', guardError);
-      }
-      if (blockedFor > 0) {
-        if (blockedUntil.size >= MAX_BLOCKED_IPS) blockedUntil.clear();
-        blockedUntil.set(ip, Date.now() + blockedFor * 1000);
-        return blocked(blockedFor);
-      }
+    const subject = failureSubject(ctx.ip);
+    if (!failureGuard || subject === null) return { ok: false, error, headers: {} };
+    const until = blockedUntil.get(subject);
+    if (until !== undefined) {
+      if (until > Date.now()) return blocked((until - Date.now()) / 1000);
+      blockedUntil.delete(subject);
+    }
+    let blockedFor = 0;
+    try {
+      blockedFor = await failureGuard.recordFailure(subject);
+    } catch (guardError) {
+      outage.warn('failed-authentication guard unavailable', guardError);
+    }
+    if (blockedFor > 0) {
+      if (blockedUntil.size >= MAX_BLOCKED_IPS) blockedUntil.clear();
+      blockedUntil.set(subject, Date.now() + blockedFor * 1000);
+      return blocked(blockedFor);
     }
     return { ok: false, error, headers: {} };
   }
@@ -354,20 +415,11 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     if (!parsed) {
       return failAttempt(ctx, new KeygateError('INVALID_API_KEY', { reason: 'malformed' }), null);
     }
-    const ip = ctx.ip ?? 'unknown';
-    const until = blockedUntil.get(ip);
-    if (until !== undefined) {
-      if (until > Date.now()) {
-        recordAuth(ctx, 'failure', 'auth_failures', null);
-        return blocked((until - Date.now()) / 1000);
-      }
-      blockedUntil.delete(ip);
-    }
 
-    const digest = hasher.digest(parsed.secret);
     let record: ApiKeyRecord | null;
+    let digest: string;
     try {
-      record = await lookup(digest);
+      ({ record, digest } = await lookupKey(parsed.secret));
     } catch (error) {
       outage.warn('key store unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
@@ -389,7 +441,8 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     if (record.expiresAt && record.expiresAt.getTime() <= now) return invalid('expired');
     if (!environments.includes(record.environment)) return invalid('wrong_environment');
 
-    const restricted = checkRestrictions(record.restrictions, req, ctx.path ?? '/');
+    // The whole path: the recorded one may be shortened.
+    const restricted = checkRestrictions(record.restrictions, req, pathOf(req.url));
     if (restricted) {
       recordAuth(ctx, 'failure', restricted.reason, record);
       return { ok: false, error: restricted, headers: {} };
@@ -444,7 +497,10 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
           required: requirement.scopes,
           mode: requirement.mode,
           granted: principal.scopes,
-          ...(resource !== undefined ? { resource } : {}),
+          // The resource comes from the path: a key pasted there is cut here too.
+          ...(resource !== undefined
+            ? { resource: resource === null ? null : format.redact(resource) }
+            : {}),
         },
         ...ctx,
       });
@@ -463,6 +519,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     publicScopes,
     environments,
     acceptsSessions: options.session !== undefined,
+    trustedOrigins,
     logger,
     async close() {
       await lastUsed.close();

@@ -1,17 +1,20 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AuditLog } from './audit.js';
 import type { VerificationCache } from './cache.js';
+import { type DelegationBounds, delegationRefusal, type KeyReach } from './delegation.js';
 import { KeyManagementError } from './errors.js';
 import type { KeyFormat, KeyHasher } from './key-format.js';
 import {
   type CreateKeyInput,
   createKeyInput,
   describeIssues,
+  findUnsafeText,
   type RotateKeyInput,
   rotateKeyInput,
   type UpdateKeyInput,
   updateKeyInput,
 } from './key-input.js';
+import type { RateLimitTiers } from './rate-limit.js';
 import type {
   ApiKey,
   ApiKeyRecord,
@@ -30,6 +33,11 @@ export interface Actor {
   id: string;
   /** When set, the action only reaches keys of this owner (others answer not found). */
   ownerId?: string;
+  /**
+   * When set, the action only reaches keys that reach no further than this (403 otherwise): the
+   * bounds of the key or session behind a request. Absent (the CLI, the app's own code): unbounded.
+   */
+  bounds?: DelegationBounds;
   ip?: string | null;
   userAgent?: string | null;
   /** The request that asked for the action, when there was one. */
@@ -54,6 +62,8 @@ export interface KeyServiceDeps {
   audit: AuditLog;
   publicScopes: readonly string[];
   defaultOwnerId: string;
+  /** The limits of each key type, to compare a key's effective limits with its caller's. */
+  tiers: RateLimitTiers;
 }
 
 const SYSTEM: Actor = { id: 'system' };
@@ -71,6 +81,8 @@ function parse<T>(
   },
   input: unknown,
 ): T {
+  const unsafe = findUnsafeText(input);
+  if (unsafe) throw new KeyManagementError('INVALID_REQUEST', unsafe);
   const result = schema.safeParse(input);
   if (!result.success)
     throw new KeyManagementError('INVALID_REQUEST', describeIssues(result.error));
@@ -99,6 +111,7 @@ export class KeyService {
       );
     }
     if (data.type === 'public') this.#checkPublicScopes(data.scopes);
+    this.#checkReach(actor, data);
     const { format, hasher, store } = this.#deps;
     const generated = format.generate(data.type, data.environment);
     const digest = hasher.digest(generated.secret);
@@ -151,6 +164,9 @@ export class KeyService {
     const current = await this.#find(id, actor);
     if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
     if (current.type === 'public' && data.scopes) this.#checkPublicScopes(data.scopes);
+    // Neither a key beyond the caller's reach, nor one taken beyond it by the change.
+    this.#checkReach(actor, current);
+    this.#checkReach(actor, { ...current, ...data });
     const patch: KeyPatch = { ...data };
     if (data.scopes) patch.scopes = dedupe(data.scopes);
     if (data.resources) patch.resources = dedupe(data.resources);
@@ -166,6 +182,7 @@ export class KeyService {
     const { gracePeriodSeconds } = parse(rotateKeyInput, input);
     const current = await this.#find(id, actor);
     if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
+    this.#checkReach(actor, current);
     const { format, hasher } = this.#deps;
     const generated = format.generate(current.type, current.environment);
     const event = this.#event('key.rotated', { ...current, start: generated.start }, actor, {
@@ -191,6 +208,7 @@ export class KeyService {
 
   async revoke(id: string, actor: Actor = SYSTEM): Promise<ApiKey> {
     const current = await this.#find(id, actor);
+    this.#checkReach(actor, current);
     const event = this.#event('key.revoked', current, actor, null);
     const record = await this.#deps.store.revoke(id, event.at, this.#withChange(event));
     if (!record) throw notFound();
@@ -206,6 +224,13 @@ export class KeyService {
     if (!record || (actor?.ownerId !== undefined && record.ownerId !== actor.ownerId))
       throw notFound();
     return record;
+  }
+
+  /** Refuses (403) a key that would reach further than the actor: delegation never widens access. */
+  #checkReach(actor: Actor, key: KeyReach): void {
+    if (!actor.bounds) return;
+    const refusal = delegationRefusal(actor.bounds, key, this.#deps.tiers);
+    if (refusal) throw new KeyManagementError('FORBIDDEN', refusal);
   }
 
   #checkPublicScopes(scopes: readonly string[]): void {

@@ -110,7 +110,10 @@ export interface ListKeysQuery {
   ownerId?: string;
   includeRevoked?: boolean;
   limit?: number;
-  /** Return keys created before this key id (opaque cursor from a previous page). */
+  /**
+   * Return keys created before this key id (the last id of a previous page). With `ownerId`, an
+   * id of another owner's key is no cursor: the page is empty, as for an id that names no key.
+   */
   after?: string;
 }
 
@@ -131,6 +134,11 @@ export interface KeyStore {
   readonly auditSink?: AuditSink;
   /** The key whose current or previous (grace-period) digest equals `digest`. */
   findByDigest(digest: string): Promise<ApiKeyRecord | null>;
+  /**
+   * The digest versions the store's keys use (`digestVersion`). With a pepper configured, keys
+   * are also looked up by their unpeppered digest while the store holds version 0. Default: all.
+   */
+  digestVersions?(): Promise<number[]>;
   create(key: NewKeyRecord, event?: AuditEvent): Promise<ApiKeyRecord>;
   get(id: string): Promise<ApiKeyRecord | null>;
   list(query: ListKeysQuery): Promise<ApiKeyRecord[]>;

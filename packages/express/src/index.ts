@@ -12,7 +12,7 @@ import {
   nodeHeaders,
   type Principal,
   prepareGuard,
-  readNodeBody,
+  readBody,
   renderFailure,
   type ScopeSpec,
   toKeygate,
@@ -91,18 +91,16 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
   const authenticate = apiKeyAuth({ keygate });
   const manage = (req: Request, res: Response, next: NextFunction): void => {
     handleManagementRequest(keygate, {
-      method: req.method,
+      request: authenticated.get(req)?.request ?? toRequest(req),
+      // Below the mount point, not percent-decoded.
       path: req.path,
-      query: new URLSearchParams(req.originalUrl.split('?')[1] ?? ''),
+      origin: `${req.protocol}://${req.get('host')}`,
       // A body parser mounted before us has already read the stream.
       body: async () =>
         req.body !== undefined
           ? req.body
-          : readNodeBody(req, req.headers['content-length'], MAX_MANAGEMENT_BODY),
+          : readBody(req, req.headers['content-length'], MAX_MANAGEMENT_BODY),
       principal: req.apiKey,
-      ip: req.ip ?? null,
-      userAgent: req.headers['user-agent'] ?? null,
-      request: authenticated.get(req)?.request,
     }).then((response) => {
       res.status(response.status).set(response.headers).json(response.body);
     }, next);
