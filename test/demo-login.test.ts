@@ -87,7 +87,7 @@ describe.each(servers)('/login on %s', (_name, server) => {
     expect((await fetch(`${origin}/v1/api-keys/me`, { headers: session })).status).toBe(401);
   });
 
-  it('refuses keys that are not live, unrestricted admin keys, and other sites', async () => {
+  it('refuses keys bounded by more than a session can carry, non-admin keys, and other sites', async () => {
     const { keygate, origin } = await start(server);
     const reader = await keygate.keys.create({ name: 'reader', scopes: ['read:data'] });
     const restricted = await keygate.keys.create({
@@ -100,8 +100,21 @@ describe.each(servers)('/login on %s', (_name, server) => {
       environment: 'test',
       scopes: ['manage:keys'],
     });
+    const expiring = await keygate.keys.create({
+      name: 'expiring',
+      scopes: ['manage:keys'],
+      expiresAt: new Date(Date.now() + 86_400_000),
+    });
+    const limited = await keygate.keys.create({
+      name: 'limited',
+      scopes: ['manage:keys'],
+      rateLimit: { perSecond: 1 },
+    });
     const admin = await keygate.keys.create({ name: 'admin', scopes: ['manage:keys'] });
-    for (const key of [reader.secret, restricted.secret, test.secret, 'sk_live_nonsense']) {
+    const refusedKeys = [reader, restricted, test, expiring, limited].map(
+      (issued) => issued.secret,
+    );
+    for (const key of [...refusedKeys, 'sk_live_nonsense']) {
       const refused = await login(origin, key);
       expect(refused.status).toBe(401);
       expect(refused.headers.get('set-cookie')).toBeNull();

@@ -35,8 +35,9 @@ function page(message: string | null): string {
 <body>
 <main>
 <h1>Sign in to the keygate demo</h1>
-<p>The demo has no user accounts: an admin key (a live secret key with <code>manage:keys</code> and no
-restrictions) opens a browser session for one hour. The session ends when the key is revoked or expires.</p>
+<p>The demo has no user accounts: an owner's key (a live secret key with <code>manage:keys</code>, no
+expiry, restrictions or limit of its own, like the key the app printed on its first start) opens a
+browser session for one hour. The session ends when the key is revoked.</p>
 ${message ? `<p role="alert"><strong>${message}</strong></p>` : ''}
 <form method="post" action="/login">
 <label for="key">Admin key</label>
@@ -98,19 +99,22 @@ export function demoLogin(keygate: Keygate, sessions: DemoSessions) {
       principal.type !== 'secret' ||
       principal.environment !== 'live' ||
       !principal.scopes.includes(keygate.adminScope) ||
+      // A session's delegation bounds are its scopes and resources only: a key bounded by more
+      // (an expiry, a limit, restrictions) would open a session reaching further than itself.
+      principal.key.expiresAt !== null ||
+      principal.key.rateLimit !== null ||
       Object.values(principal.key.restrictions ?? {}).some((list) => list.length > 0)
     ) {
       return {
         status: 401,
         headers: HEADERS,
-        body: page(`That is not a live, unrestricted secret key with ${keygate.adminScope}.`),
+        body: page(
+          `That is not a live secret key with ${keygate.adminScope} and no expiry, restrictions or limit of its own.`,
+        ),
       };
     }
-    const { id, expiresAt } = principal.key;
-    const ttlMs = Math.min(
-      SESSION_TTL_MS,
-      expiresAt ? expiresAt.getTime() - Date.now() : SESSION_TTL_MS,
-    );
+    const { id } = principal.key;
+    const ttlMs = SESSION_TTL_MS;
     const { cookie } = sessions.issue(
       {
         ownerId: principal.ownerId,
