@@ -127,13 +127,14 @@ export function apiKeyRoutes(
   };
 }
 
+export interface KeyDashboardOptions extends DashboardOptions {
+  keygate: Keygate;
+  /** Where the page answers. Default `/dashboard`. */
+  prefix?: string;
+}
+
 /** The key-management page as one middleware: `app.use(keyDashboard({ keygate, prefix: '/dashboard' }))`. */
-export function keyDashboard(
-  options: {
-    keygate: Keygate /** Where the page answers. Default `/dashboard`. */;
-    prefix?: string;
-  } & DashboardOptions,
-): Middleware {
+export function keyDashboard(options: KeyDashboardOptions): Middleware {
   const { keygate, prefix = '/dashboard', ...rest } = options;
   const handle = createDashboard(keygate, rest);
   return async (ctx, next) => {
