@@ -30,7 +30,8 @@ const REFUSED = { status: 401, code: 'INVALID_API_KEY' };
 async function storedRows(id: string): Promise<string> {
   const keys = await database.sql`select * from keygate_api_keys where id = ${id}`;
   const events = await database.sql`select * from keygate_audit_events where key_id = ${id}`;
-  return JSON.stringify([keys, events]);
+  const usage = await database.sql`select * from keygate_usage_counts where key_id = ${id}`;
+  return JSON.stringify([keys, events, usage]);
 }
 
 describe.each(adapters)('$name management router', (adapter) => {
@@ -303,15 +304,96 @@ describe.each(adapters)('$name management router', (adapter) => {
     const events = await call('GET', `/${issued.key.id}/events`, { key: adminA });
     expect(events.status).toBe(200);
     expect(events.json.success).toBe(true);
+    // The successful use is counted (see the usage route), not listed.
     const actions = events.json.data.map((e: { action: string }) => e.action);
-    expect(actions).toEqual(
-      expect.arrayContaining(['key.created', 'auth.succeeded', 'key.updated']),
-    );
+    expect(actions).toEqual(['key.updated', 'key.created']);
     for (const event of events.json.data) expect(event.keyId).toBe(issued.key.id);
     expect(events.text).not.toContain(issued.secret.slice(14));
     expect(
       (await call('GET', `/${issued.key.id}/events?limit=1`, { key: adminA })).json.data,
     ).toHaveLength(1);
+  });
+
+  it('GET /:id/usage: every hour of the last 24, zeros included; served, failed and 429s by hour', async () => {
+    const issued = await keygate.keys.create({
+      name: 'usage',
+      ownerId: orgA,
+      scopes: ['read:data'],
+      resources: ['website:w_1'],
+      rateLimit: { perSecond: 0.001, burst: 3 },
+    });
+    const get = (path: string) =>
+      fetch(`${app.origin}${path}`, { headers: { 'x-api-key': issued.secret } });
+    const statuses: number[] = [];
+    for (const path of ['/v1/websites/w_1/analytics', '/v1/websites/w_2/analytics']) {
+      statuses.push((await get(path)).status);
+    }
+    for (let i = 0; i < 3; i++) statuses.push((await get('/v1/query/websites')).status);
+    expect(statuses).toEqual([200, 403, 200, 429, 429]);
+    await keygate.audit.flush();
+
+    const before = Date.now();
+    const reply = await call('GET', `/${issued.key.id}/usage`, { key: adminA });
+    expect(reply.status).toBe(200);
+    const { data } = reply.json;
+    expect(Object.keys(data)).toEqual(['keyId', 'range', 'interval', 'from', 'to', 'buckets']);
+    expect(data).toMatchObject({ keyId: issued.key.id, range: '24h', interval: 'hour' });
+    expect(data.buckets).toHaveLength(24);
+    const starts = data.buckets.map((b: { start: string }) => Date.parse(b.start));
+    expect(starts[0]).toBe(Date.parse(data.from));
+    for (let i = 1; i < starts.length; i++) expect(starts[i] - starts[i - 1]).toBe(3_600_000);
+    expect(starts[0] % 3_600_000).toBe(0);
+    expect(Date.parse(data.to)).toBeGreaterThanOrEqual(before - 1_000);
+    // Three authentications succeeded (one then denied for its resource); two were refused 429.
+    expect(data.buckets.at(-1)).toEqual({
+      start: expect.any(String),
+      served: 3,
+      failed: 1,
+      rateLimited: 2,
+    });
+    for (const bucket of data.buckets.slice(0, -1)) {
+      expect(bucket).toEqual({ start: bucket.start, served: 0, failed: 0, rateLimited: 0 });
+    }
+
+    const month = await call('GET', `/${issued.key.id}/usage?range=30d`, { key: adminA });
+    expect(month.json.data).toMatchObject({ range: '30d', interval: 'day' });
+    expect(month.json.data.buckets).toHaveLength(30);
+    expect(month.json.data.buckets.at(-1)).toMatchObject({ served: 3, failed: 1, rateLimited: 2 });
+    const week = await call('GET', `/${issued.key.id}/usage?range=7d`, { key: adminA });
+    expect(week.json.data.buckets).toHaveLength(168);
+
+    const from = new Date(Date.now() - 3 * 86_400_000).toISOString();
+    const custom = await call('GET', `/${issued.key.id}/usage?from=${from}&interval=day`, {
+      key: adminA,
+    });
+    expect(custom.status).toBe(200);
+    expect(custom.json.data).toMatchObject({ range: null, interval: 'day' });
+    expect(custom.json.data.buckets.length).toBeGreaterThanOrEqual(4);
+    expect(custom.json.data.buckets.at(-1)).toMatchObject({ served: 3 });
+  });
+
+  it('GET /:id/usage refuses bad windows with 400 INVALID_REQUEST', async () => {
+    const bad = [
+      'range=1y',
+      'interval=minute',
+      'from=yesterday',
+      'to=2024-13-01T00:00:00Z',
+      'from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z',
+      'from=2020-01-01T00:00:00Z&to=2024-01-01T00:00:00Z&interval=hour',
+      'range=24h&from=2024-01-01T00:00:00Z',
+    ];
+    for (const query of bad) {
+      const reply = await call('GET', `/${readerA.id}/usage?${query}`, { key: adminA });
+      expect({ query, status: reply.status, code: reply.json.code }).toEqual({
+        query,
+        status: 400,
+        code: 'INVALID_REQUEST',
+      });
+    }
+    const unauthenticated = await call('GET', `/${readerA.id}/usage`);
+    expect(unauthenticated.status).toBe(401);
+    const notAdmin = await call('GET', `/${readerA.id}/usage`, { key: readerA.secret });
+    expect(notAdmin.status).toBe(403);
   });
 
   it('answers 404 for another organisation’s key, and leaves it alone', async () => {
@@ -322,6 +404,8 @@ describe.each(adapters)('$name management router', (adapter) => {
       ['POST', `/${keyB.id}/rotate`, {}],
       ['DELETE', `/${keyB.id}`],
       ['GET', `/${keyB.id}/events`],
+      ['GET', `/${keyB.id}/usage`],
+      ['GET', `/${keyB.id}/usage?range=7d`],
     ];
     for (const [method, path, body] of attempts) {
       const reply = await call(method, path, { key: adminA, body });

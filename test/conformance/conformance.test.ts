@@ -1,5 +1,13 @@
 import http from 'node:http';
-import { createKeygate, type Keygate, KeyManagementError, MemoryKeyStore } from '@keygate/core';
+import {
+  type AuditEvent,
+  type AuditSink,
+  createKeygate,
+  type Keygate,
+  KeyManagementError,
+  MemoryKeyStore,
+  type UsageRow,
+} from '@keygate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as data from '../../examples/shared/src/data.js';
 import { DemoSessions } from '../../examples/shared/src/session.js';
@@ -137,7 +145,7 @@ describe.each(adapters)('$name reference app', (adapter) => {
 });
 
 describe.each(adapters)('$name audit trail', (adapter) => {
-  it('records a key sent in the query string by its start, never the secret', async () => {
+  it('records a key sent in the query string by its start, never the secret, and counts its uses', async () => {
     const { app, ctx, keygate, ids } = await arrange(adapter, {
       name: 'audit',
       keys: {
@@ -152,36 +160,59 @@ describe.each(adapters)('$name audit trail', (adapter) => {
     expect(refused.status).toBe(401);
     const served = await fetch(`${app.origin}/v1/websites/w_1/analytics?x=1&api_key=${secret}`);
     expect(served.status).toBe(200);
+    const denied = await fetch(`${app.origin}/v1/llm/traces?x=1&api_key=${secret}`, {
+      method: 'POST',
+    });
+    expect(denied.status).toBe(403);
     await keygate.audit.flush();
 
-    const response = await fetch(`${app.origin}/v1/api-keys/${ids.get('reader')}/events`, {
-      headers: { authorization: `Bearer ${ctx.key('admin')}` },
-    });
+    const asAdmin = { headers: { authorization: `Bearer ${ctx.key('admin')}` } };
+    const response = await fetch(`${app.origin}/v1/api-keys/${ids.get('reader')}/events`, asAdmin);
     expect(response.status).toBe(200);
     const text = await response.text();
     expect(text).not.toContain(secret.slice(start.length));
     expect(JSON.parse(text)).toEqual({
       success: true,
-      data: expect.arrayContaining([
+      data: [
         expect.objectContaining({
-          action: 'auth.succeeded',
+          action: 'scope.checked',
+          outcome: 'failure',
           keyStart: start,
-          path: '/v1/websites/w_1/analytics',
+          path: '/v1/llm/traces',
         }),
-      ]),
+        expect.objectContaining({ action: 'key.created' }),
+      ],
     });
     const everything = JSON.stringify(await keygate.auditReader?.query({ limit: 1_000 }));
-    expect(everything).toContain('/v1/websites/w_1/analytics');
+    expect(everything).toContain('/v1/llm/traces');
     expect(everything).not.toContain(secret);
+
+    // Both requests authenticated (served); the denial is also a failure of the key.
+    const usage = await fetch(`${app.origin}/v1/api-keys/${ids.get('reader')}/usage`, asAdmin);
+    expect(usage.status).toBe(200);
+    const { data } = (await usage.json()) as {
+      data: { buckets: Array<{ served: number; failed: number; rateLimited: number }> };
+    };
+    expect(data.buckets).toHaveLength(24);
+    expect(data.buckets.at(-1)).toMatchObject({ served: 2, failed: 1, rateLimited: 0 });
   });
 });
 
 describe.each(adapters)('$name: secrets outside the key sources', (adapter) => {
   it('a key in the path, user agent or request id reaches the audit trail as its start only', async () => {
+    // A sink that wants every event, and one that keeps usage rows: both see the request's fields.
+    const events: AuditEvent[] = [];
+    const rows: UsageRow[] = [];
+    const everyEvent: AuditSink = { write: async (written) => void events.push(...written) };
+    const usage: AuditSink = {
+      write: async () => {},
+      writeUsage: async (batch) => void rows.push(...batch.rows),
+    };
     const { app, ctx, keygate } = await arrange(adapter, {
       name: 'leaks',
       keys: { reader: READER_KEY, leaked: READER_KEY },
       steps: [],
+      options: { auditSinks: [everyEvent, usage] },
     });
     const leaked = ctx.key('leaked');
     const start = leaked.slice(0, 'sk_live_'.length + 6);
@@ -202,20 +233,24 @@ describe.each(adapters)('$name: secrets outside the key sources', (adapter) => {
       expect(response.status).toBeLessThan(500);
     }
     await keygate.audit.flush();
-    const events = (await keygate.auditReader?.query({ limit: 1_000 })) ?? [];
     const recorded = events.filter((e) => e.action === 'auth.succeeded');
     expect(recorded).toHaveLength(sent.length);
-    expect(JSON.stringify(events)).not.toContain(leaked.slice(start.length, start.length + 20));
-    expect(recorded.map((e) => e.path).sort()).toEqual(
-      [
-        `/v1/query/websites;api_key=${start}`,
-        `/v1/websites/${start}/analytics`,
-        `/v1/query/websites/${start}`,
-      ].sort(),
-    );
+    const counted = rows.filter((row) => row.authenticated > 0);
+    expect(counted).toHaveLength(sent.length);
+    for (const trail of [events, rows]) {
+      expect(JSON.stringify(trail)).not.toContain(leaked.slice(start.length, start.length + 20));
+    }
+    const paths = [
+      `/v1/query/websites;api_key=${start}`,
+      `/v1/websites/${start}/analytics`,
+      `/v1/query/websites/${start}`,
+    ].sort();
+    expect(recorded.map((e) => e.path).sort()).toEqual(paths);
+    expect(counted.map((row) => row.path).sort()).toEqual(paths);
     for (const event of recorded) {
       expect(event).toMatchObject({ userAgent: `scraper/1.0 (${start})`, requestId: start });
     }
+    for (const row of counted) expect(row.userAgent).toBe(`scraper/1.0 (${start})`);
   });
 });
 

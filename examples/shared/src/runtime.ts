@@ -5,8 +5,8 @@ import {
   type Keygate,
   type KeygateOptions,
 } from '@keygate/core';
-import { openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends } from '@keygate/redis';
+import { type KeyDatabase, openKeyDatabase } from '@keygate/postgres';
+import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
 import proxyaddr from 'proxy-addr';
 import { DemoSessions } from './session.js';
 
@@ -25,18 +25,27 @@ export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:confi
 
 /**
  * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
- * `.keygate/` otherwise), Redis when `REDIS_URL` is set (in-process limits otherwise), digests
- * peppered with `KEYGATE_PEPPER` when it is set, and the audit trail also as JSON lines on stdout
- * when `KEYGATE_AUDIT_STDOUT=1`.
+ * `.keygate/` otherwise), Redis when `REDIS_URL` (a single Redis) or `REDIS_CLUSTER_NODES`
+ * (`host:port,...` of a Redis Cluster) is set (in-process limits otherwise), digests peppered with
+ * `KEYGATE_PEPPER` when it is set, and the audit trail also as JSON lines on stdout when
+ * `KEYGATE_AUDIT_STDOUT=1`.
  */
 export async function openRuntime(
   env: NodeJS.ProcessEnv = process.env,
   options: KeygateOptions = {},
 ): Promise<Runtime> {
   const databaseUrl = env.DATABASE_URL || undefined;
-  const redisUrl = env.REDIS_URL || undefined;
-  const database = await openKeyDatabase({ databaseUrl });
-  const redis = redisUrl ? createRedisBackends({ url: redisUrl }) : null;
+  const redisConnection = redisConnectionFromEnv(env);
+  const redis = redisConnection ? createRedisBackends(redisConnection) : null;
+  let database: KeyDatabase;
+  try {
+    // A Redis of the wrong kind (a cluster node given as REDIS_URL) stops the start; one that is down does not.
+    await redis?.ready();
+    database = await openKeyDatabase({ databaseUrl });
+  } catch (error) {
+    await redis?.close();
+    throw error;
+  }
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
   const sessions = new DemoSessions();
   let keygate: Keygate;
@@ -74,7 +83,11 @@ export async function openRuntime(
 
   const description = [
     databaseUrl ? 'keys in Postgres' : 'keys in embedded PGlite (.keygate/)',
-    redisUrl ? 'limits in Redis' : 'limits in memory',
+    redisConnection
+      ? 'clusterNodes' in redisConnection
+        ? 'limits in Redis Cluster'
+        : 'limits in Redis'
+      : 'limits in memory',
     ...(auditToStdout ? ['audit trail also on stdout'] : []),
   ].join(', ');
 

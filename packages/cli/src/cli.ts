@@ -6,9 +6,11 @@ import {
   createKeygate,
   type Keygate,
   KeyManagementError,
+  type KeyUsage,
+  type UsageRange,
 } from '@keygate/core';
 import { migrate, openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends, type RedisClient } from '@keygate/redis';
+import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
 
 export interface CliIO {
   out(text: string): void;
@@ -33,11 +35,13 @@ Usage:
   keygate keys rotate ID [--grace SECONDS] [--json]
   keygate keys revoke ID [--json]
   keygate audit [--key ID] [--limit N] [--json]
+  keygate usage KEY [--range 24h|7d|30d] [--json]
 
 Environment:
-  DATABASE_URL    Postgres to use; without it, the embedded database under .keygate/
-  REDIS_URL       Redis to tell running apps about changed keys (cache invalidation)
-  KEYGATE_PEPPER  Secret mixed into key digests (HMAC); must be the apps' own
+  DATABASE_URL         Postgres to use; without it, the embedded database under .keygate/
+  REDIS_URL            Redis to tell running apps about changed keys (cache invalidation)
+  REDIS_CLUSTER_NODES  instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
+  KEYGATE_PEPPER       Secret mixed into key digests (HMAC); must be the apps' own
 
 Secrets are printed once, by create and rotate; nothing else ever shows one.
 Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.
@@ -60,6 +64,7 @@ const OPTIONS = {
   grace: { type: 'string' },
   key: { type: 'string' },
   limit: { type: 'string' },
+  range: { type: 'string' },
   'include-revoked': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -154,6 +159,38 @@ function describeEvent(event: AuditEvent): string {
   ].join('  ');
 }
 
+const RANGES: readonly UsageRange[] = ['24h', '7d', '30d'];
+
+function usageRange(value: string | undefined): UsageRange {
+  if (value === undefined) return '24h';
+  if (!RANGES.includes(value as UsageRange)) {
+    throw new UsageError(`--range must be one of ${RANGES.join(', ')} (got ${value})`);
+  }
+  return value as UsageRange;
+}
+
+/** Requests per bucket as a table, oldest first, with the totals. */
+function describeUsage(usage: KeyUsage): string {
+  const hourly = usage.interval === 'hour';
+  const label = (start: Date) =>
+    hourly ? start.toISOString().slice(0, 16).replace('T', ' ') : start.toISOString().slice(0, 10);
+  const row = (first: string, counts: [number, number, number]) =>
+    `${first.padEnd(18)}${String(counts[0]).padStart(8)}${String(counts[1]).padStart(8)}${String(counts[2]).padStart(14)}`;
+  const total: [number, number, number] = [0, 0, 0];
+  const lines = usage.buckets.map((bucket) => {
+    total[0] += bucket.served;
+    total[1] += bucket.failed;
+    total[2] += bucket.rateLimited;
+    return row(label(bucket.start), [bucket.served, bucket.failed, bucket.rateLimited]);
+  });
+  return [
+    `Usage of ${usage.keyId}, last ${usage.range ?? 'window'} by ${usage.interval} (UTC)`,
+    `${(hourly ? 'hour' : 'day').padEnd(18)}${'served'.padStart(8)}${'failed'.padStart(8)}${'rate limited'.padStart(14)}`,
+    ...lines,
+    row('total', total),
+  ].join('\n');
+}
+
 function requireId(positionals: string[], command: string): string {
   const id = positionals[2];
   if (!id) throw new UsageError(`keys ${command} needs a key ID`);
@@ -162,19 +199,6 @@ function requireId(positionals: string[], command: string): string {
 
 /** Longest a rotate or revoke waits for Redis; past it, the change is made and apps see it when their cache expires. */
 const REDIS_WAIT_MS = 3_000;
-
-function whenReady(client: RedisClient, timeoutMs: number): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      client.off('ready', done);
-      resolve();
-    };
-    const timer = setTimeout(done, timeoutMs);
-    client.once('ready', done);
-  });
-}
 
 /** Runs one CLI invocation; returns the exit code. */
 export async function run(argv: string[], io: CliIO): Promise<number> {
@@ -198,6 +222,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const known =
     command === 'migrate' ||
     command === 'audit' ||
+    command === 'usage' ||
     (command === 'keys' && ['create', 'list', 'show', 'rotate', 'revoke'].includes(sub ?? ''));
   if (!known) {
     io.err(
@@ -211,25 +236,35 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   try {
     const input = command === 'keys' && sub === 'create' ? createInput(values) : undefined;
     const limit = number(values.limit, 'limit', true);
+    const range = usageRange(values.range);
+    if (command === 'usage' && sub === undefined) throw new UsageError('usage needs a key ID');
     const grace = values.grace === undefined ? 0 : Number(values.grace);
     if (!Number.isInteger(grace) || grace < 0) {
       throw new UsageError(`--grace must be a whole number of seconds (got ${values.grace})`);
     }
 
+    const redisConnection = redisConnectionFromEnv(io.env);
+    const redis = redisConnection
+      ? createRedisBackends({
+          ...redisConnection,
+          logger: { warn: (message) => io.err(`${message}\n`), info: () => {} },
+        })
+      : null;
+    close = async () => {
+      await redis?.close();
+    };
+    // Running apps learn of a rotation or revocation over Redis: connect before announcing one.
+    if (redis && command === 'keys' && (sub === 'rotate' || sub === 'revoke')) {
+      await redis.ready(REDIS_WAIT_MS);
+    }
     const database = await openKeyDatabase({
       databaseUrl: io.env.DATABASE_URL || undefined,
       migrate: command !== 'migrate',
     });
-    const redis = io.env.REDIS_URL
-      ? createRedisBackends({
-          url: io.env.REDIS_URL,
-          logger: { warn: (message) => io.err(`${message}\n`), info: () => {} },
-        })
-      : null;
-    // Running apps learn of a rotation or revocation over Redis: connect before announcing one.
-    if (redis && command === 'keys' && (sub === 'rotate' || sub === 'revoke')) {
-      await whenReady(redis.client, REDIS_WAIT_MS);
-    }
+    close = async () => {
+      await redis?.close();
+      await database.close();
+    };
     keygate = createKeygate({
       // Keys made here must be digested as the apps digest them.
       pepper: io.env.KEYGATE_PEPPER || undefined,
@@ -259,6 +294,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
         { events },
         events.length === 0 ? 'No audit events.' : events.map(describeEvent).join('\n'),
       );
+    } else if (command === 'usage') {
+      const usage = await keygate.keys.usage(sub!, { range });
+      print(usage, describeUsage(usage));
     } else if (sub === 'create') {
       const issued = await keygate.keys.create(input!, actor);
       print(

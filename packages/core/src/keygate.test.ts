@@ -5,7 +5,15 @@ import { scopeRequirement } from './guard.js';
 import { createKeyFormat } from './key-format.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
 import { MemoryKeyStore } from './memory-store.js';
-import type { AuditEvent, AuditSink, Decision, KeygateRequest, RateLimiter } from './types.js';
+import type {
+  AuditEvent,
+  AuditQuery,
+  AuditReader,
+  AuditSink,
+  Decision,
+  KeygateRequest,
+  RateLimiter,
+} from './types.js';
 
 const open: Keygate[] = [];
 
@@ -51,6 +59,17 @@ function succeeded(decision: Decision) {
   expect(decision.ok, decision.ok ? '' : decision.error.code).toBe(true);
   if (!decision.ok) throw new Error('expected a success');
   return decision;
+}
+
+/** A sink that wants every event, successes included (it keeps no usage counts). */
+class EveryEventSink implements AuditSink, AuditReader {
+  readonly events: AuditEvent[] = [];
+  async write(events: readonly AuditEvent[]): Promise<void> {
+    this.events.push(...events);
+  }
+  async query(query: AuditQuery): Promise<AuditEvent[]> {
+    return this.events.slice(-(query.limit ?? 100)).reverse();
+  }
 }
 
 async function auditOf(keygate: Keygate): Promise<AuditEvent[]> {
@@ -108,7 +127,7 @@ describe('authenticate: success', () => {
   });
 
   it('accepts the key from x-api-key and from the query string, which the audit path leaves out', async () => {
-    const { keygate } = setup();
+    const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
     const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
     succeeded(await keygate.authenticate(request({ headers: { 'x-api-key': issued.secret } })));
     succeeded(
@@ -128,7 +147,7 @@ describe('authenticate: success', () => {
   });
 
   it('records who called, from where, with the request id', async () => {
-    const { keygate } = setup();
+    const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
     const issued = await keygate.keys.create({
       name: 'k',
       ownerId: 'org_1',
@@ -166,7 +185,7 @@ describe('authenticate: success', () => {
 
 describe('authenticate: secrets outside the key sources', () => {
   it('a key in the path, user agent or request id is recorded by its start only', async () => {
-    const { keygate } = setup();
+    const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
     const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
     const leaked = await keygate.keys.create({ name: 'leaked', scopes: [] });
     await keygate.authenticate(
@@ -615,7 +634,7 @@ describe('authenticate: sessions', () => {
       scopes: ['read:data'],
       admin: true,
     }));
-    const { keygate } = setup({ session });
+    const { keygate } = setup({ session, auditSinks: [new EveryEventSink()] });
     const { principal, headers } = succeeded(
       await keygate.authenticate(request({ headers: { cookie: 'sid=1' } })),
     );
@@ -659,7 +678,7 @@ describe('authenticate: sessions', () => {
 
 describe('authorize', () => {
   it('decides scope and resource checks and audits them', async () => {
-    const { keygate } = setup();
+    const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
     const issued = await keygate.keys.create({
       name: 'k',
       scopes: ['read:data'],

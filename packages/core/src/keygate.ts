@@ -56,14 +56,17 @@ export interface KeygateOptions {
   invalidation?: InvalidationBus;
   /** Where audit events go. Default: a bounded in-memory sink. */
   auditSinks?: AuditSink[];
-  /** Where `GET /v1/api-keys/:id/events` and `keygate audit` read from. Default: the first sink that can be read. */
+  /** Where `GET /v1/api-keys/:id/events` and `/usage`, `keygate audit` and `keygate usage` read from. Default: the first sink that can be read. */
   auditReader?: AuditReader;
-  /** Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held, `'drop-oldest'` past that. */
+  /**
+   * Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held,
+   * `'drop-oldest'` past that; up to 100,000 usage rows waiting.
+   */
   auditQueue?: Pick<
     AuditLogOptions,
-    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs'
+    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs' | 'maxUsageRows'
   >;
-  /** Record a `scope.checked` event for every guard decision. Default `true`. */
+  /** Audit every guard decision: a failed check as a `scope.checked`/`resource.checked` event, a passed one counted as usage. Default `true`. */
   auditScopeChecks?: boolean;
   /** Where a key is looked for, in order. Default `['authorization', 'header', 'query']`. */
   sources?: readonly KeySource[];
@@ -209,6 +212,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     cache,
     invalidation,
     audit,
+    auditReader,
     publicScopes,
     defaultOwnerId: options.defaultOwnerId ?? 'org_default',
     tiers,
@@ -285,22 +289,17 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     };
   }
 
-  function recordAuth(
-    ctx: AuditContext,
-    outcome: 'success' | 'failure',
-    reason: string | null,
-    key: AuditSubject | null,
-    detail: Record<string, unknown> | null = null,
-  ): void {
+  /** A failed authentication, one event each (successes are counted: `audit.recordUse`). */
+  function recordAuth(ctx: AuditContext, reason: string | null, key: AuditSubject | null): void {
     audit.record({
-      action: outcome === 'success' ? 'auth.succeeded' : 'auth.failed',
-      outcome,
+      action: 'auth.failed',
+      outcome: 'failure',
       reason,
       keyId: key?.id ?? null,
       keyStart: key?.start ?? null,
       ownerId: key?.ownerId ?? null,
       actor: null,
-      detail,
+      detail: null,
       ...ctx,
     });
   }
@@ -314,7 +313,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     error: KeygateError,
     key: AuditSubject | null,
   ): Promise<Decision> {
-    recordAuth(ctx, 'failure', error.reason, key);
+    recordAuth(ctx, error.reason, key);
     const subject = failureSubject(ctx.ip);
     if (!failureGuard || subject === null) return { ok: false, error, headers: {} };
     const until = blockedUntil.get(subject);
@@ -360,7 +359,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     } catch (error) {
       outage.warn('rate limiter unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' });
-      recordAuth(ctx, 'failure', failure.reason, record);
+      recordAuth(ctx, failure.reason, record);
       return {
         headers: {},
         failure: { ok: false, error: failure, headers: { 'Retry-After': '1' } },
@@ -369,7 +368,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const headers = rateLimitHeaders(result, Date.now());
     if (!result.allowed) {
       const error = new KeygateError('RATE_LIMITED', { reason: 'rate_limited' });
-      recordAuth(ctx, 'failure', error.reason, record);
+      recordAuth(ctx, error.reason, record);
       return { headers, failure: { ok: false, error, headers } };
     }
     return { headers };
@@ -379,7 +378,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const session = options.session ? await options.session(req) : null;
     if (!session) {
       const error = new KeygateError('AUTH_REQUIRED', { reason: 'missing' });
-      recordAuth(ctx, 'failure', error.reason, null);
+      recordAuth(ctx, error.reason, null);
       return { ok: false, error, headers: {} };
     }
     const who = { id: session.id, start: null, ownerId: session.ownerId };
@@ -388,7 +387,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       rateLimit: null,
     });
     if (limited.failure) return limited.failure;
-    recordAuth(ctx, 'success', null, who, { via: 'session' });
+    audit.recordUse('auth.succeeded', who, ctx, () => ({ via: 'session' }));
     return {
       ok: true,
       principal: {
@@ -423,7 +422,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     } catch (error) {
       outage.warn('key store unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
-      recordAuth(ctx, 'failure', failure.reason, null);
+      recordAuth(ctx, failure.reason, null);
       return { ok: false, error: failure, headers: { 'Retry-After': '1' } };
     }
     const shown = { id: record?.id ?? null, start: parsed.start, ownerId: record?.ownerId ?? null };
@@ -444,7 +443,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     // The whole path: the recorded one may be shortened.
     const restricted = checkRestrictions(record.restrictions, req, pathOf(req.url));
     if (restricted) {
-      recordAuth(ctx, 'failure', restricted.reason, record);
+      recordAuth(ctx, restricted.reason, record);
       return { ok: false, error: restricted, headers: {} };
     }
 
@@ -452,7 +451,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     if (limited.failure) return limited.failure;
 
     lastUsed.mark(record.id, now);
-    recordAuth(ctx, 'success', null, record);
+    audit.recordUse('auth.succeeded', record, ctx);
     return {
       ok: true,
       principal: {
@@ -485,25 +484,34 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const error = checkRequirement(principal, requirement, resource);
     if (auditScopeChecks) {
       const ctx = contextOf(req);
-      audit.record({
-        action: resource === undefined ? 'scope.checked' : 'resource.checked',
-        outcome: error ? 'failure' : 'success',
-        reason: error?.reason ?? null,
-        keyId: principal.id,
-        keyStart: principal.kind === 'key' ? principal.key.start : null,
+      const action = resource === undefined ? 'scope.checked' : 'resource.checked';
+      const subject = {
+        id: principal.id,
+        start: principal.kind === 'key' ? principal.key.start : null,
         ownerId: principal.ownerId,
-        actor: null,
-        detail: {
-          required: requirement.scopes,
-          mode: requirement.mode,
-          granted: principal.scopes,
-          // The resource comes from the path: a key pasted there is cut here too.
-          ...(resource !== undefined
-            ? { resource: resource === null ? null : format.redact(resource) }
-            : {}),
-        },
-        ...ctx,
+      };
+      const detail = () => ({
+        required: requirement.scopes,
+        mode: requirement.mode,
+        granted: principal.scopes,
+        // The resource comes from the path: a key pasted there is cut here too.
+        ...(resource !== undefined
+          ? { resource: resource === null ? null : format.redact(resource) }
+          : {}),
       });
+      if (error) {
+        audit.record({
+          action,
+          outcome: 'failure',
+          reason: error.reason,
+          keyId: subject.id,
+          keyStart: subject.start,
+          ownerId: subject.ownerId,
+          actor: null,
+          detail: detail(),
+          ...ctx,
+        });
+      } else audit.recordUse(action, subject, ctx, detail);
     }
     return error ? { ok: false, error, headers: {} } : { ok: true, principal, headers: {} };
   }

@@ -20,12 +20,20 @@ import type {
   ApiKeyRecord,
   AuditAction,
   AuditEvent,
+  AuditReader,
   AuditSink,
   InvalidationBus,
   KeyPatch,
   KeyStore,
   ListKeysQuery,
 } from './types.js';
+import {
+  fillBuckets,
+  type KeyUsage,
+  type UsageOptions,
+  usageInput,
+  usageWindow,
+} from './usage-window.js';
 
 /** Who performs an administrative action, for the audit trail. */
 export interface Actor {
@@ -60,6 +68,8 @@ export interface KeyServiceDeps {
   cache: VerificationCache | null;
   invalidation: InvalidationBus;
   audit: AuditLog;
+  /** Where `usage` reads from; `null`, or a reader without `usage`: every bucket reads zero. */
+  auditReader: AuditReader | null;
   publicScopes: readonly string[];
   defaultOwnerId: string;
   /** The limits of each key type, to compare a key's effective limits with its caller's. */
@@ -157,6 +167,19 @@ export class KeyService {
 
   async get(id: string, actor?: Actor): Promise<ApiKey> {
     return toApiKey(await this.#find(id, actor));
+  }
+
+  /**
+   * The key's requests over a window (default: the last 24 hours, hour by hour): served, failed
+   * and rate limited per bucket, every bucket present, oldest first.
+   */
+  async usage(id: string, options: UsageOptions = {}, actor?: Actor): Promise<KeyUsage> {
+    const window = usageWindow(parse(usageInput, options), new Date());
+    const key = await this.#find(id, actor);
+    const { range, interval, from, to } = window;
+    const counted =
+      (await this.#deps.auditReader?.usage?.({ keyId: key.id, from, to, interval })) ?? [];
+    return { keyId: key.id, range, interval, from, to, buckets: fillBuckets(window, counted) };
   }
 
   async update(id: string, input: UpdateKeyInput, actor: Actor = SYSTEM): Promise<ApiKey> {

@@ -230,6 +230,27 @@ describe('management routes', () => {
     expect(data(await call('GET', `/${created.id}`)).revokedAt).toEqual(expect.any(Date));
   });
 
+  it('GET /:id/usage counts the key’s requests per hour, from the in-memory sink', async () => {
+    const { call, keygate } = await setup();
+    const created = data(await call('POST', '/', { body: { name: 'k', scopes: ['read:data'] } }));
+    for (let i = 0; i < 3; i++) await principalFor(keygate, created.secret as string);
+    await keygate.audit.flush();
+    const response = await call('GET', `/${created.id}/usage`, { query: 'range=24h' });
+    expect(response.status).toBe(200);
+    const usage = data(response) as unknown as {
+      range: string;
+      buckets: Array<{ served: number; failed: number; rateLimited: number }>;
+    };
+    expect(usage.range).toBe('24h');
+    expect(usage.buckets).toHaveLength(24);
+    expect(usage.buckets.at(-1)).toMatchObject({ served: 3, failed: 0, rateLimited: 0 });
+    failure(
+      await call('GET', `/${created.id}/usage`, { query: 'interval=week' }),
+      400,
+      'INVALID_REQUEST',
+    );
+  });
+
   it('GET /:id/events lists the key’s audit events, newest first, without secrets', async () => {
     const { call, keygate } = await setup();
     const created = data(await call('POST', '/', { body: { name: 'k', scopes: ['read:data'] } }));
@@ -239,8 +260,9 @@ describe('management routes', () => {
     const response = await call('GET', `/${created.id}/events`);
     expect(response.status).toBe(200);
     const events = (response.body as { data: Array<Record<string, unknown>> }).data;
-    expect(events.map((e) => e.action)).toEqual(['key.updated', 'auth.succeeded', 'key.created']);
-    expect(events[2]).toMatchObject({
+    // The admin's authentication is counted as usage, not listed as an event.
+    expect(events.map((e) => e.action)).toEqual(['key.updated', 'key.created']);
+    expect(events[1]).toMatchObject({
       keyId: created.id,
       actor: expect.stringMatching(/^key_/),
       requestId: 'req-1',
@@ -320,6 +342,7 @@ describe('management authorisation', () => {
       ['POST', `/${id}/rotate`, {}],
       ['DELETE', `/${id}`, undefined],
       ['GET', `/${id}/events`, undefined],
+      ['GET', `/${id}/usage`, undefined],
     ];
     for (const [method, path, body] of attempts) {
       const response = await call(method, path, { body });

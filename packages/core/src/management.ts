@@ -13,7 +13,8 @@ export interface ManagementRequest {
   request: KeygateRequest;
   /**
    * Path below the mount point exactly as sent, not percent-decoded: `/`, `/key_1`,
-   * `/key_1/rotate`, `/key_1/events`. (Decoded, `/key_1%2Frotate` would reach the rotate route.)
+   * `/key_1/rotate`, `/key_1/events`, `/key_1/usage`. (Decoded, `/key_1%2Frotate` would reach
+   * the rotate route.)
    */
   path: string;
   /** The request's own origin as the framework sees it (`https://api.example.com`), for sessions' CSRF check. */
@@ -43,10 +44,30 @@ const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
   { method: 'DELETE', pattern: new RegExp(`^/${ID}/?$`), action: 'revoke' },
   { method: 'POST', pattern: new RegExp(`^/${ID}/rotate/?$`), action: 'rotate' },
   { method: 'GET', pattern: new RegExp(`^/${ID}/events/?$`), action: 'events' },
+  { method: 'GET', pattern: new RegExp(`^/${ID}/usage/?$`), action: 'usage' },
 ];
-type Action = 'me' | 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events';
+type Action =
+  | 'me'
+  | 'list'
+  | 'create'
+  | 'get'
+  | 'update'
+  | 'revoke'
+  | 'rotate'
+  | 'events'
+  | 'usage';
 const TAKES_BODY: ReadonlySet<Action> = new Set(['create', 'update', 'rotate']);
 const KEY_ID = /^[A-Za-z0-9_-]{1,200}$/;
+
+/** The usage route's query parameters that are given, as the strings they are (validated by `keys.usage`). */
+function usageParams(query: URLSearchParams): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const name of ['range', 'from', 'to', 'interval']) {
+    const value = query.get(name);
+    if (value !== null) params[name] = value;
+  }
+  return params;
+}
 
 function failure(error: KeygateError): ManagementResponse {
   const headers: Record<string, string> = {};
@@ -201,6 +222,8 @@ export async function handleManagementRequest(
         const events = (await keygate.auditReader?.query({ keyId: id, limit })) ?? [];
         return ok(events);
       }
+      case 'usage':
+        return ok(await keygate.keys.usage(id, usageParams(query), actor));
     }
   } catch (error) {
     if (error instanceof KeyManagementError) {
