@@ -39,11 +39,6 @@ export class DemoSessions {
     return { token, cookie: `${SESSION_COOKIE}=${token}` };
   }
 
-  end(req: KeygateRequest): void {
-    const token = readCookie(req.headers.get('cookie'), SESSION_COOKIE);
-    if (token) this.#sessions.delete(token);
-  }
-
   readonly resolver: SessionResolver = async (req: KeygateRequest) => {
     const token = readCookie(req.headers.get('cookie'), SESSION_COOKIE);
     const stored = token ? this.#sessions.get(token) : undefined;
