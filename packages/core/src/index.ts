@@ -11,6 +11,7 @@ export {
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
 export { clientIpOf, proxyTrust, type TrustProxy } from './client-ip.js';
+export * from './dashboard.js';
 export {
   boundsOf,
   type DelegationBounds,

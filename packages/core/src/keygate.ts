@@ -8,7 +8,14 @@ import { createKeyLookup } from './look-up.js';
 import { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
 import { OutageLog } from './outage-log.js';
 import { policiesFor } from './rate-limit.js';
-import type { AuditReader, Authentication, Decision, Failure, KeygateRequest } from './types.js';
+import type {
+  AuditReader,
+  Authentication,
+  Decision,
+  Failure,
+  KeyEnvironment,
+  KeygateRequest,
+} from './types.js';
 
 export type { KeygateOptions } from './options.js';
 
@@ -29,6 +36,12 @@ export interface Keygate {
   readonly audit: AuditLog;
   readonly auditReader: AuditReader | null;
   readonly adminScope: string;
+  /** Scopes a public key may hold. */
+  readonly publicScopes: readonly string[];
+  /** Environments this app accepts keys from. */
+  readonly environments: readonly KeyEnvironment[];
+  /** Whether browser sessions can authenticate (a session resolver is configured). */
+  readonly acceptsSessions: boolean;
   /** Origins, besides a request's own, from which a session may change keys (normalised). */
   readonly trustedOrigins: ReadonlySet<string>;
   readonly logger: Pick<Console, 'warn' | 'error'>;
@@ -50,6 +63,9 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     audit,
     auditReader,
     adminScope: config.adminScope,
+    publicScopes: config.publicScopes,
+    environments: config.environments,
+    acceptsSessions: config.session !== null,
     trustedOrigins: config.trustedOrigins,
     logger,
     async close() {

@@ -386,6 +386,13 @@ export type Principal =
 
 export type Headers = Record<string, string>;
 
+/** What an adapter renders: a status, headers and a body (JSON, or the page's text and bytes). */
+export interface Answer {
+  status: number;
+  headers: Headers;
+  body: unknown;
+}
+
 /** A refused request, ready to answer: status, JSON body and headers (challenge, `Retry-After`, limits). */
 export interface Failure {
   ok: false;

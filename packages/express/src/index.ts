@@ -24,7 +24,7 @@ const toRequest = (req: Request): core.KeygateRequest => ({
   ip: req.ip,
 });
 
-const send = (res: Response, { status, headers, body }: core.ManagementResponse): void => {
+const send = (res: Response, { status, headers, body }: core.Answer): void => {
   res.status(status).set(headers).json(body);
 };
 
@@ -73,5 +73,18 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
         body: () => req.body ?? req,
       })
       .then((response) => send(res, response), next);
+  };
+}
+
+/** The key-management page, to mount with `app.use('/dashboard', keyDashboard({ keygate }))`. */
+export function keyDashboard({ keygate, ...options }: core.KeyDashboardOptions): RequestHandler {
+  const page = core.createDashboard(keygate, options);
+  return (req, res) => {
+    const { status, headers, body } = page({
+      method: req.method,
+      mountPath: req.baseUrl,
+      path: req.path,
+    });
+    res.status(status).set(headers).send(body);
   };
 }

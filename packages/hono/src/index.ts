@@ -45,7 +45,7 @@ function prepare({ getIp = clientIp(), ...rest }: ApiKeyAuthOptions) {
 }
 
 /** A failure as Hono's `bearerAuth` answers one: an `HTTPException` with the response, seen by `app.onError`. */
-const reject = ({ status, body, headers }: core.ManagementResponse) =>
+const reject = ({ status, body, headers }: core.Answer) =>
   new HTTPException(status as Status, { res: Response.json(body, { status, headers }) });
 
 /** Authenticates every request; sets `c.get('apiKey')` and the rate-limit headers, or throws the failure. */
@@ -92,5 +92,16 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
     });
     if (!response.ok) throw reject(response);
     return c.json(response.body, response.status as Status, response.headers);
+  });
+}
+
+/** The key-management page, to mount with `app.route('/dashboard', keyDashboard({ keygate }))`. */
+export function keyDashboard({ keygate, ...options }: core.KeyDashboardOptions) {
+  const page = core.createDashboard(keygate, options);
+  return new Hono().all('*', (c) => {
+    const mountPath = basePath(c);
+    const path = c.req.path.slice(mountPath.length);
+    const { status, headers, body } = page({ method: c.req.method, mountPath, path });
+    return c.body(body, status as Status, headers);
   });
 }

@@ -21,7 +21,7 @@ const toRequest = (ctx: Context): core.KeygateRequest => ({
   ip: ctx.ip,
 });
 
-const send = (ctx: Context, { status, headers, body }: core.ManagementResponse): void => {
+const send = (ctx: Context, { status, headers, body }: core.Answer): void => {
   ctx.status = status;
   ctx.set(headers);
   ctx.body = body;
@@ -61,16 +61,28 @@ export function apiKeyRoutes(
   const { prefix = '/v1/api-keys', ...rest } = options;
   const keygate = core.toKeygate(rest);
   return async (ctx, next) => {
-    if (ctx.path !== prefix && !ctx.path.startsWith(`${prefix}/`)) return next();
+    // Below the mount point, not percent-decoded.
+    const path = core.pathUnder(ctx.path, prefix);
+    if (path === null) return next();
     const response = await core.handleManagementRequest(keygate, {
       request: toRequest(ctx),
       authentication: ctx.state.keygate,
-      // Below the mount point, not percent-decoded.
-      path: ctx.path.slice(prefix.length) || '/',
+      path,
       origin: `${ctx.protocol}://${ctx.host}`,
       // A body parser mounted before us has read the stream already.
       body: () => (ctx.request as { body?: unknown }).body ?? ctx.req,
     });
     send(ctx, response);
+  };
+}
+
+/** The key-management page as one middleware: `app.use(keyDashboard({ keygate, prefix? }))` (default prefix `/dashboard`). */
+export function keyDashboard(options: core.KeyDashboardOptions & { prefix?: string }): Middleware {
+  const { keygate, prefix = '/dashboard', ...rest } = options;
+  const page = core.createDashboard(keygate, rest);
+  return async (ctx, next) => {
+    const path = core.pathUnder(ctx.path, prefix);
+    if (path === null) return next();
+    send(ctx, page({ method: ctx.method, mountPath: prefix, path }));
   };
 }
