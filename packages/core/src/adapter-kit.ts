@@ -1,6 +1,6 @@
 import { failure, KeygateConfigError, KeygateError } from './errors.js';
 import {
-  resolveResource,
+  compileResource,
   type ScopeRequirement,
   type ScopeSpec,
   scopeRequirement,
@@ -96,10 +96,11 @@ export function prepareGuard<Ctx>(
       'resource must be a template string or a function',
     );
   }
+  const template = typeof resource === 'string' ? compileResource(resource) : null;
   const resourceOf = (ctx: Ctx, param: (name: string) => string | undefined) => {
     if (resource === undefined) return undefined;
-    if (typeof resource === 'string') return resolveResource(resource, param);
-    return resource(ctx) || null;
+    if (template) return template(param);
+    return (resource as (ctx: Ctx) => string | null | undefined)(ctx) || null;
   };
   return {
     requirement,

@@ -68,8 +68,6 @@ function keepsUsage(sink: AuditSink): boolean {
   return typeof sink.writeUsage === 'function';
 }
 
-const NO_DETAIL = () => null;
-
 /**
  * First in, first out, with every operation O(1) amortised: an array's `shift` and `splice(0, n)`
  * copy the whole queue, which a backlog of a million events cannot afford per request.
@@ -187,6 +185,11 @@ export class AuditLog {
     return this.#queue.length + this.#inFlight + (this.#usage?.pending ?? 0);
   }
 
+  /** Whether some sink wants every success as an event (one keeps no usage counts): only then does a success's detail matter. */
+  get keepsEveryUse(): boolean {
+    return this.#successEvents;
+  }
+
   /** Whether `sink` is one of the sinks this log writes to. */
   writesTo(sink: AuditSink): boolean {
     return this.#sinks.includes(sink);
@@ -239,13 +242,13 @@ export class AuditLog {
   /**
    * Records a success (an authentication, a passed check) and returns at once: a count on its
    * minute's usage row for the sinks that keep usage, an event for the sinks that want every one.
-   * `detail` is only called when an event is built.
+   * `detail` goes into the event (a caller can skip building it unless `keepsEveryUse`).
    */
   recordUse(
     action: UsageAction,
     subject: UsageSubject,
     ctx: AuditContext,
-    detail: () => Record<string, unknown> | null = NO_DETAIL,
+    detail: Record<string, unknown> | null = null,
   ): void {
     const now = Date.now();
     this.#usage?.count(action, subject, ctx, now);
@@ -266,7 +269,7 @@ export class AuditLog {
         method: ctx.method,
         path: ctx.path,
         requestId: requestIdOf(ctx),
-        detail: detail(),
+        detail,
       },
       this.#usage ? COUNTED : undefined,
     );

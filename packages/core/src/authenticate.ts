@@ -18,7 +18,7 @@ export interface Pipeline {
   audit: AuditLog;
   outage: OutageLog;
   attempts: FailedAttempts;
-  lookUp: (secret: string) => Promise<KeyMatch>;
+  lookUp: (secret: string) => KeyMatch | Promise<KeyMatch>;
   /** The limits of a session: the secret tier's. */
   sessionPolicies: readonly RateLimitPolicy[];
   keygate: Keygate;
@@ -45,7 +45,8 @@ export async function authenticate(pipeline: Pipeline, req: KeygateRequest): Pro
 
   let match: KeyMatch;
   try {
-    match = await pipeline.lookUp(parsed.secret);
+    const found = pipeline.lookUp(parsed.secret);
+    match = found instanceof Promise ? await found : found;
   } catch (error) {
     pipeline.outage.warn('key store unavailable', error);
     const unavailable = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });

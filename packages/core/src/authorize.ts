@@ -31,18 +31,35 @@ export function authorize(
       principal.kind === 'key'
         ? principal.key
         : { id: principal.id, start: null, ownerId: principal.ownerId };
-    const detail = () => ({
-      required: requirement.scopes,
-      mode: requirement.mode,
-      granted: principal.scopes,
-      // The resource comes from the path: a key pasted there is cut here too.
-      ...(resource !== undefined
-        ? { resource: resource === null ? null : deps.format.redact(resource) }
-        : {}),
-    });
-    if (error) deps.audit.recordFailure(action, error.reason, subject, context, detail());
-    else deps.audit.recordUse(action, subject, context, detail);
+    if (error) {
+      const detail = checkDetail(deps.format, auth, requirement, resource);
+      deps.audit.recordFailure(action, error.reason, subject, context, detail);
+    } else {
+      // A pass is counted; its detail is only built for a sink that records every use.
+      const detail = deps.audit.keepsEveryUse
+        ? checkDetail(deps.format, auth, requirement, resource)
+        : null;
+      deps.audit.recordUse(action, subject, context, detail);
+    }
   }
   // An authenticated request's answers all carry its rate-limit headers, refusals too.
   return error ? failure(error, auth.headers) : null;
+}
+
+/** What a check's audit record says: the scopes required and granted, and the resource asked for. */
+function checkDetail(
+  format: KeyFormat,
+  { principal }: Authentication,
+  requirement: ScopeRequirement,
+  resource: string | null | undefined,
+): Record<string, unknown> {
+  return {
+    required: requirement.scopes,
+    mode: requirement.mode,
+    granted: principal.scopes,
+    // The resource comes from the path: a key pasted there is cut here too.
+    ...(resource !== undefined
+      ? { resource: resource === null ? null : format.redact(resource) }
+      : {}),
+  };
 }

@@ -13,6 +13,8 @@ interface Entry<T> {
   record: T | null;
   freshUntil: number;
   staleUntil: number;
+  /** When it was last moved to the recent end, in moves (see `fresh`). */
+  movedAt: number;
 }
 
 /**
@@ -30,6 +32,8 @@ export class VerificationCache<T extends { readonly id: string }> {
   readonly #staleIfError: number;
   /** Bumped by every invalidation, so a store read that began before one is neither cached nor shared after it. */
   #generation = 0;
+  /** Entries moved to the recent end so far. */
+  #moves = 0;
 
   constructor(options: VerificationCacheOptions = {}) {
     this.#max = options.maxEntries ?? 10_000;
@@ -49,9 +53,15 @@ export class VerificationCache<T extends { readonly id: string }> {
   fresh(digest: string, nowMs: number): T | null | undefined {
     const entry = this.#entries.get(digest);
     if (entry === undefined || entry.freshUntil <= nowMs) return undefined;
-    // Most recently used last: the first entry is the one to evict.
-    this.#entries.delete(digest);
-    this.#entries.set(digest, entry);
+    // Most recently used last: the first entry is the one to evict. An entry moved to the end
+    // within the last half-capacity of moves is in the recent half already and stays put: a hit
+    // on a busy key costs one map lookup instead of three, for an order that is LRU to within
+    // half the capacity.
+    if (this.#moves - entry.movedAt >= this.#max / 2) {
+      entry.movedAt = ++this.#moves;
+      this.#entries.delete(digest);
+      this.#entries.set(digest, entry);
+    }
     return entry.record;
   }
 
@@ -94,6 +104,7 @@ export class VerificationCache<T extends { readonly id: string }> {
       record,
       freshUntil: nowMs + ttl,
       staleUntil: record ? nowMs + ttl + this.#staleIfError : nowMs + ttl,
+      movedAt: ++this.#moves,
     });
   }
 

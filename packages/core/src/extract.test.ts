@@ -312,4 +312,18 @@ describe('pathOf', () => {
   ])('pathOf(%j) = %j', (url, path) => {
     expect(pathOf(url)).toBe(path);
   });
+
+  it('reads a serialized URL’s path as the URL parser does, without parsing it', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('http://api.example.com', 'https://[::1]:8443', 'http://u:p@h.test'),
+        fc.string({ unit: 'binary', maxLength: 60 }),
+        (origin, rest) => {
+          const href = new URL(rest, `${origin}/base/`).href;
+          expect(pathOf(href)).toBe(new URL(href).pathname);
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
 });

@@ -39,13 +39,16 @@ export function validateSources(sources: readonly string[]): readonly KeySource[
   return sources as KeySource[];
 }
 
+const NONE: Extraction = { kind: 'none' };
+
 function invalidRequest(message: string, reason: string): Extraction {
   return { kind: 'error', error: new KeygateError('INVALID_REQUEST', { message, reason }) };
 }
 
 /** Reads the credential from the enabled sources, in order, refusing conflicts and unusable bytes. */
 export function extractKey(req: KeygateRequest, options: ExtractOptions): Extraction {
-  const found: Array<{ key: string; source: KeySource }> = [];
+  let found: { kind: 'key'; key: string; source: KeySource } | undefined;
+  let conflicting = false;
   for (const source of options.sources) {
     let value: string | null = null;
     if (source === 'authorization') {
@@ -83,17 +86,16 @@ export function extractKey(req: KeygateRequest, options: ExtractOptions): Extrac
     if (!PRINTABLE.test(value)) {
       return invalidRequest('The API key contains characters an API key cannot have', 'encoding');
     }
-    found.push({ key: value, source });
+    if (found === undefined) found = { kind: 'key', key: value, source };
+    else if (value !== found.key) conflicting = true;
   }
-  if (found.length === 0) return { kind: 'none' };
-  const first = found[0]!;
-  if (found.some((f) => f.key !== first.key)) {
+  if (conflicting) {
     return invalidRequest(
       'Different API keys were sent in more than one place',
       'conflicting_keys',
     );
   }
-  return { kind: 'key', key: first.key, source: first.source };
+  return found ?? NONE;
 }
 
 /**
@@ -115,14 +117,23 @@ function queryParams(url: string): URLSearchParams | null {
   return new URLSearchParams(url.slice(q + 1, hash === -1 ? undefined : hash));
 }
 
-/** The request path, without the query string, for restrictions and audit records. */
+/**
+ * The request path, without the query string, for restrictions and audit records. An absolute
+ * URL is read as a Fetch `Request#url` is written (serialized: normalised, its path starting at
+ * the first `/` after `scheme://`), without parsing it again on every request.
+ */
 export function pathOf(url: string): string {
   let path = url;
   if (!url.startsWith('/')) {
-    try {
-      path = new URL(url).pathname;
-    } catch {
-      path = '/';
+    const scheme = url.startsWith('https://') ? 8 : url.startsWith('http://') ? 7 : -1;
+    const start = scheme === -1 ? -1 : url.indexOf('/', scheme);
+    if (start !== -1) path = url.slice(start);
+    else {
+      try {
+        path = new URL(url).pathname;
+      } catch {
+        path = '/';
+      }
     }
   }
   const cut = path.search(/[?#]/);

@@ -58,13 +58,27 @@ export function resolveResource(
   template: string,
   param: (name: string) => string | undefined,
 ): string | null {
-  let missing = false;
-  const resource = template.replace(/\{(\w+)\}/g, (_, name: string) => {
-    const value = param(name);
-    if (value === undefined || value === '') missing = true;
-    return value ?? '';
-  });
-  return missing ? null : resource;
+  return compileResource(template)(param);
+}
+
+/**
+ * A resource template (`website:{websiteId}`) made ready once, when the route is declared: per
+ * request, its parts are joined with the route params; `null` when one is missing or empty.
+ */
+export function compileResource(
+  template: string,
+): (param: (name: string) => string | undefined) => string | null {
+  // Text and parameter names alternate: `website:{websiteId}` is ['website:', 'websiteId', ''].
+  const parts = template.split(/\{(\w+)\}/);
+  return (param) => {
+    let resource = parts[0]!;
+    for (let i = 1; i < parts.length; i += 2) {
+      const value = param(parts[i]!);
+      if (value === undefined || value === '') return null;
+      resource += value + parts[i + 1]!;
+    }
+    return resource;
+  };
 }
 
 export function hasResource(granted: readonly string[] | null, resource: string): boolean {

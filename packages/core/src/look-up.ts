@@ -57,9 +57,12 @@ export function knownKey(record: ApiKeyRecord, tiers: RateLimitTiers): KnownKey 
 /**
  * The look-up step: the key a secret belongs to, by its digest, from the cache or else the store;
  * with a pepper, also by its unpeppered digest while the store holds keys made before the pepper.
- * Rejects when the store cannot answer (and no stale entry can).
+ * A fresh cache entry answers at once, without a promise; the store's answer comes as one, which
+ * rejects when the store cannot answer (and no stale entry can).
  */
-export function createKeyLookup(deps: KeyLookupDeps): (secret: string) => Promise<KeyMatch> {
+export function createKeyLookup(
+  deps: KeyLookupDeps,
+): (secret: string) => KeyMatch | Promise<KeyMatch> {
   const { store, cache, hasher, tiers } = deps;
   const load = (digest: string): Promise<KnownKey | null> =>
     store.findByDigest(digest).then((record) => (record ? knownKey(record, tiers) : null));
@@ -79,13 +82,16 @@ export function createKeyLookup(deps: KeyLookupDeps): (secret: string) => Promis
     return legacyHeld;
   };
 
-  return async function lookUp(secret) {
-    const digest = hasher.digest(secret);
-    const hit = cache?.fresh(digest, Date.now());
-    if (hit) return { known: hit, digest };
+  const miss = async (secret: string, digest: string, hit: null | undefined) => {
     const known = hit === null ? null : await find(digest);
     if (known || !hasher.legacy || !(await storeHoldsLegacyKeys())) return { known, digest };
     const legacy = hasher.legacy.digest(secret);
     return { known: await find(legacy), digest: legacy };
+  };
+
+  return function lookUp(secret) {
+    const digest = hasher.digest(secret);
+    const hit = cache?.fresh(digest, Date.now());
+    return hit ? { known: hit, digest } : miss(secret, digest, hit);
   };
 }

@@ -3,6 +3,8 @@ import { KeygateError } from './errors.js';
 import { limitRequest } from './limit.js';
 import type { AuditContext, Decision, KeygateRequest } from './types.js';
 
+const VIA_SESSION = { via: 'session' };
+
 /**
  * A request that carries no key: the session the app's resolver finds for it (a browser signed
  * in), limited as a secret key is, or `AUTH_REQUIRED` when there is none.
@@ -26,7 +28,7 @@ export async function authenticateSession(
     pipeline.outage,
   );
   if (limited.error) return attempts.refuse(context, limited.error, subject, limited.headers);
-  pipeline.audit.recordUse('auth.succeeded', subject, context, () => ({ via: 'session' }));
+  pipeline.audit.recordUse('auth.succeeded', subject, context, VIA_SESSION);
   return {
     ok: true,
     principal: {

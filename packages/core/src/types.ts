@@ -22,7 +22,10 @@ export type KeyEnvironment = 'live' | 'test';
 /** The request as the core sees it; each adapter builds one in a few lines. */
 export interface KeygateRequest {
   method: string;
-  /** Path with optional query string (`/v1/x?api_key=...`), or an absolute URL. */
+  /**
+   * Path with optional query string (`/v1/x?api_key=...`), or an absolute URL as a Fetch
+   * `Request#url` has it (serialized, so normalised).
+   */
   url: string;
   headers: { get(name: string): string | null };
   /** Client IP as the framework resolved it (its proxy-trust setting applies). */

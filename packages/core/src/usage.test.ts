@@ -111,6 +111,30 @@ describe('usage counts', () => {
     expect(sink.batches).toHaveLength(2);
   });
 
+  it('a request’s checks count on its authentication’s row, or a new one once that row is written', async () => {
+    vi.useFakeTimers({ now: Date.parse('2026-01-01T10:00:30Z') });
+    const sink = new UsageSink();
+    const log = auditLog({ sinks: [sink] });
+    const request = ctx();
+    log.recordUse('auth.succeeded', KEY, request);
+    log.recordUse('scope.checked', KEY, request);
+    log.recordUse('auth.succeeded', KEY, ctx());
+    // The row is written (shutdown, or past maxUsageRows) before the request's next check.
+    await log.flush();
+    log.recordUse('resource.checked', KEY, request);
+    // Another key's check, on the same request, is no use of this key.
+    log.recordUse('scope.checked', OTHER, request);
+    await log.flush();
+    expect(
+      sink.rows.map((r) => [r.keyId, r.authenticated, r.scopeChecks, r.resourceChecks]),
+    ).toEqual([
+      ['key_1', 2, 1, 0],
+      ['key_1', 0, 0, 1],
+      ['key_2', 0, 1, 0],
+    ]);
+    expect(total(sink.rows)).toBe(5);
+  });
+
   it('a sink without writeUsage gets every success as an event; one with it, only the count', async () => {
     const usage = new UsageSink();
     const every: AuditEvent[] = [];
@@ -119,7 +143,7 @@ describe('usage counts', () => {
     });
     const log = auditLog({ sinks: [usage, lines] });
     log.recordUse('auth.succeeded', KEY, ctx());
-    log.recordUse('scope.checked', KEY, ctx(), () => ({ required: ['read:data'] }));
+    log.recordUse('scope.checked', KEY, ctx(), { required: ['read:data'] });
     log.record(failure());
     await log.flush();
     expect(every.map((e) => [e.action, e.outcome])).toEqual([
@@ -133,14 +157,17 @@ describe('usage counts', () => {
     expect(usage.rows).toMatchObject([{ authenticated: 1, scopeChecks: 1, resourceChecks: 0 }]);
   });
 
-  it('builds no event, nor its detail, when every sink keeps usage', async () => {
+  it('builds no event when every sink keeps usage, and says so (so no detail is built)', async () => {
     const sink = new UsageSink();
     const log = auditLog({ sinks: [sink] });
-    const detail = vi.fn(() => ({}));
-    log.recordUse('scope.checked', KEY, ctx(), detail);
+    expect(log.keepsEveryUse).toBe(false);
+    log.recordUse('scope.checked', KEY, ctx(), { required: ['read:data'] });
     await log.flush();
-    expect(detail).not.toHaveBeenCalled();
     expect(sink.events).toEqual([]);
+    expect(sink.rows).toMatchObject([{ scopeChecks: 1 }]);
+    expect(
+      auditLog({ sinks: [sink, new MemoryAuditSink(), { write: async () => {} }] }).keepsEveryUse,
+    ).toBe(true);
   });
 
   it('a failed batch is retried whole, with its id; uses counted meanwhile are neither lost nor doubled', async () => {

@@ -23,6 +23,22 @@ interface Tally {
   resourceChecks: number;
   firstSeen: number;
   lastSeen: number;
+  /** Taken out of the count to be written: a use that finds it so goes to a new row. */
+  sealed: boolean;
+}
+
+/** A request's audit context, with the row its first success was counted on (its checks go there too). */
+interface CountedContext extends AuditContext {
+  usageRow?: Tally;
+}
+
+/**
+ * A row's identity: its minute, its key and the request's client, method and path. An empty field
+ * is stored as null; NUL cannot occur in an HTTP method, path or header value, so the fields cannot
+ * run into each other.
+ */
+function rowKey(subject: UsageSubject, ctx: AuditContext, minute: number): string {
+  return `${minute}\0${subject.id}\0${subject.start ?? ''}\0${subject.ownerId ?? ''}\0${ctx.ip ?? ''}\0${ctx.method ?? ''}\0${ctx.path ?? ''}\0${ctx.userAgent ?? ''}`;
 }
 
 /** The field of a row that counts each action. */
@@ -60,6 +76,12 @@ export class UsageCounter {
   readonly #logger: Pick<Console, 'error'>;
   readonly #onDropped: (count: number) => void;
   #rows = new Map<string, Tally>();
+  /**
+   * Each subject's latest row: a key used again from the same client, method and path finds its
+   * row by the key's id (one short, already-hashed string) and four comparisons, without building
+   * the row's key.
+   */
+  readonly #latest = new Map<string, Tally>();
   /** Uses counted in `#rows`. */
   #counted = 0;
   /** The batch being written, or waiting to be retried after a failure. */
@@ -80,15 +102,22 @@ export class UsageCounter {
     return this.#counted + (this.#held?.uses ?? 0);
   }
 
-  count(action: UsageAction, subject: UsageSubject, ctx: AuditContext, now: number): void {
+  count(action: UsageAction, subject: UsageSubject, ctx: CountedContext, now: number): void {
     const minute = now - (now % MINUTE);
-    // An empty field is stored as null; NUL cannot occur in an HTTP method, path or header value,
-    // so the fields cannot run into each other.
-    const key = `${minute}\0${subject.id}\0${subject.start ?? ''}\0${subject.ownerId ?? ''}\0${ctx.ip ?? ''}\0${ctx.method ?? ''}\0${ctx.path ?? ''}\0${ctx.userAgent ?? ''}`;
-    const tally = this.#rows.get(key);
+    // A request's checks share its authentication's row: found again without building its key.
+    const counted = ctx.usageRow;
+    const tally =
+      counted !== undefined &&
+      !counted.sealed &&
+      counted.minute === minute &&
+      counted.keyId === subject.id
+        ? counted
+        : (this.#latestOf(subject, ctx, minute) ?? this.#rows.get(rowKey(subject, ctx, minute)));
     if (tally !== undefined) {
       tally[FIELD[action]]++;
       if (now > tally.lastSeen) tally.lastSeen = now;
+      ctx.usageRow = tally;
+      this.#latest.set(subject.id, tally);
     } else {
       if (!this.#admit()) return;
       const added: Tally = {
@@ -105,12 +134,30 @@ export class UsageCounter {
         resourceChecks: 0,
         firstSeen: now,
         lastSeen: now,
+        sealed: false,
       };
       added[FIELD[action]] = 1;
-      this.#rows.set(key, added);
+      this.#rows.set(rowKey(subject, ctx, minute), added);
+      ctx.usageRow = added;
+      this.#latest.set(subject.id, added);
     }
     this.#counted++;
     if (this.#timer === undefined) this.#scheduleAfterMinute(now);
+  }
+
+  #latestOf(subject: UsageSubject, ctx: AuditContext, minute: number): Tally | undefined {
+    const tally = this.#latest.get(subject.id);
+    return tally !== undefined &&
+      !tally.sealed &&
+      tally.minute === minute &&
+      tally.path === (ctx.path || null) &&
+      tally.ip === (ctx.ip || null) &&
+      tally.userAgent === (ctx.userAgent || null) &&
+      tally.method === (ctx.method || null) &&
+      tally.keyStart === (subject.start || null) &&
+      tally.ownerId === (subject.ownerId || null)
+      ? tally
+      : undefined;
   }
 
   /**
@@ -203,13 +250,27 @@ export class UsageCounter {
       }
       this.#counted -= uses;
     }
+    // Sealed rows are no one's latest any more; the map stays as small as the rows waiting.
+    this.#latest.clear();
     if (tallies.size === 0) return undefined;
-    const rows: UsageRow[] = Array.from(tallies.values(), (t) => ({
-      ...t,
-      minute: new Date(t.minute),
-      firstSeen: new Date(t.firstSeen),
-      lastSeen: new Date(t.lastSeen),
-    }));
+    const rows: UsageRow[] = Array.from(tallies.values(), (t) => {
+      t.sealed = true;
+      return {
+        minute: new Date(t.minute),
+        keyId: t.keyId,
+        keyStart: t.keyStart,
+        ownerId: t.ownerId,
+        ip: t.ip,
+        userAgent: t.userAgent,
+        method: t.method,
+        path: t.path,
+        authenticated: t.authenticated,
+        scopeChecks: t.scopeChecks,
+        resourceChecks: t.resourceChecks,
+        firstSeen: new Date(t.firstSeen),
+        lastSeen: new Date(t.lastSeen),
+      };
+    });
     return { batch: { id: randomUUID(), rows }, uses };
   }
 

@@ -61,9 +61,10 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
     // again on a Response the handler built itself.
     for (const name in headers) c.header(name, headers[name]);
     await next();
-    const [first] = Object.keys(headers);
-    if (first && !c.res.headers.has(first))
-      for (const name in headers) c.header(name, headers[name]);
+    for (const first in headers) {
+      if (!c.res.headers.has(first)) for (const name in headers) c.header(name, headers[name]);
+      break;
+    }
   };
 }
 
