@@ -70,6 +70,18 @@ export const CONTESTANTS: Contestant[] = [
     diagnostic: true,
   },
   {
+    id: 'keygate-hono-autopipeline',
+    label: 'diagnostic: keygate on hono, Postgres + Redis, ioredis auto-pipelining',
+    framework: 'hono',
+    kind: 'keygate',
+    server: 'keygate-hono',
+    baseline: 'bare-hono',
+    keys: 'keygate-postgres',
+    backends: 'postgres+redis',
+    env: { KEYGATE_BENCH_AUTOPIPELINE: 'on' },
+    diagnostic: true,
+  },
+  {
     id: 'better-auth',
     label: 'better-auth API-key plugin on hono, Postgres',
     framework: 'hono',

@@ -48,7 +48,8 @@ export interface BenchReport {
   manyKeys: Array<{ contestant: Contestant; keys: number; run: Omit<RoundResult, 'round'> }>;
   loadTool: LoadTool;
   lookup: LookupTiming[];
-  profile: ProfileSummary | null;
+  /** CPU profiles, each with what it is of (a contestant, warm or on the cold path). */
+  profiles: Array<{ title: string; summary: ProfileSummary }>;
   profileSeconds: number;
   /** Commands sent to Redis per request (scripts counted once), by contestant id. */
   redisRoundTrips: Record<string, number>;
@@ -457,11 +458,10 @@ export function renderReport(report: BenchReport, analysis: string | null): stri
     }
   }
 
-  if (report.profile) {
-    const p = report.profile;
+  for (const { title, summary: p } of report.profiles) {
     push(
       '',
-      '## Profile: keygate on Hono, Postgres + Redis',
+      `## Profile: ${title}`,
       '',
       `\`node --cpu-prof\` on the server during a ${report.profileSeconds} s measured run at ${s.connections} connections (samples from start-up, priming and warm-up left out); ${int(p.busyMs)} ms of non-idle samples. Frames are mapped back to their sources. ${pct(p.keygateInclusiveShare)} of the busy samples have a keygate frame on their synchronous stack (keygate and what it calls synchronously; replies handled after an \`await\`, such as ioredis parsing the limiter's answer, are outside it).`,
       '',

@@ -85,6 +85,11 @@ const postgresUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
 const output = resolve(repoRoot, process.env.BENCH_OUTPUT ?? 'BENCHMARKS.md');
 const only = process.env.BENCH_ONLY?.split(',').map((id) => id.trim());
+/** What to profile: contestant ids, `:cold` for the cold path (the many-keys traffic). */
+const profileTargets = (process.env.BENCH_PROFILE ?? 'keygate-hono,keygate-hono:cold')
+  .split(',')
+  .map((target) => target.trim())
+  .filter(Boolean);
 const contestants = CONTESTANTS.filter((c) => !only || only.includes(c.id));
 const loadTool: LoadTool =
   process.env.BENCH_LOAD === 'autocannon' ||
@@ -402,6 +407,7 @@ async function main(): Promise<void> {
   // The cold path under load, and memory with many distinct keys: more keys in traffic than
   // either verification cache holds, so nearly every request is a miss and a Postgres lookup.
   const manyKeysResults: BenchReport['manyKeys'] = [];
+  const manyKeysFiles = new Map<string, string>();
   if (manyKeys > 0) {
     const coldContestants = ['keygate-hono', 'hand-rolled-hono'].filter(wanted).map(byId);
     for (const contestant of coldContestants) {
@@ -420,6 +426,7 @@ async function main(): Promise<void> {
                 insertKeygateKeys(db, manyKeys, 'key_many_', join(work, 'keys', 'many')),
               ),
             );
+      manyKeysFiles.set(contestant.id, file);
       // More keys than the cache holds: priming could not warm it.
       const run = await measureRun(contestant, 'many-keys', file, settings.durationSeconds, {
         primeKeys: false,
@@ -429,31 +436,47 @@ async function main(): Promise<void> {
     }
   }
 
-  // CPU profile of the keygate server under the same load.
-  let profile: BenchReport['profile'] = null;
-  if (wanted('keygate-hono')) {
-    const profileDir = join(work, 'profiles');
-    const { server } = await launch(byId('keygate-hono'), 'profile', {
+  // CPU profiles under the same load: keygate on Hono (warm and cold path), or `BENCH_PROFILE`.
+  const profiles: BenchReport['profiles'] = [];
+  for (const target of profileTargets) {
+    const [id = '', workload] = target.split(':');
+    const cold = workload === 'cold';
+    const contestant = CONTESTANTS.find((c) => c.id === id);
+    const keysFile = contestant && (cold ? manyKeysFiles.get(id) : keysFileOf(contestant));
+    if (!contestant || !wanted(id) || (cold && !keysFile)) continue;
+    const profileDir = join(work, 'profiles', target.replace(':', '-'));
+    mkdirSync(profileDir, { recursive: true });
+    const { server } = await launch(contestant, `profile-${target.replace(':', '-')}`, {
       nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     });
     let window: { fromUs: number; toUs: number } | null = null;
+    let failed = 0;
     try {
       const load = await runLoad(
         built.load,
-        loadConfig(server, prepared.keysFiles['keygate-postgres'], PROFILE_SECONDS),
+        loadConfig(server, keysFile, PROFILE_SECONDS, !cold),
         pinning.load,
-        join(work, 'load', 'profile.json'),
+        join(work, 'load', `profile-${target.replace(':', '-')}.json`),
         server,
       );
       window = { fromUs: load.measuredFromUs, toUs: load.measuredToUs };
+      failed = load.non2xx + load.errors + load.timeouts;
     } finally {
       await server.stop();
     }
+    // A profile of refused requests would describe the refusals, not the path measured.
+    if (failed > 0) log(`profile of ${target}: ${failed} requests were not answered 2xx`);
     const written = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
     if (written) {
       const file = join(profileDir, written);
-      profile = summariseProfile(file, repoRoot, join(benchDir, '.build'), window);
-      log(`profiled: ${file}`);
+      const title = cold
+        ? `${contestant.label}, cold path (${manyKeys} keys cycling)`
+        : contestant.label;
+      profiles.push({
+        title,
+        summary: summariseProfile(file, repoRoot, join(benchDir, '.build'), window),
+      });
+      log(`profiled ${target}: ${file}`);
     }
   }
 
@@ -511,7 +534,7 @@ async function main(): Promise<void> {
     redisRoundTrips,
     loadTool,
     lookup,
-    profile,
+    profiles,
     profileSeconds: PROFILE_SECONDS,
   };
   await counters.close();

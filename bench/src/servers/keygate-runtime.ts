@@ -30,7 +30,11 @@ export async function openBenchKeygate(
     migrate: false,
   });
   const redis = redisUrl
-    ? createRedisBackends({ url: redisUrl, namespace: BENCH_REDIS_NAMESPACE })
+    ? createRedisBackends({
+        url: redisUrl,
+        namespace: BENCH_REDIS_NAMESPACE,
+        redisOptions: { enableAutoPipelining: env.KEYGATE_BENCH_AUTOPIPELINE === 'on' },
+      })
     : null;
   const keygate = createKeygate({
     store: database.store,
