@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { KeygateError } from './errors.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
@@ -5,6 +6,8 @@ import {
   handleManagementRequest,
   MAX_MANAGEMENT_BODY,
   type ManagementResponse,
+  pathBelowMount,
+  pathUnder,
 } from './management.js';
 import { MemoryKeyStore } from './memory-store.js';
 import type { Authentication, KeygateRequest, Principal } from './types.js';
@@ -439,6 +442,44 @@ describe('management input', () => {
     expect(await store.list({ limit: 100 })).toHaveLength(1);
   });
 
+  it('reads a stream body itself, stopping at the limit, and closes the connection then', async () => {
+    const { call, store } = await setup();
+    const created = await call('POST', '/', {
+      body: Readable.from([Buffer.from('{"name":"streamed",'), '"scopes":["read:data"]}']),
+    });
+    expect(created.status).toBe(201);
+    expect(data(created).name).toBe('streamed');
+
+    let read = 0;
+    const endless = Readable.from(
+      (function* () {
+        for (;;) {
+          read++;
+          yield Buffer.alloc(16 * 1024, 'x');
+        }
+      })(),
+    );
+    const tooLarge = await call('POST', '/', { body: endless });
+    expect(failure(tooLarge, 400, 'INVALID_REQUEST').error).toBe('the request body is too large');
+    expect(tooLarge.headers.Connection).toBe('close');
+    expect(read).toBeLessThanOrEqual(MAX_MANAGEMENT_BODY / (16 * 1024) + 2);
+
+    // A declared length over the limit is refused before a byte is read.
+    let touched = false;
+    const declared = await call('POST', '/', {
+      body: Readable.from(
+        (function* () {
+          touched = true;
+          yield '{}';
+        })(),
+      ),
+      headers: { 'content-length': String(MAX_MANAGEMENT_BODY + 1) },
+    });
+    failure(declared, 400, 'INVALID_REQUEST');
+    expect(touched).toBe(false);
+    expect(await store.list({ limit: 100 })).toHaveLength(2);
+  });
+
   it('validation messages reach the caller', async () => {
     const { call } = await setup();
     const body = failure(
@@ -783,5 +824,24 @@ describe('GET /me', () => {
     expect(
       failure(await call('GET', '/me', { as: undefined }), 401, 'AUTH_REQUIRED'),
     ).toBeDefined();
+  });
+});
+
+describe('mount paths', () => {
+  it('pathBelowMount cuts the mount’s segments from the path as sent, not decoded', () => {
+    expect(pathBelowMount('/v1/api-keys', '/v1/api-keys')).toBe('/');
+    expect(pathBelowMount('/v1/api-keys/key_1%2Frotate?x=1', '/v1/api-keys')).toBe(
+      '/key_1%2Frotate',
+    );
+    expect(pathBelowMount('https://api.example.com/admin/keys/key_1/usage', '/admin/keys/')).toBe(
+      '/key_1/usage',
+    );
+  });
+
+  it('pathUnder answers only the prefix and what is below it', () => {
+    expect(pathUnder('/v1/api-keys', '/v1/api-keys')).toBe('/');
+    expect(pathUnder('/v1/api-keys/key_1', '/v1/api-keys')).toBe('/key_1');
+    expect(pathUnder('/v1/api-keysmith', '/v1/api-keys')).toBeNull();
+    expect(pathUnder('/v1', '/v1/api-keys')).toBeNull();
   });
 });
