@@ -212,11 +212,17 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     tiers,
   });
 
-  if (cache) {
+  if (cache || limiter?.invalidate || limiter?.reset) {
     invalidation
       .subscribe(
-        (keyId) => cache.invalidateKey(keyId),
-        () => cache.clear(),
+        (keyId) => {
+          cache?.invalidateKey(keyId);
+          limiter?.invalidate?.(keyId);
+        },
+        () => {
+          cache?.clear();
+          limiter?.reset?.();
+        },
       )
       .catch((error: unknown) =>
         logger.warn('[keygate] cache invalidation subscription failed:', error),
