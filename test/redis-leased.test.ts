@@ -3,11 +3,19 @@
  * call, and all instances together never admit more than exact mode would. Simulated instances
  * are limiters on separate connections to the shared Redis, each under the test's own namespace.
  */
-import { MemoryRateLimiter, type RateLimitPolicy, type RateLimitResult } from '@keygate/core';
+import {
+  createKeygate,
+  type Keygate,
+  MemoryKeyStore,
+  MemoryRateLimiter,
+  type RateLimitPolicy,
+  type RateLimitResult,
+} from '@keygate/core';
 import {
   connectRedis,
   LeasedRedisRateLimiter,
   type LeasedRedisRateLimiterOptions,
+  RedisInvalidationBus,
 } from '@keygate/redis';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
@@ -291,6 +299,52 @@ describe('LeasedRedisRateLimiter across instances', () => {
     const { limiter: next } = await instance();
     const refilled = await next.consume(subject, policies);
     expect(refilled.policies[0]!.remaining).toBe(99);
+  });
+});
+
+describe('key changes', () => {
+  it('make every instance give back its lease of the key', async () => {
+    const store = new MemoryKeyStore();
+    // Leases that would otherwise be kept for a minute, unused or not.
+    const options = { idleMs: 60_000, leaseMs: 60_000 };
+    const instances = await Promise.all([instance(options), instance(options)]);
+    const gates: Keygate[] = instances.map(({ limiter, client }) =>
+      createKeygate({
+        store,
+        limiter,
+        invalidation: new RedisInvalidationBus({ client, namespace, logger: quietLogger }),
+        auditSinks: [],
+      }),
+    );
+    const { secret, key } = await gates[0]!.keys.create({
+      name: 'leased',
+      scopes: ['read:data'],
+      rateLimit: { burst: 10_000, perSecond: 0.001, daily: 1_000_000 },
+    });
+    const request = {
+      method: 'GET',
+      url: '/v1/data',
+      headers: new Headers({ 'x-api-key': secret }),
+      ip: '203.0.113.9',
+    };
+    for (const gate of gates) {
+      for (let i = 0; i < 3; i++) expect((await gate.authenticate(request)).ok).toBe(true);
+    }
+    // Both instances hold leases: Redis has charged the day more than the 6 requests.
+    const limiter = instances[0]!.limiter;
+    expect(await admin.hlen(limiter.leaseKeyOf(key.id))).toBe(2);
+    expect((await stored(limiter, key.id)).count).toBeGreaterThan(6);
+
+    await gates[0]!.keys.update(key.id, {
+      rateLimit: { burst: 50, perSecond: 0.001, daily: 1_000_000 },
+    });
+    await waitFor('both instances to give back their leases', async () => {
+      const now = await stored(limiter, key.id);
+      return now.count === 6;
+    });
+    const lowered = await gates[1]!.authenticate(request);
+    expect(lowered.headers['X-RateLimit-Limit']).toBe('50');
+    for (const gate of gates) await gate.close();
   });
 });
 
