@@ -17,7 +17,10 @@ import {
 } from './rate-limiter.js';
 
 export interface LeasedRedisRateLimiterOptions extends RedisRateLimiterOptions {
-  /** Longest an instance spends one lease before asking Redis again, in ms. Default 10,000. */
+  /**
+   * Longest an instance spends one lease before asking Redis again, in ms: a busy key costs an
+   * instance one Redis call per lease. Default 20,000.
+   */
   leaseMs?: number;
   /** A lease unused this long goes back to Redis, so other instances can have its tokens, in ms. Default 1,000. */
   idleMs?: number;
@@ -111,7 +114,7 @@ export class LeasedRedisRateLimiter implements RateLimiter {
 
   constructor(options: LeasedRedisRateLimiterOptions) {
     this.#backend = limiterBackend(options, 'LeasedRedisRateLimiter');
-    const { leaseMs = 10_000, idleMs = 1_000, maxLeaseShare = 1 / 32 } = options;
+    const { leaseMs = 20_000, idleMs = 1_000, maxLeaseShare = 1 / 32 } = options;
     requirePositive('leaseMs', leaseMs);
     requirePositive('idleMs', idleMs);
     if (!(maxLeaseShare > 0 && maxLeaseShare <= 1)) {
@@ -234,10 +237,12 @@ export class LeasedRedisRateLimiter implements RateLimiter {
       state.lease = null;
     }
     const settling = state.unsettled;
-    // What this instance used over a lease's length at its last rate, and every request waiting.
+    // Twice what this instance would use over a lease's length at its last rate, so the lease
+    // lasts its length even if traffic grows (the rest comes back with the next call), and at
+    // least a token for every request waiting.
     const ask =
       purpose === 'lease'
-        ? Math.max(state.waiting, Math.ceil((state.rate * this.#leaseMs) / 1000), 1)
+        ? Math.max(state.waiting, Math.ceil((2 * state.rate * this.#leaseMs) / 1000), 1)
         : 0;
     const seq = ++this.#seq;
     const leaseKey = this.leaseKeyOf(subject);
