@@ -200,6 +200,20 @@ describe('LeasedRedisRateLimiter on one instance', () => {
     expect(await stored(limiter, subject)).toEqual({ tokens: 9_995, count: 5, leases: 0 });
   });
 
+  it('forgets a key whose lease it spent once idle, and never gets that lease back', async () => {
+    const { limiter } = await instance({ idleMs: 100, maxLeaseShare: 1 });
+    const policies = [bucket(10), daily(1_000)];
+    const subject = uniqueName('key');
+    // One token, then the other nine in one lease, all spent.
+    expect(admitted(await sequence(limiter, subject, policies, 10))).toBe(10);
+    expect((await stored(limiter, subject)).leases).toBe(1);
+    // Forgotten after 100 ms idle; the spent lease stays on record for Redis to reclaim.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(admitted(await sequence(limiter, subject, policies, 5))).toBe(0);
+    await limiter.close();
+    expect(await stored(limiter, subject)).toEqual({ tokens: 0, count: 10, leases: 0 });
+  });
+
   it('asks again when a key’s policies change', async () => {
     const { limiter } = await instance();
     const subject = uniqueName('key');

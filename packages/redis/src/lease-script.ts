@@ -6,8 +6,8 @@
  * `<seq> <granted> <expires µs> <window of policy 1> ... <window of policy n>`. KEYS[2..n+1] are
  * the policies' hashes, stored as by `RATE_LIMIT_SCRIPT` (so a bucket reads the same in both).
  *
- * ARGV: the instance id; the sequence number of the lease it gives back (0: none) and that
- * lease's unspent tokens; the sequence number of the lease it asks for; how many tokens it asks
+ * ARGV: the instance id; the sequence number of the lease it gives back (or, holding none, the
+ * highest number it has forgotten) and that lease's unspent tokens; the sequence number of the lease it asks for; how many tokens it asks
  * for (0: only give back); the longest lease in ms; how long past its end Redis keeps a lease
  * before reclaiming it, in ms; the largest share of what the subject has left one lease may
  * take; then three values per policy, as for `RATE_LIMIT_SCRIPT`.
@@ -20,7 +20,8 @@
  * - A lease whose expiry has passed is reclaimed as spent (its instance may have died);
  *   instances stop spending a lease before Redis reclaims it.
  * - The given-back lease is found by its sequence number: the same number returns its unspent
- *   tokens; a higher one is a lease whose reply the instance never received, returned whole.
+ *   tokens; a higher one is a lease whose reply the instance never received, returned whole; a
+ *   lower one was spent.
  *
  * Reply: tokens granted, the Redis time in µs, the lease's lifetime in ms (0 when nothing was
  * granted), then per policy what it had before the grant (after the give-back) and its window

@@ -74,6 +74,11 @@ type Outcome =
   | { kind: 'failed'; error: unknown };
 
 interface SubjectLeases {
+  /**
+   * The instance's last lease number when this record was made: a lease of the subject on record
+   * in Redis with this number or lower was received by an earlier record (and is spent).
+   */
+  baseSeq: number;
   lease: Lease | null;
   unsettled: Unsettled | null;
   /** The one call to Redis in flight for this subject: concurrent requests share it. */
@@ -149,7 +154,14 @@ export class LeasedRedisRateLimiter implements RateLimiter {
     if (policies.length === 0) return { allowed: true, policies: [] };
     let state = this.#subjects.get(subject);
     if (!state) {
-      state = { lease: null, unsettled: null, call: null, waiting: 0, rate: 0 };
+      state = {
+        baseSeq: this.#seq,
+        lease: null,
+        unsettled: null,
+        call: null,
+        waiting: 0,
+        rate: 0,
+      };
       this.#subjects.set(subject, state);
     }
     for (;;) {
@@ -249,7 +261,7 @@ export class LeasedRedisRateLimiter implements RateLimiter {
     const keys = [leaseKey, ...policies.map((p) => this.keyOf(subject, p.name))];
     const args = [
       this.#instance,
-      String(settling?.seq ?? 0),
+      String(settling?.seq ?? state.baseSeq),
       String(settling?.unspent ?? 0),
       String(seq),
       String(ask),
@@ -304,7 +316,11 @@ export class LeasedRedisRateLimiter implements RateLimiter {
     return { kind: 'rejected', result: settlePolicies(snapshots, false, redisMs) };
   }
 
-  /** Gives back leases unused for `idleMs`; forgets subjects once Redis has reclaimed what they held. */
+  /**
+   * Gives back leases unused for `idleMs` and forgets subjects with nothing left to settle: a
+   * spent lease is left for Redis to reclaim (or for the subject's next lease to settle), rather
+   * than spending a call on it.
+   */
   #sweep(): void {
     const now = performance.now();
     for (const [subject, state] of this.#subjects) {
@@ -313,8 +329,7 @@ export class LeasedRedisRateLimiter implements RateLimiter {
       if (lease) {
         if (now - lease.lastUsed < this.#idleMs) continue;
         if (lease.tokens >= 1) this.#giveBack(subject, state);
-        // A spent lease is left for Redis to reclaim, rather than spending a call on it.
-        else if (now >= lease.reclaimedBy) this.#subjects.delete(subject);
+        else this.#subjects.delete(subject);
       } else if (state.unsettled) {
         if (now >= state.unsettled.reclaimedBy) this.#subjects.delete(subject);
         else this.#giveBack(subject, state);
