@@ -1,5 +1,5 @@
 import { type InvalidationBus, KeygateConfigError } from '@keygate/core';
-import { Cluster } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import {
   describeError,
   isReady,
@@ -155,8 +155,13 @@ function duplicateForSubscribing(client: RedisClient): RedisClient {
     // No request waits on this connection, so a slow SUBSCRIBE need not cost a reconnect.
     commandTimeout: 2_000,
   };
-  if (client instanceof Cluster) {
+  if (isCluster(client)) {
     return client.duplicate([], { redisOptions: { ...client.options.redisOptions, ...overrides } });
   }
   return client.duplicate(overrides);
+}
+
+/** ioredis's own flag rather than `instanceof`: the app's client may come from another copy of ioredis. */
+function isCluster(client: RedisClient): client is Cluster {
+  return client.isCluster;
 }
