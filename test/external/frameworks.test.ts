@@ -1,0 +1,175 @@
+/**
+ * SPEC §9 for each framework line keygate supports: the packed adapter installed with npm into a
+ * fresh project, used from CommonJS JavaScript, ESM JavaScript and TypeScript (checked with
+ * `nodenext` and `bundler` resolution, skipLibCheck off, then compiled and run), on every Node.js
+ * line, each app answering real HTTP requests.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import path from 'node:path';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { cleanEnv, createProject, TSCONFIGS, typeCheck } from './support.js';
+
+const { dir, tarballs, nodes } = inject('external');
+
+interface Framework {
+  name: string;
+  /** Folder of `apps/` with its app in four forms. */
+  fixtures: 'express' | 'koa' | 'hono';
+  adapter: '@keygate/express' | '@keygate/koa' | '@keygate/hono';
+  /** What a user of that line has installed. */
+  specs: string[];
+}
+
+const FRAMEWORKS: Framework[] = [
+  {
+    name: 'Express 4',
+    fixtures: 'express',
+    adapter: '@keygate/express',
+    specs: ['express@4', '@types/express@4'],
+  },
+  {
+    name: 'Express 5',
+    fixtures: 'express',
+    adapter: '@keygate/express',
+    specs: ['express@5', '@types/express@5'],
+  },
+  { name: 'Koa 2', fixtures: 'koa', adapter: '@keygate/koa', specs: ['koa@2', '@types/koa@2'] },
+  { name: 'Koa 3', fixtures: 'koa', adapter: '@keygate/koa', specs: ['koa@3', '@types/koa@3'] },
+  {
+    name: 'Hono 4',
+    fixtures: 'hono',
+    adapter: '@keygate/hono',
+    specs: ['hono@4', '@hono/node-server@1'],
+  },
+];
+
+/** Each app: JavaScript as written, and TypeScript as `tsc` compiled it (nodenext, into `build/`), after its check. */
+const APPS = ['app.cjs', 'app.mjs', 'build/app.cjs', 'build/app.mjs'];
+
+// One install per framework line, all started at once; each line's tests wait for their own.
+const projects = new Map(
+  FRAMEWORKS.map((framework) => {
+    const project = createProject(
+      path.join(dir, framework.name.toLowerCase().replace(' ', '')),
+      framework.fixtures,
+      [
+        tarballs['@keygate/core']!,
+        tarballs[framework.adapter]!,
+        ...framework.specs,
+        '@types/node@20',
+      ],
+    );
+    // Reported by the tests that await it, not as an unhandled rejection.
+    project.catch(() => {});
+    return [framework.name, project];
+  }),
+);
+
+interface Started {
+  port: number;
+  keyId: string;
+  /** A key with `read:data`. */
+  secret: string;
+  /** A key without it. */
+  other: string;
+}
+
+/** The app's first stdout line (where it listens, and its keys), or its output if it died first. */
+function started(child: ChildProcessWithoutNullStreams): Promise<Started> {
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail('did not start within 60 s'), 60_000);
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      reject(new Error(`${why}\nstdout: ${stdout}\nstderr: ${stderr}`));
+    };
+    child.once('exit', (code) => fail(`exited with code ${code}`));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const line = stdout.indexOf('\n');
+      if (line === -1) return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      resolve(JSON.parse(stdout.slice(0, line)) as Started);
+    });
+  });
+}
+
+function exited(child: ChildProcessWithoutNullStreams): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+/** Starts `script` on `node`, makes the requests a user would, and asks it to stop. */
+async function checkApp(node: string, project: string, script: string): Promise<void> {
+  const child = spawn(node, [script], { cwd: project, env: cleanEnv() });
+  let code: number | null;
+  try {
+    const app = await started(child);
+    const url = `http://127.0.0.1:${app.port}/v1/data`;
+
+    const anonymous = await fetch(url);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toBe('Bearer realm="api"');
+    expect(await anonymous.json()).toEqual({
+      success: false,
+      error: 'Authentication required',
+      code: 'AUTH_REQUIRED',
+    });
+
+    const allowed = await fetch(url, { headers: { authorization: `Bearer ${app.secret}` } });
+    expect(allowed.status).toBe(200);
+    // The handler read the key from the framework's context: `req.apiKey`, `ctx.state.apiKey`, `c.get('apiKey')`.
+    expect(await allowed.json()).toEqual({
+      success: true,
+      data: { keyId: app.keyId, scopes: ['read:data'] },
+    });
+    expect(allowed.headers.get('x-ratelimit-limit')).toBe('10000');
+    expect(allowed.headers.get('x-ratelimit-remaining')).toBe('9999');
+    expect(Number(allowed.headers.get('x-ratelimit-reset'))).toBeGreaterThan(Date.now() / 1000);
+
+    const denied = await fetch(url, { headers: { 'x-api-key': app.other } });
+    expect(denied.status).toBe(403);
+    expect(denied.headers.get('www-authenticate')).toBe(
+      'Bearer realm="api", error="insufficient_scope", scope="read:data"',
+    );
+    expect(await denied.json()).toMatchObject({ success: false, code: 'INSUFFICIENT_SCOPE' });
+  } finally {
+    // Closing stdin is the app's signal to close its server and keygate, then exit on its own.
+    child.stdin.end();
+    code = await exited(child);
+  }
+  expect(code, 'the app exits by itself once closed').toBe(0);
+}
+
+describe.each(FRAMEWORKS)('$name', (framework) => {
+  let project: string;
+  beforeAll(async () => {
+    project = await projects.get(framework.name)!;
+  });
+
+  it.each(Object.entries(TSCONFIGS))(
+    'TypeScript, %s: no error with skipLibCheck off',
+    async (_, config) => {
+      const result = await typeCheck(project, config);
+      expect(result.stdout + result.stderr).toBe('');
+      expect(result.code).toBe(0);
+    },
+  );
+
+  describe.each(nodes)('on Node $major', (node) => {
+    it.each(APPS)('%s answers 401 without a key, 200 with one, 403 without the scope', (script) =>
+      checkApp(node.path, project, script),
+    );
+  });
+});

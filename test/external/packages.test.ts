@@ -1,0 +1,28 @@
+/**
+ * SPEC §9: each packed tarball, exactly as it would be published, passes publint (package.json
+ * against the files it ships) and Are the Types Wrong (types for `require` and `import` under
+ * every TypeScript resolution mode).
+ */
+import path from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { ROOT, run } from './support.js';
+
+const { tarballs } = inject('external');
+const bin = (name: string) => path.join(ROOT, 'node_modules/.bin', name);
+
+describe.each(Object.keys(tarballs).sort())('%s', (name) => {
+  const tarball = tarballs[name]!;
+
+  it('publint finds nothing to report, not even a suggestion', async () => {
+    const result = await run(bin('publint'), ['run', tarball, '--strict'], { cwd: ROOT });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).not.toMatch(/Suggestions|Warnings|Errors/);
+    expect(result.code).toBe(0);
+  });
+
+  it('attw finds no problem in any resolution mode', async () => {
+    const result = await run(bin('attw'), [tarball, '--format', 'ascii'], { cwd: ROOT });
+    expect(result.stdout).toContain('No problems found');
+    expect(result.code).toBe(0);
+  });
+});
