@@ -92,6 +92,17 @@ export const CONTESTANTS: Contestant[] = [
     backends: 'postgres',
   },
   {
+    id: 'hand-rolled-hono',
+    label:
+      'hand-rolled hono (lru-cache, Postgres lookup on a miss, rate-limiter-flexible on Redis)',
+    framework: 'hono',
+    kind: 'peer',
+    server: 'hand-rolled-hono',
+    baseline: 'bare-hono',
+    keys: 'hand-rolled',
+    backends: 'postgres+redis',
+  },
+  {
     id: 'hand-rolled',
     label: 'hand-rolled express (express-rate-limit + Redis, Postgres lookup)',
     framework: 'express',

@@ -10,8 +10,9 @@
  *   BENCH_POSTGRES_URL  server to create the bench databases on (postgres://postgres@127.0.0.1:5432/postgres)
  *   BENCH_REDIS_URL     Redis for the limiters (redis://127.0.0.1:6379/15; only bench prefixes are touched)
  *   BENCH_OUTPUT        report path (BENCHMARKS.md at the repo root)
+ *   BENCH_LOAD          load generator: wrk (the default when installed) or autocannon
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -19,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { connectPostgres, type KeyDatabase, openKeyDatabase } from '@keygate/postgres';
 import { bundle } from './build.js';
 import { CONTESTANTS, type Contestant } from './contestants.js';
-import type { LoadConfig } from './load.js';
+import type { LoadConfig, LoadTool } from './load.js';
 import {
   detectPinning,
   percentile,
@@ -42,11 +43,14 @@ import {
   dropDatabase,
   insertKeygateKeys,
   lookupScaling,
+  openBackendCounters,
   provisionBetterAuth,
   provisionHandRolled,
   recreateDatabase,
+  redisRoundTripsPerRequest,
   serviceVersions,
 } from './setup.js';
+import { writeWrkScript } from './wrk-script.js';
 
 const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const repoRoot = resolve(benchDir, '..');
@@ -82,6 +86,11 @@ const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/15';
 const output = resolve(repoRoot, process.env.BENCH_OUTPUT ?? 'BENCHMARKS.md');
 const only = process.env.BENCH_ONLY?.split(',').map((id) => id.trim());
 const contestants = CONTESTANTS.filter((c) => !only || only.includes(c.id));
+const loadTool: LoadTool =
+  process.env.BENCH_LOAD === 'autocannon' ||
+  spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status !== 0
+    ? 'autocannon'
+    : 'wrk';
 
 const started = Date.now();
 const log = (message: string) =>
@@ -187,6 +196,16 @@ function countLogLines(file: string): number {
   return readLines(file).filter((line) => !line.startsWith('READY ')).length;
 }
 
+function describeRun(run: Omit<RoundResult, 'round'>): string {
+  const problems = run.non2xx + run.errors + run.timeouts;
+  return (
+    `${Math.round(run.requestsPerSecond)} req/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ` +
+    `${run.cpuUsPerRequest.toFixed(0)} µs CPU/req, ${run.peakRssMb.toFixed(0)} MB, ` +
+    `${run.redisExecutedPerRequest.toFixed(3)} Redis cmds run/req, ${run.postgresRowsPerRequest.toFixed(4)} PG rows/req` +
+    (problems > 0 ? `, ${run.non2xx} non-2xx, ${run.errors} errors, ${run.timeouts} timeouts` : '')
+  );
+}
+
 async function main(): Promise<void> {
   rmSync(work, { recursive: true, force: true });
   for (const dir of ['logs', 'load', 'profiles']) mkdirSync(join(work, dir), { recursive: true });
@@ -208,6 +227,9 @@ async function main(): Promise<void> {
   };
 
   let runs = 0;
+  const wrkScript = writeWrkScript(join(work, 'keys.lua'));
+  const counters = await openBackendCounters(prepared.url, redisUrl);
+
   async function launch(
     contestant: Contestant,
     tag: string,
@@ -238,11 +260,53 @@ async function main(): Promise<void> {
       durationSeconds: seconds,
       keysFile,
       primeKeys,
+      tool: loadTool,
+      wrkScript,
     };
   }
 
   const keysFileOf = (c: Contestant) =>
     c.keys === 'none' ? undefined : prepared.keysFiles[c.keys];
+
+  /**
+   * One server under load, from start to stop: throughput, latency and CPU of the measured run,
+   * and the Redis commands and Postgres rows the server caused over its whole life (priming,
+   * warm-up, measured run and the flush on shutdown) per request it was sent.
+   */
+  async function measureRun(
+    contestant: Contestant,
+    tag: string,
+    keysFile: string | undefined,
+    seconds: number,
+    options: { primeKeys?: boolean; nodeArgs?: string[] } = {},
+  ): Promise<Omit<RoundResult, 'round'>> {
+    const before = await counters.read();
+    const { server, logFile } = await launch(contestant, tag, { nodeArgs: options.nodeArgs });
+    try {
+      const load = await runLoad(
+        built.load,
+        loadConfig(server, keysFile, seconds, options.primeKeys),
+        pinning.load,
+        join(work, 'load', `${++runs}.json`),
+        server,
+      );
+      const peakRssMb = server.peakRssMb();
+      await server.stop();
+      const after = await counters.settled();
+      return {
+        ...load,
+        peakRssMb,
+        serverLogLines: countLogLines(logFile),
+        redisExecutedPerRequest: (after.redisCommands - before.redisCommands) / load.requestsSent,
+        postgresRowsPerRequest:
+          contestant.backends === 'postgres+redis' || contestant.backends === 'postgres'
+            ? (after.postgresRowsWritten - before.postgresRowsWritten) / load.requestsSent
+            : Number.NaN,
+      };
+    } finally {
+      await server.stop();
+    }
+  }
 
   // Throughput: every contestant once per round, the order rotated each round.
   const results: ContestantResult[] = contestants.map((contestant) => ({ contestant, rounds: [] }));
@@ -251,34 +315,38 @@ async function main(): Promise<void> {
     const order = [...results.slice(shift), ...results.slice(0, shift)];
     for (const result of order) {
       const { contestant } = result;
-      const { server, logFile } = await launch(contestant, `round${round}`);
+      const sample = await measureRun(
+        contestant,
+        `round${round}`,
+        keysFileOf(contestant),
+        settings.durationSeconds,
+      );
+      result.rounds.push({ ...sample, round });
+      log(`round ${round} ${contestant.id}: ${describeRun(sample)}`);
+    }
+  }
+
+  // Round trips to Redis, counted with MONITOR in a run of their own (it slows Redis down).
+  const redisRoundTrips: Record<string, number> = {};
+  for (const contestant of contestants.filter((c) => c.backends === 'postgres+redis')) {
+    redisRoundTrips[contestant.id] = await redisRoundTripsPerRequest(redisUrl, async () => {
+      const { server } = await launch(contestant, 'redis-count');
       try {
+        const config = { ...loadConfig(server, keysFileOf(contestant), 2), warmupSeconds: 0 };
         const load = await runLoad(
           built.load,
-          loadConfig(server, keysFileOf(contestant), settings.durationSeconds),
+          config,
           pinning.load,
           join(work, 'load', `${++runs}.json`),
           server,
         );
-        const peakRssMb = server.peakRssMb();
         await server.stop();
-        const sample: RoundResult = {
-          ...load,
-          round,
-          peakRssMb,
-          serverLogLines: countLogLines(logFile),
-        };
-        result.rounds.push(sample);
-        log(
-          `round ${round} ${contestant.id}: ${Math.round(load.requestsPerSecond)} req/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(2)} ms, ${load.cpuUsPerRequest.toFixed(0)} µs CPU/req, ${peakRssMb.toFixed(0)} MB` +
-            (load.non2xx + load.errors > 0
-              ? `, ${load.non2xx} non-2xx, ${load.errors} errors`
-              : ''),
-        );
+        return load.requestsSent;
       } finally {
         await server.stop();
       }
-    }
+    });
+    log(`${contestant.id}: ${redisRoundTrips[contestant.id]!.toFixed(3)} Redis round trips/req`);
   }
 
   const byId = (id: string) => CONTESTANTS.find((c) => c.id === id)!;
@@ -331,37 +399,33 @@ async function main(): Promise<void> {
     );
   }
 
-  // Memory with many distinct keys: the verification cache must stay bounded.
-  let manyKeysResult: BenchReport['manyKeys'] = null;
-  if (wanted('keygate-hono') && manyKeys > 0) {
-    const file = await timed(`inserted ${manyKeys} more keys`, () =>
-      withDatabase(connectPostgres({ url: prepared.url }), (db) =>
-        insertKeygateKeys(db, manyKeys, 'key_many_', join(work, 'keys', 'many')),
-      ),
-    );
-    const { server } = await launch(byId('keygate-hono'), 'many-keys');
-    try {
-      const load = await runLoad(
-        built.load,
-        // More keys than the cache holds: priming could not warm it.
-        loadConfig(server, file, settings.durationSeconds, false),
-        pinning.load,
-        join(work, 'load', 'many-keys.json'),
-        server,
-      );
-      manyKeysResult = {
-        keys: manyKeys,
-        requestsPerSecond: load.requestsPerSecond,
-        cpuUsPerRequest: load.cpuUsPerRequest,
-        p99: load.p99,
-        peakRssMb: server.peakRssMb(),
-        non2xx: load.non2xx + load.errors + load.timeouts,
-      };
-      log(
-        `${manyKeys} keys: ${Math.round(load.requestsPerSecond)} req/s, peak RSS ${manyKeysResult.peakRssMb.toFixed(0)} MB`,
-      );
-    } finally {
-      await server.stop();
+  // The cold path under load, and memory with many distinct keys: more keys in traffic than
+  // either verification cache holds, so nearly every request is a miss and a Postgres lookup.
+  const manyKeysResults: BenchReport['manyKeys'] = [];
+  if (manyKeys > 0) {
+    const coldContestants = ['keygate-hono', 'hand-rolled-hono'].filter(wanted).map(byId);
+    for (const contestant of coldContestants) {
+      const file =
+        contestant.keys === 'hand-rolled'
+          ? await timed(`hand-rolled: inserted ${manyKeys} more keys`, () =>
+              provisionHandRolled(
+                prepared.url,
+                manyKeys,
+                join(work, 'keys', 'many-hr'),
+                'hr_many_',
+              ),
+            )
+          : await timed(`keygate: inserted ${manyKeys} more keys`, () =>
+              withDatabase(connectPostgres({ url: prepared.url }), (db) =>
+                insertKeygateKeys(db, manyKeys, 'key_many_', join(work, 'keys', 'many')),
+              ),
+            );
+      // More keys than the cache holds: priming could not warm it.
+      const run = await measureRun(contestant, 'many-keys', file, settings.durationSeconds, {
+        primeKeys: false,
+      });
+      manyKeysResults.push({ contestant, keys: manyKeys, run });
+      log(`${contestant.id}, ${manyKeys} keys: ${describeRun(run)}`);
     }
   }
 
@@ -432,6 +496,8 @@ async function main(): Promise<void> {
         '@better-auth/api-key',
         'express-rate-limit',
         'rate-limit-redis',
+        'rate-limiter-flexible',
+        'lru-cache',
         'postgres',
         'pg',
         'ioredis',
@@ -441,11 +507,14 @@ async function main(): Promise<void> {
     settings,
     results,
     sequential,
-    manyKeys: manyKeysResult,
+    manyKeys: manyKeysResults,
+    redisRoundTrips,
+    loadTool,
     lookup,
     profile,
     profileSeconds: PROFILE_SECONDS,
   };
+  await counters.close();
   const previous = existsSync(output) ? readFileSync(output, 'utf8') : '';
   writeFileSync(output, renderReport(report, analysisOf(previous)));
   log(`wrote ${output}`);

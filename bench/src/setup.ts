@@ -9,6 +9,7 @@ import postgres from 'postgres';
 import { createBenchAuth, readPermission } from './peers/better-auth.js';
 import {
   HAND_ROLLED_REDIS_PREFIX,
+  HAND_ROLLED_RLF_PREFIX,
   HAND_ROLLED_SCHEMA,
   HAND_ROLLED_TABLE,
 } from './peers/hand-rolled.js';
@@ -72,7 +73,11 @@ export async function clearBenchRedis(redisUrl: string): Promise<number> {
   const redis = new Redis(redisUrl);
   let deleted = 0;
   try {
-    for (const pattern of [`${BENCH_REDIS_NAMESPACE}:*`, `${HAND_ROLLED_REDIS_PREFIX}*`]) {
+    for (const pattern of [
+      `${BENCH_REDIS_NAMESPACE}:*`,
+      `${HAND_ROLLED_REDIS_PREFIX}*`,
+      `${HAND_ROLLED_RLF_PREFIX}:*`,
+    ]) {
       let cursor = '0';
       do {
         const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
@@ -127,6 +132,7 @@ export async function provisionHandRolled(
   url: string,
   count: number,
   keysFile: string,
+  idPrefix = 'hr_',
 ): Promise<string> {
   const format = createKeyFormat();
   const hasher = createKeyHasher();
@@ -136,7 +142,7 @@ export async function provisionHandRolled(
     const secrets = Array.from({ length: count }, () => format.generate('secret', 'live').secret);
     await client`
       insert into ${client(HAND_ROLLED_TABLE)} (id, digest, owner_id, scopes, resources)
-      select 'hr_' || n, digest, 'org_default', ${KEY_SCOPES}::text[], ${KEY_RESOURCES}::text[]
+      select ${idPrefix} || n, digest, 'org_default', ${KEY_SCOPES}::text[], ${KEY_RESOURCES}::text[]
       from unnest(${secrets.map((s) => hasher.digest(s))}::text[]) with ordinality as t(digest, n)`;
     return writeKeys(keysFile, secrets);
   } finally {
@@ -233,4 +239,83 @@ export async function lookupScaling(
     await database.close();
   }
   return timings;
+}
+
+export interface BackendCounters {
+  /** Commands Redis has run, those a script runs included (all clients, but our own `INFO`). */
+  redisCommands: number;
+  /** Rows inserted, updated or deleted in the bench database's tables. */
+  postgresRowsWritten: number;
+}
+
+/**
+ * Reads Redis's `INFO commandstats` and Postgres's `pg_stat_user_tables` of the bench database,
+ * so a run can report what each request cost the shared backends.
+ */
+export async function openBackendCounters(
+  pgUrl: string,
+  redisUrl: string,
+): Promise<{
+  read(): Promise<BackendCounters>;
+  /** Reads once the counters of a server that just stopped are in (Postgres publishes a closed session's counts at its exit). */
+  settled(): Promise<BackendCounters>;
+  close(): Promise<void>;
+}> {
+  const client = postgres(pgUrl, { max: 1, onnotice: () => {} });
+  const redis = new Redis(redisUrl);
+  const read = async (): Promise<BackendCounters> => {
+    const [row] = await client<[{ written: string }]>`
+      select coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::text as written
+      from pg_stat_user_tables`;
+    let redisCommands = 0;
+    for (const line of (await redis.info('commandstats')).split('\n')) {
+      const match = /^cmdstat_([^:]+):calls=(\d+)/.exec(line);
+      if (match && match[1] !== 'info') redisCommands += Number(match[2]);
+    }
+    return { redisCommands, postgresRowsWritten: Number(row.written) };
+  };
+  return {
+    read,
+    async settled() {
+      let last = await read();
+      // Until two reads half a second apart agree.
+      for (let i = 0; i < 10; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const now = await read();
+        if (now.postgresRowsWritten === last.postgresRowsWritten) return now;
+        last = now;
+      }
+      return last;
+    },
+    async close() {
+      await client.end({ timeout: 5 });
+      redis.disconnect();
+    },
+  };
+}
+
+/**
+ * Commands clients sent to Redis database `db` while `during` ran, per request it reports: what
+ * `MONITOR` shows, leaving out the commands scripts run (source `lua`). `INFO commandstats`
+ * counts those too, so it cannot tell one round trip running a script from several.
+ */
+export async function redisRoundTripsPerRequest(
+  redisUrl: string,
+  during: () => Promise<number>,
+): Promise<number> {
+  const db = new URL(redisUrl).pathname.slice(1) || '0';
+  const redis = new Redis(redisUrl);
+  let sent = 0;
+  try {
+    const monitor = await redis.monitor();
+    monitor.on('monitor', (_time: string, _args: string[], source: string, database: string) => {
+      if (database === db && source !== 'lua') sent++;
+    });
+    const requests = await during();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    monitor.disconnect();
+    return sent / requests;
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -11,5 +11,8 @@ export const HAND_ROLLED_SCHEMA = `create table if not exists ${HAND_ROLLED_TABL
   revoked_at timestamptz
 )`;
 
-/** Key prefix of express-rate-limit's counters in Redis. */
+/** Key prefix of express-rate-limit's counters in Redis (the Express stack). */
 export const HAND_ROLLED_REDIS_PREFIX = 'keygate-bench-erl:';
+
+/** Key prefix of rate-limiter-flexible's counters in Redis (the Hono stack). */
+export const HAND_ROLLED_RLF_PREFIX = 'keygate-bench-rlf';
