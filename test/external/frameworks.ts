@@ -1,8 +1,9 @@
 /**
- * SPEC §9 for each framework line keygate supports: the packed adapter installed with npm into a
+ * SPEC §9 for a framework line keygate supports: the packed adapter installed with npm into a
  * fresh project, used from CommonJS JavaScript, ESM JavaScript and TypeScript (checked with
  * `nodenext` and `bundler` resolution, skipLibCheck off, then compiled and run), on every Node.js
- * line, each app answering real HTTP requests.
+ * line, each app answering real HTTP requests. One test file per framework, so that the two
+ * workers share the lines.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { cleanEnv, createProject, TSCONFIGS, typeCheck } from './support.js';
 
 const { dir, tarballs, nodes } = inject('external');
 
-interface Framework {
+export interface Framework {
   name: string;
   /** Folder of `apps/` with its app in four forms. */
   fixtures: 'express' | 'koa' | 'hono';
@@ -20,50 +21,8 @@ interface Framework {
   specs: string[];
 }
 
-const FRAMEWORKS: Framework[] = [
-  {
-    name: 'Express 4',
-    fixtures: 'express',
-    adapter: '@keygate/express',
-    specs: ['express@4', '@types/express@4'],
-  },
-  {
-    name: 'Express 5',
-    fixtures: 'express',
-    adapter: '@keygate/express',
-    specs: ['express@5', '@types/express@5'],
-  },
-  { name: 'Koa 2', fixtures: 'koa', adapter: '@keygate/koa', specs: ['koa@2', '@types/koa@2'] },
-  { name: 'Koa 3', fixtures: 'koa', adapter: '@keygate/koa', specs: ['koa@3', '@types/koa@3'] },
-  {
-    name: 'Hono 4',
-    fixtures: 'hono',
-    adapter: '@keygate/hono',
-    specs: ['hono@4', '@hono/node-server@1'],
-  },
-];
-
-/** Each app: JavaScript as written, and TypeScript as `tsc` compiled it (nodenext, into `build/`), after its check. */
+/** Each app: JavaScript as written, and TypeScript as its nodenext check compiled it into `build/`. */
 const APPS = ['app.cjs', 'app.mjs', 'build/app.cjs', 'build/app.mjs'];
-
-// One install per framework line, all started at once; each line's tests wait for their own.
-const projects = new Map(
-  FRAMEWORKS.map((framework) => {
-    const project = createProject(
-      path.join(dir, framework.name.toLowerCase().replace(' ', '')),
-      framework.fixtures,
-      [
-        tarballs['@keygate/core']!,
-        tarballs[framework.adapter]!,
-        ...framework.specs,
-        '@types/node@20',
-      ],
-    );
-    // Reported by the tests that await it, not as an unhandled rejection.
-    project.catch(() => {});
-    return [framework.name, project];
-  }),
-);
 
 interface Started {
   port: number;
@@ -152,24 +111,48 @@ async function checkApp(node: string, project: string, script: string): Promise<
   expect(code, 'the app exits by itself once closed').toBe(0);
 }
 
-describe.each(FRAMEWORKS)('$name', (framework) => {
-  let project: string;
-  beforeAll(async () => {
-    project = await projects.get(framework.name)!;
-  });
-
-  it.each(Object.entries(TSCONFIGS))(
-    'TypeScript, %s: no error with skipLibCheck off',
-    async (_, config) => {
-      const result = await typeCheck(project, config);
-      expect(result.stdout + result.stderr).toBe('');
-      expect(result.code).toBe(0);
-    },
+/**
+ * Registers the suites of `frameworks`: their projects are installed side by side from the
+ * start, and each line's tests wait for their own.
+ */
+export function describeFrameworks(frameworks: Framework[]): void {
+  const projects = new Map(
+    frameworks.map((framework) => {
+      const project = createProject(
+        path.join(dir, framework.name.toLowerCase().replace(' ', '')),
+        framework.fixtures,
+        [
+          tarballs['@keygate/core']!,
+          tarballs[framework.adapter]!,
+          ...framework.specs,
+          '@types/node@20',
+        ],
+      );
+      // Reported by the tests that await it, not as an unhandled rejection.
+      project.catch(() => {});
+      return [framework.name, project] as const;
+    }),
   );
 
-  describe.each(nodes)('on Node $major', (node) => {
-    it.each(APPS)('%s answers 401 without a key, 200 with one, 403 without the scope', (script) =>
-      checkApp(node.path, project, script),
+  describe.each(frameworks)('$name', (framework) => {
+    let project: string;
+    beforeAll(async () => {
+      project = await projects.get(framework.name)!;
+    });
+
+    it.each(Object.entries(TSCONFIGS))(
+      'TypeScript, %s: no error with skipLibCheck off',
+      async (_, config) => {
+        const result = await typeCheck(project, config);
+        expect(result.stdout + result.stderr).toBe('');
+        expect(result.code).toBe(0);
+      },
     );
+
+    describe.each(nodes)('on Node $major', (node) => {
+      it.each(APPS)('%s answers 401 without a key, 200 with one, 403 without the scope', (script) =>
+        checkApp(node.path, project, script),
+      );
+    });
   });
-});
+}
