@@ -211,7 +211,10 @@ describe('key changes over HTTP are audited with the request, in the same transa
   });
 
   it.each(adapters.map((a) => a.name))('%s', async (name) => {
-    const admin = await keygate.keys.create({ name: `admin ${name}`, scopes: ['manage:keys'] });
+    const admin = await keygate.keys.create({
+      name: `admin ${name}`,
+      scopes: ['manage:keys', 'read:data'],
+    });
     const app = await startApp(adapters.find((a) => a.name === name)!, keygate);
     const client = new HttpClient(app.origin, 1);
     try {
@@ -243,12 +246,20 @@ describe('key changes over HTTP are audited with the request, in the same transa
         ip: expect.stringMatching(/127\.0\.0\.1$/),
       });
 
-      // The request's authentication carries the same request id.
+      // The request's authentication is counted as the admin key's usage, with the same request line.
       await keygate.audit.flush();
-      const auth = await database.sql<Array<{ action: string; key_id: string }>>`
-        select action, key_id from keygate_audit_events
-        where request_id = ${requestId} and action like 'auth.%'`;
-      expect(auth).toEqual([{ action: 'auth.succeeded', key_id: admin.key.id }]);
+      const auth = await database.sql<Array<Record<string, unknown>>>`
+        select key_id, method, path, user_agent, authenticated from keygate_usage_counts
+        where key_id = ${admin.key.id}`;
+      expect(auth).toEqual([
+        {
+          key_id: admin.key.id,
+          method: 'POST',
+          path: '/v1/api-keys',
+          user_agent: 'audit-test',
+          authenticated: 1,
+        },
+      ]);
     } finally {
       client.close();
       await app.close();

@@ -115,11 +115,14 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
       'keygate keys rotate ID',
       'keygate keys revoke ID',
       'keygate audit',
+      'keygate usage KEY',
+      '--range 24h|7d|30d',
       ...['--name', '--scopes', '--owner', '--type secret|public', '--env live|test'],
       ...['--resource', '--expires', '--rate', '--burst', '--daily', '--allow-ip'],
       ...['--allow-referrer', '--allow-endpoint', '--json', '--grace', '--key', '--limit'],
       'DATABASE_URL',
       'REDIS_URL',
+      'KEYGATE_PEPPER',
     ]) {
       expect(help.stdout).toContain(text);
     }
@@ -305,10 +308,12 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
         'key.created',
         'key.rotated',
         'key.revoked',
-        'auth.succeeded',
+        'resource.checked',
         'auth.failed',
       ]),
     );
+    // Successful uses are counted (`keygate usage`), not listed one by one.
+    expect(actions).not.toContain('auth.succeeded');
     for (const event of events) expect(event.keyId).toBe(key.id);
     expect(audit.stdout).not.toContain(key.secret.slice(14));
 
@@ -319,5 +324,55 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
     expect(onlyJson(limited).events).toHaveLength(2);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/key\.revoked {2}success/);
+  });
+
+  it('prints usage of a key by hour, as counted by the app, once the app has shut down', async () => {
+    // A graceful shutdown writes what the app counted since its last flush.
+    await app!.stop();
+    const [served] = await database.sql<Array<{ n: number }>>`
+      select coalesce(sum(authenticated), 0)::int as n from keygate_usage_counts
+      where key_id = ${key.id}`;
+    const [failed] = await database.sql<Array<{ n: number }>>`
+      select count(*)::int as n from keygate_audit_events
+      where key_id = ${key.id} and outcome = 'failure'`;
+    // At least: W1 and w_2 once each, then the rotated and the grace-period secrets on W1; the
+    // denied resource and the revoked secret (a secret rotated away names no key).
+    expect(served!.n).toBeGreaterThanOrEqual(5);
+    expect(failed!.n).toBeGreaterThanOrEqual(2);
+
+    const [json, text, month, badRange, noKey, unknown] = await Promise.all([
+      runCli(['usage', key.id, '--json'], env),
+      runHere(['usage', key.id]),
+      runHere(['usage', key.id, '--range', '30d', '--json']),
+      runHere(['usage', key.id, '--range', '1y']),
+      runHere(['usage']),
+      runHere(['usage', 'key_missing']),
+    ]);
+    expect(json).toMatchObject({ code: 0, stderr: '' });
+    const usage = onlyJson(json);
+    expect(usage).toMatchObject({ keyId: key.id, range: '24h', interval: 'hour' });
+    expect(usage.buckets).toHaveLength(24);
+    const sum = (field: string, buckets: Array<Record<string, number>>) =>
+      buckets.reduce((total, bucket) => total + bucket[field]!, 0);
+    expect(sum('served', usage.buckets)).toBe(served!.n);
+    expect(sum('failed', usage.buckets) + sum('rateLimited', usage.buckets)).toBe(failed!.n);
+    expect(usage.buckets.filter((b: { served: number }) => b.served === 0).length).toBeGreaterThan(
+      0,
+    );
+
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`Usage of ${key.id}, last 24h by hour (UTC)`);
+    expect(lines[1]).toMatch(/^hour +served +failed +rate limited$/);
+    expect(lines).toHaveLength(2 + 24 + 1);
+    expect(lines[2]).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:00 +0 +0 +0$/);
+    expect(lines.at(-1)).toMatch(new RegExp(`^total +${served!.n} +`));
+
+    expect(onlyJson(month)).toMatchObject({ range: '30d', interval: 'day' });
+    expect(onlyJson(month).buckets).toHaveLength(30);
+    expect(badRange).toMatchObject({ code: 2, stdout: '' });
+    expect(badRange.stderr).toContain('--range must be one of 24h, 7d, 30d (got 1y)');
+    expect(noKey).toMatchObject({ code: 2, stdout: '' });
+    expect(unknown).toEqual({ code: 1, stdout: '', stderr: 'keygate: API key not found\n' });
   });
 });

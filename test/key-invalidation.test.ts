@@ -45,7 +45,12 @@ beforeAll(async () => {
     cache: false,
     limiter: false,
   });
-  admin = (await keygate.keys.create({ name: 'admin', scopes: ['manage:keys'] })).secret;
+  admin = (
+    await keygate.keys.create({
+      name: 'admin',
+      scopes: ['manage:keys', 'read:data', 'track:events'],
+    })
+  ).secret;
 }, 90_000);
 
 afterAll(async () => {

@@ -30,7 +30,8 @@ const REFUSED = { status: 401, code: 'INVALID_API_KEY' };
 async function storedRows(id: string): Promise<string> {
   const keys = await database.sql`select * from keygate_api_keys where id = ${id}`;
   const events = await database.sql`select * from keygate_audit_events where key_id = ${id}`;
-  return JSON.stringify([keys, events]);
+  const usage = await database.sql`select * from keygate_usage_counts where key_id = ${id}`;
+  return JSON.stringify([keys, events, usage]);
 }
 
 describe.each(adapters)('$name management router', (adapter) => {
@@ -59,8 +60,10 @@ describe.each(adapters)('$name management router', (adapter) => {
       });
       return { id: issued.key.id, secret: issued.secret };
     };
-    adminA = (await issue(orgA, 'admin A', ['manage:keys'])).secret;
-    adminB = (await issue(orgB, 'admin B', ['manage:keys'])).secret;
+    // Admins hold the scopes they hand on: delegation never widens access.
+    const everything = ['manage:keys', 'read:data', 'write:llm', 'track:events'];
+    adminA = (await issue(orgA, 'admin A', everything)).secret;
+    adminB = (await issue(orgB, 'admin B', everything)).secret;
     readerA = await issue(orgA, 'reader A', ['read:data']);
     keyB = await issue(orgB, 'reader B', ['read:data']);
     publicA = (await issue(orgA, 'browser A', ['track:events'], 'public')).secret;
@@ -301,15 +304,96 @@ describe.each(adapters)('$name management router', (adapter) => {
     const events = await call('GET', `/${issued.key.id}/events`, { key: adminA });
     expect(events.status).toBe(200);
     expect(events.json.success).toBe(true);
+    // The successful use is counted (see the usage route), not listed.
     const actions = events.json.data.map((e: { action: string }) => e.action);
-    expect(actions).toEqual(
-      expect.arrayContaining(['key.created', 'auth.succeeded', 'key.updated']),
-    );
+    expect(actions).toEqual(['key.updated', 'key.created']);
     for (const event of events.json.data) expect(event.keyId).toBe(issued.key.id);
     expect(events.text).not.toContain(issued.secret.slice(14));
     expect(
       (await call('GET', `/${issued.key.id}/events?limit=1`, { key: adminA })).json.data,
     ).toHaveLength(1);
+  });
+
+  it('GET /:id/usage: every hour of the last 24, zeros included; served, failed and 429s by hour', async () => {
+    const issued = await keygate.keys.create({
+      name: 'usage',
+      ownerId: orgA,
+      scopes: ['read:data'],
+      resources: ['website:w_1'],
+      rateLimit: { perSecond: 0.001, burst: 3 },
+    });
+    const get = (path: string) =>
+      fetch(`${app.origin}${path}`, { headers: { 'x-api-key': issued.secret } });
+    const statuses: number[] = [];
+    for (const path of ['/v1/websites/w_1/analytics', '/v1/websites/w_2/analytics']) {
+      statuses.push((await get(path)).status);
+    }
+    for (let i = 0; i < 3; i++) statuses.push((await get('/v1/query/websites')).status);
+    expect(statuses).toEqual([200, 403, 200, 429, 429]);
+    await keygate.audit.flush();
+
+    const before = Date.now();
+    const reply = await call('GET', `/${issued.key.id}/usage`, { key: adminA });
+    expect(reply.status).toBe(200);
+    const { data } = reply.json;
+    expect(Object.keys(data)).toEqual(['keyId', 'range', 'interval', 'from', 'to', 'buckets']);
+    expect(data).toMatchObject({ keyId: issued.key.id, range: '24h', interval: 'hour' });
+    expect(data.buckets).toHaveLength(24);
+    const starts = data.buckets.map((b: { start: string }) => Date.parse(b.start));
+    expect(starts[0]).toBe(Date.parse(data.from));
+    for (let i = 1; i < starts.length; i++) expect(starts[i] - starts[i - 1]).toBe(3_600_000);
+    expect(starts[0] % 3_600_000).toBe(0);
+    expect(Date.parse(data.to)).toBeGreaterThanOrEqual(before - 1_000);
+    // Three authentications succeeded (one then denied for its resource); two were refused 429.
+    expect(data.buckets.at(-1)).toEqual({
+      start: expect.any(String),
+      served: 3,
+      failed: 1,
+      rateLimited: 2,
+    });
+    for (const bucket of data.buckets.slice(0, -1)) {
+      expect(bucket).toEqual({ start: bucket.start, served: 0, failed: 0, rateLimited: 0 });
+    }
+
+    const month = await call('GET', `/${issued.key.id}/usage?range=30d`, { key: adminA });
+    expect(month.json.data).toMatchObject({ range: '30d', interval: 'day' });
+    expect(month.json.data.buckets).toHaveLength(30);
+    expect(month.json.data.buckets.at(-1)).toMatchObject({ served: 3, failed: 1, rateLimited: 2 });
+    const week = await call('GET', `/${issued.key.id}/usage?range=7d`, { key: adminA });
+    expect(week.json.data.buckets).toHaveLength(168);
+
+    const from = new Date(Date.now() - 3 * 86_400_000).toISOString();
+    const custom = await call('GET', `/${issued.key.id}/usage?from=${from}&interval=day`, {
+      key: adminA,
+    });
+    expect(custom.status).toBe(200);
+    expect(custom.json.data).toMatchObject({ range: null, interval: 'day' });
+    expect(custom.json.data.buckets.length).toBeGreaterThanOrEqual(4);
+    expect(custom.json.data.buckets.at(-1)).toMatchObject({ served: 3 });
+  });
+
+  it('GET /:id/usage refuses bad windows with 400 INVALID_REQUEST', async () => {
+    const bad = [
+      'range=1y',
+      'interval=minute',
+      'from=yesterday',
+      'to=2024-13-01T00:00:00Z',
+      'from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z',
+      'from=2020-01-01T00:00:00Z&to=2024-01-01T00:00:00Z&interval=hour',
+      'range=24h&from=2024-01-01T00:00:00Z',
+    ];
+    for (const query of bad) {
+      const reply = await call('GET', `/${readerA.id}/usage?${query}`, { key: adminA });
+      expect({ query, status: reply.status, code: reply.json.code }).toEqual({
+        query,
+        status: 400,
+        code: 'INVALID_REQUEST',
+      });
+    }
+    const unauthenticated = await call('GET', `/${readerA.id}/usage`);
+    expect(unauthenticated.status).toBe(401);
+    const notAdmin = await call('GET', `/${readerA.id}/usage`, { key: readerA.secret });
+    expect(notAdmin.status).toBe(403);
   });
 
   it('answers 404 for another organisation’s key, and leaves it alone', async () => {
@@ -320,6 +404,8 @@ describe.each(adapters)('$name management router', (adapter) => {
       ['POST', `/${keyB.id}/rotate`, {}],
       ['DELETE', `/${keyB.id}`],
       ['GET', `/${keyB.id}/events`],
+      ['GET', `/${keyB.id}/usage`],
+      ['GET', `/${keyB.id}/usage?range=7d`],
     ];
     for (const [method, path, body] of attempts) {
       const reply = await call(method, path, { key: adminA, body });
@@ -343,6 +429,64 @@ describe.each(adapters)('$name management router', (adapter) => {
       error: 'ownerId: cannot create keys for another owner',
       code: 'INVALID_REQUEST',
     });
+  });
+
+  it("answers a cursor naming another organisation's key exactly as an unknown one", async () => {
+    const foreign = await call('GET', `?after=${keyB.id}&include_revoked=true`, { key: adminA });
+    const unknown = await call('GET', '?after=key_doesnotexist&include_revoked=true', {
+      key: adminA,
+    });
+    expect(foreign.status).toBe(200);
+    expect(foreign.json).toEqual({ success: true, data: [] });
+    expect(foreign.text).toBe(unknown.text);
+    // The same id is a cursor for its own organisation.
+    expect((await call('GET', `?after=${keyB.id}`, { key: adminB })).status).toBe(200);
+  });
+
+  it('holds a confined admin key to its own reach, as the database stores it', async () => {
+    const expiresAt = new Date(Date.now() + 7 * 86_400_000).toISOString();
+    const confined = await keygate.keys.create({
+      name: 'confined',
+      ownerId: orgA,
+      environment: 'test',
+      scopes: ['manage:keys', 'read:data'],
+      resources: ['website:w_1'],
+      restrictions: { ips: ['127.0.0.1/32', '::1/128'] },
+      rateLimit: { perSecond: 1, burst: 100 },
+      expiresAt,
+    });
+    const self = `/${confined.key.id}`;
+    const refused = async (method: string, path: string, body?: unknown) => {
+      const reply = await call(method, path, { key: confined.secret, body });
+      expect({ status: reply.status, code: reply.json.code }).toEqual({
+        status: 403,
+        code: 'FORBIDDEN',
+      });
+      return reply.json.error as string;
+    };
+    expect(await refused('PATCH', self, { restrictions: null })).toMatch(/^restrictions\.ips: /);
+    expect(await refused('PATCH', self, { expiresAt: null })).toMatch(/^expiresAt: /);
+    expect(await refused('PATCH', self, { rateLimit: { perSecond: 2 } })).toMatch(
+      /^rateLimit\.perSecond: /,
+    );
+    expect(await refused('POST', `/${readerA.id}/rotate`, {})).toMatch(/^environment: /);
+    expect(await refused('POST', '', { name: 'x', scopes: ['read:data'] })).toMatch(
+      /^environment: /,
+    );
+    const child = await call('POST', '', {
+      key: confined.secret,
+      body: {
+        name: 'child',
+        environment: 'test',
+        scopes: ['read:data'],
+        resources: ['website:w_1'],
+        restrictions: { ips: ['127.0.0.1'] },
+        rateLimit: { perSecond: 1, burst: 100, daily: 1000 },
+        expiresAt,
+      },
+    });
+    expect(child.status).toBe(201);
+    expect(await websites(readerA.secret)).toEqual(SERVED);
   });
 
   it('answers 404 for an unknown id or endpoint', async () => {
@@ -423,7 +567,7 @@ describe.each(adapters)('$name management router', (adapter) => {
     });
     const response = await fetch(`${app.origin}/v1/api-keys`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${adminA}` },
+      headers: { authorization: `Bearer ${adminA}`, 'content-type': 'application/json' },
       body,
       duplex: 'half',
     } as RequestInit);

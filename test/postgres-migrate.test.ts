@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { connectPostgres, migrate, migrationsFolder } from '@keygate/postgres';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
@@ -49,10 +50,28 @@ describe('migrate', () => {
       'keygate_api_keys',
       'keygate_audit_events',
       'keygate_migrations',
+      'keygate_usage_batches',
+      'keygate_usage_counts',
     ]);
     expect(await migrate(database.db)).toEqual({ applied: 0 });
     expect(await migrate(database.db)).toEqual({ applied: 0 });
     expect(await journalLength(database)).toBe(shippedMigrations);
+  });
+
+  it('upgrades a database of the first release: only the newer migrations run, keys stay', async () => {
+    const database = await emptyDatabase();
+    const [first] = readMigrationFiles({ migrationsFolder });
+    await database.sql.begin(async (tx) => {
+      for (const statement of first!.sql) await tx.unsafe(statement);
+      await tx`create table keygate_migrations (id serial primary key, hash text not null, created_at bigint)`;
+      await tx`insert into keygate_migrations (hash, created_at) values (${first!.hash}, ${first!.folderMillis})`;
+      await tx`insert into keygate_api_keys (id, name, owner_id, type, environment, digest, prefix, start)
+        values ('key_old', 'old', 'org_1', 'secret', 'live', 'd1', 'sk_live_', 'sk_live_abc')`;
+    });
+    expect(await migrate(database.db)).toEqual({ applied: shippedMigrations - 1 });
+    expect(await tablesOf(database)).toContain('keygate_usage_counts');
+    const [key] = await database.sql<{ id: string }[]>`select id from keygate_api_keys`;
+    expect(key?.id).toBe('key_old');
   });
 
   it('is safe to run from several pools at once (advisory lock)', async () => {

@@ -7,8 +7,10 @@ import {
   createKeyFormat,
   createKeyHasher,
   type KeyEnvironment,
+  KeyManagementError,
   type KeyType,
   type NewKeyRecord,
+  type UsageRow,
 } from '@keygate/core';
 import {
   apiKeys,
@@ -17,8 +19,9 @@ import {
   PostgresAuditSink,
   PostgresKeyStore,
   PostgresStoreError,
+  usageCounts,
 } from '@keygate/postgres';
-import { sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './support/postgres.js';
 
@@ -205,6 +208,38 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
     });
   });
 
+  describe('values the database cannot hold', () => {
+    it('are refused as the request’s fault (KeyManagementError), and nothing is stored', async () => {
+      const refusals = [
+        newKey({ name: 'nul\u0000name' }).key,
+        newKey({ metadata: { note: 'nul\u0000' } }).key,
+        newKey({ metadata: { note: '\ud800' } }).key,
+        newKey({ resources: ['website:\u0000'] }).key,
+        newKey({ expiresAt: new Date('+275760-09-13T00:00:00.000Z') }).key,
+      ];
+      for (const key of refusals) {
+        const error = await store.create(key).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(error, JSON.stringify(key)).toBeInstanceOf(KeyManagementError);
+        expect(error).toMatchObject({
+          code: 'INVALID_REQUEST',
+          message: 'the database cannot store a value of this request',
+        });
+        expect((error as Error).cause).toBeInstanceOf(PostgresStoreError);
+        expect(await store.get(key.id)).toBeNull();
+      }
+    });
+  });
+
+  describe('digestVersions', () => {
+    it('names every digest version its keys use', async () => {
+      await store.create(newKey({ digestVersion: 1 }).key);
+      expect((await store.digestVersions()).sort()).toEqual([0, 1]);
+    });
+  });
+
   describe('update', () => {
     it('changes the patched fields only and moves updatedAt', async () => {
       const created = await store.create(
@@ -277,6 +312,13 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
 
     it('returns nothing after a cursor that names no key', async () => {
       expect(await store.list({ ownerId: owner, after: 'key_missing' })).toEqual([]);
+    });
+
+    it("takes another owner's key for no cursor, exactly as an unknown id", async () => {
+      const [theirs] = await store.list({ ownerId: `${owner}_other` });
+      expect(await store.list({ ownerId: owner, after: theirs!.id })).toEqual([]);
+      // Without an owner the id is a cursor like any other.
+      expect((await store.list({ after: theirs!.id, limit: 1000 })).length).toBeGreaterThan(0);
     });
 
     it('breaks ties on creation time by id, descending', async () => {
@@ -514,6 +556,159 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
 
     it('writes nothing for an empty batch', async () => {
       expect(await statementsOf(backend, () => sink.write([]))).toEqual([]);
+    });
+
+    it('stores what Postgres text cannot hold (NUL, lone surrogates) as U+FFFD, in every column', async () => {
+      const odd = 'a\u0000b\ud800c';
+      const event = auditEvent({
+        keyId: 'key_audit_odd',
+        path: `/v1/${odd}`,
+        userAgent: odd,
+        reason: odd,
+        detail: { resource: `website:${odd}`, 'k\u0000': 1 },
+      });
+      await sink.write([event]);
+      const [stored] = await sink.query({ keyId: 'key_audit_odd' });
+      const replaced = 'a\ufffdb\ufffdc';
+      expect(stored).toMatchObject({
+        path: `/v1/${replaced}`,
+        userAgent: replaced,
+        reason: replaced,
+        detail: { resource: `website:${replaced}`, 'k\ufffd': 1 },
+      });
+    });
+
+    describe('usage', () => {
+      const minute = new Date(Date.UTC(2034, 5, 1, 10, 7));
+      const at = (seconds: number) => new Date(minute.getTime() + seconds * 1000);
+      function row(overrides: Partial<UsageRow> = {}): UsageRow {
+        return {
+          minute,
+          keyId: 'key_usage_1',
+          keyStart: 'sk_live_UsAgE1',
+          ownerId: 'org_usage',
+          ip: '203.0.113.9',
+          userAgent: 'curl/8',
+          method: 'GET',
+          path: '/v1/query/websites',
+          authenticated: 1,
+          scopeChecks: 0,
+          resourceChecks: 0,
+          firstSeen: at(10),
+          lastSeen: at(20),
+          ...overrides,
+        };
+      }
+      /** The key's rows, by IP and path length. */
+      const stored = async (keyId: string) =>
+        (await backend.db.select().from(usageCounts).where(eq(usageCounts.keyId, keyId))).sort(
+          (a, b) =>
+            (a.ip ?? '').localeCompare(b.ip ?? '') || (a.path?.length ?? 0) - (b.path?.length ?? 0),
+        );
+
+      it('adds each batch to the row of the same key, client, path and minute, in one statement', async () => {
+        const first = [row({ authenticated: 5, scopeChecks: 5 })];
+        const statements = await statementsOf(backend, () =>
+          sink.writeUsage({ id: 'batch_a', rows: first }),
+        );
+        expect(statements).toHaveLength(1);
+        expect(statements[0]).toMatch(/unnest\(/);
+        // Another instance (or a later flush) in the same minute.
+        await sink.writeUsage({
+          id: 'batch_b',
+          rows: [
+            row({ authenticated: 3, resourceChecks: 1, firstSeen: at(5), lastSeen: at(15) }),
+            row({ authenticated: 2, ip: '198.51.100.1' }),
+            row({ authenticated: 4, path: `/v1/${'x'.repeat(3_000)}` }),
+          ],
+        });
+        const rows = await stored('key_usage_1');
+        const counts = (r: (typeof rows)[number]) => [
+          r.authenticated,
+          r.scopeChecks,
+          r.resourceChecks,
+        ];
+        expect(rows.map((r) => [r.ip, r.path?.length, ...counts(r)])).toEqual([
+          ['198.51.100.1', 18, 2, 0, 0],
+          ['203.0.113.9', 18, 8, 5, 1],
+          ['203.0.113.9', 3_004, 4, 0, 0],
+        ]);
+        expect(rows[1]).toMatchObject({ firstSeen: at(5), lastSeen: at(20) });
+      });
+
+      it('counts a batch once, however often it is retried (a lost reply)', async () => {
+        const batch = {
+          id: 'batch_retry',
+          rows: [row({ keyId: 'key_usage_2', authenticated: 7 })],
+        };
+        await sink.writeUsage(batch);
+        await sink.writeUsage(batch);
+        await Promise.all([sink.writeUsage(batch), sink.writeUsage(batch)]);
+        expect((await stored('key_usage_2')).map((r) => r.authenticated)).toEqual([7]);
+      });
+
+      it('merges rows that differ only in characters Postgres cannot store', async () => {
+        await sink.writeUsage({
+          id: 'batch_nul',
+          rows: [
+            row({ keyId: 'key_usage_3', path: '/a\u0000', authenticated: 1 }),
+            row({ keyId: 'key_usage_3', path: '/a\ufffd', authenticated: 2 }),
+          ],
+        });
+        expect((await stored('key_usage_3')).map((r) => [r.path, r.authenticated])).toEqual([
+          ['/a\ufffd', 3],
+        ]);
+      });
+
+      it('reads served from the counts and failures from the events, by bucket', async () => {
+        const hour = (h: number, m = 0) => new Date(Date.UTC(2034, 6, 1, h, m));
+        await sink.writeUsage({
+          id: 'batch_read',
+          rows: [
+            row({ keyId: 'key_usage_4', minute: hour(9, 59), authenticated: 4 }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 0), authenticated: 3 }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 59), authenticated: 2, ip: null }),
+            row({ keyId: 'key_usage_4', minute: hour(10, 1), authenticated: 0, scopeChecks: 9 }),
+            row({ keyId: 'key_usage_4', minute: hour(12, 0), authenticated: 1 }),
+            row({ keyId: 'key_usage_5', minute: hour(11, 0), authenticated: 6 }),
+          ],
+        });
+        const failed = (minute: Date, reason: string, keyId = 'key_usage_4') =>
+          auditEvent({ at: minute, keyId, action: 'auth.failed', outcome: 'failure', reason });
+        await sink.write([
+          failed(hour(10, 30), 'rate_limited'),
+          failed(hour(10, 31), 'rate_limited'),
+          failed(hour(11, 2), 'revoked'),
+          auditEvent({
+            at: hour(11, 3),
+            keyId: 'key_usage_4',
+            action: 'scope.checked',
+            outcome: 'failure',
+            reason: 'insufficient_scope',
+          }),
+          auditEvent({ at: hour(11, 4), keyId: 'key_usage_4', action: 'key.rotated' }),
+          failed(hour(11, 5), 'revoked', 'key_usage_5'),
+        ]);
+        const counts = await sink.usage({
+          keyId: 'key_usage_4',
+          from: hour(10),
+          to: hour(12),
+          interval: 'hour',
+        });
+        expect(counts.sort((a, b) => a.start.getTime() - b.start.getTime())).toEqual([
+          { start: hour(10), served: 5, failed: 0, rateLimited: 2 },
+          { start: hour(11), served: 0, failed: 2, rateLimited: 0 },
+        ]);
+        const daily = await sink.usage({
+          keyId: 'key_usage_4',
+          from: new Date(Date.UTC(2034, 6, 1)),
+          to: new Date(Date.UTC(2034, 6, 2)),
+          interval: 'day',
+        });
+        expect(daily).toEqual([
+          { start: new Date(Date.UTC(2034, 6, 1)), served: 10, failed: 2, rateLimited: 2 },
+        ]);
+      });
     });
   });
 });

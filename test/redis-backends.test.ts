@@ -129,7 +129,7 @@ describe('createRedisBackends', () => {
     client.disconnect();
   });
 
-  it('needs a url or a client', () => {
-    expect(() => createRedisBackends({ url: '' })).toThrow(/url or a client/);
+  it('needs a url, cluster nodes or a client', () => {
+    expect(() => createRedisBackends({ url: '' })).toThrow(/url, clusterNodes or a client/);
   });
 });

@@ -1,6 +1,6 @@
 import { connectRedis, RedisAuthFailureGuard } from '@keygate/redis';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   connectSharedRedis,
   deleteKeys,
@@ -66,13 +66,16 @@ describe('RedisAuthFailureGuard', () => {
 
   it('keeps counting in memory while Redis is unreachable', async () => {
     const down = connectRedis(`redis://127.0.0.1:${await freePort()}`);
-    const guard = new RedisAuthFailureGuard({ client: down, namespace, points: 2 });
+    const logger = { warn: vi.fn(), info: vi.fn() };
+    const guard = new RedisAuthFailureGuard({ client: down, namespace, points: 2, logger });
     const started = performance.now();
     const results = [];
     for (let i = 0; i < 3; i++) results.push(await guard.recordFailure('192.0.2.9'));
     expect(results.slice(0, 2)).toEqual([0, 0]);
     expect(results[2]).toBe(300);
     expect(performance.now() - started).toBeLessThan(100);
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    expect(logger.warn.mock.calls[0]![0]).toMatch(/counting failed authentications .* in memory/);
     down.disconnect();
   });
 

@@ -1,7 +1,9 @@
-import { connectRedis, RedisInvalidationBus } from '@keygate/redis';
-import type { Redis } from 'ioredis';
+import { connectRedis, RedisInvalidationBus, SUBSCRIBER_CONNECTION_NAME } from '@keygate/redis';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  connectSharedRedis,
+  deleteKeys,
   freePort,
   SHARED_REDIS_URL,
   startRedisServer,
@@ -79,17 +81,25 @@ describe('RedisInvalidationBus', () => {
     await subscriber.bus.subscribe(other.onInvalidate, other.onReset);
 
     await server.kill();
-    await waitFor('the loss to be noticed', () => subscriber.logger.warn.mock.calls.length === 1);
+    await waitFor('the loss to be noticed', () =>
+      subscriber.logger.warn.mock.calls.some(([line]) => /subscription lost/.test(line)),
+    );
     // Publishing while Redis is down neither throws nor waits.
     const started = performance.now();
     await publisher.bus.publish('key_lost');
     expect(performance.now() - started).toBeLessThan(150);
-    expect(publisher.logger.warn).toHaveBeenCalledTimes(1);
+    // One line for the outage, one for the change that could not be sent.
+    expect(publisher.logger.warn.mock.calls.map(([message]) => message)).toEqual([
+      expect.stringMatching(/Redis at 127\.0\.0\.1:\d+ unreachable/),
+      expect.stringMatching(/could not publish the invalidation of key key_lost/),
+    ]);
 
     const revived = await startRedisServer({ port: server.port });
     cleanup.push(() => revived.kill());
     await waitFor('onReset', () => other.onReset.mock.calls.length === 1, 15_000);
-    expect(subscriber.logger.info).toHaveBeenCalledTimes(1);
+    expect(subscriber.logger.info).toHaveBeenCalledWith(
+      '[keygate] cache invalidation subscription restored; dropping cached keys',
+    );
 
     await waitFor('the publisher to reconnect', () => publisherClient.status === 'ready', 15_000);
     await publisher.bus.publish('key_after');
@@ -116,5 +126,86 @@ describe('RedisInvalidationBus', () => {
       await publisher.bus.publish('key_1');
       return other.received.includes('key_1');
     });
+  });
+});
+
+describe('RedisInvalidationBus never loses a change silently', () => {
+  it('drops the cache when a change number is skipped, or the counter in Redis is ahead of what arrived', async () => {
+    const namespace = uniqueName('keygate-test');
+    const admin = await connectSharedRedis();
+    cleanup.push(async () => {
+      await deleteKeys(admin, `${namespace}:*`);
+      admin.disconnect();
+    });
+    const publisher = bus(await readyClient(SHARED_REDIS_URL), namespace);
+    const subscriber = bus(await readyClient(SHARED_REDIS_URL), namespace);
+    const other = listener();
+    await subscriber.bus.subscribe(other.onInvalidate, other.onReset);
+    await publisher.bus.publish('key_1');
+    await waitFor('the first change', () => other.received.includes('key_1'));
+    expect(await admin.get(publisher.bus.counterKey)).toBe('1');
+
+    // Change 2 is counted but never arrives (lost between nodes); change 3 shows the gap.
+    await admin.incr(publisher.bus.counterKey);
+    await publisher.bus.publish('key_3');
+    await waitFor('the third change', () => other.received.includes('key_3'));
+    expect(other.onReset).toHaveBeenCalledTimes(1);
+    expect(subscriber.logger.warn).toHaveBeenLastCalledWith(
+      '[keygate] cache invalidation: change 2 did not arrive; dropping cached keys',
+    );
+
+    // The last change is lost and nothing follows: the periodic check of the counter finds it.
+    await admin.incr(publisher.bus.counterKey);
+    await waitFor(
+      'the reset for the lost last change',
+      () => other.onReset.mock.calls.length === 2,
+    );
+    expect(subscriber.logger.warn).toHaveBeenLastCalledWith(
+      '[keygate] cache invalidation: change 4 did not arrive; dropping cached keys',
+    );
+
+    // Redis lost the counter (restarted without persistence, say): changes numbered anew may have gone unseen.
+    await admin.del(publisher.bus.counterKey);
+    await waitFor('the reset for the lost counter', () => other.onReset.mock.calls.length === 3);
+    expect(subscriber.logger.warn).toHaveBeenLastCalledWith(
+      expect.stringMatching(/the change counter went back from 4 to 0/),
+    );
+
+    // Something that is not a change keygate published.
+    await admin.publish(publisher.bus.channel, 'not a change');
+    await waitFor(
+      'the reset for an unreadable message',
+      () => other.onReset.mock.calls.length === 4,
+    );
+
+    await publisher.bus.publish('key_5');
+    await waitFor('the next change', () => other.received.includes('key_5'));
+    expect(other.received).toEqual(['key_1', 'key_3', 'key_5']);
+    expect(other.onReset).toHaveBeenCalledTimes(4);
+  });
+
+  it('resets once, with one line, when its connection is killed, and keeps receiving', async () => {
+    const server = await startRedisServer();
+    cleanup.push(() => server.kill());
+    const namespace = uniqueName('keygate-test');
+    const admin = new Redis(server.url);
+    cleanup.push(() => admin.disconnect());
+    const publisher = bus(await readyClient(server.url), namespace);
+    const subscriber = bus(await readyClient(server.url), namespace);
+    const other = listener();
+    await subscriber.bus.subscribe(other.onInvalidate, other.onReset);
+
+    const list = String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+    expect(list).toContain(`name=${SUBSCRIBER_CONNECTION_NAME}`);
+    expect(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')).toBe(1);
+    await waitFor('the reset', () => other.onReset.mock.calls.length === 1);
+    expect(subscriber.logger.info).toHaveBeenCalledWith(
+      '[keygate] cache invalidation: the subscriber connection dropped; subscribed again, dropping cached keys',
+    );
+    expect(subscriber.logger.warn).not.toHaveBeenCalled();
+
+    await publisher.bus.publish('key_after');
+    await waitFor('the change after the reconnect', () => other.received.includes('key_after'));
+    expect(other.onReset).toHaveBeenCalledTimes(1);
   });
 });

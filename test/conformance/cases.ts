@@ -5,13 +5,18 @@ import {
   type Session,
 } from '@keygate/core';
 import { expect } from 'vitest';
+import type { TrustProxy } from '../../examples/shared/src/runtime.js';
 
 /** What a case's requests can refer to once its keys and sessions exist. */
 export interface CaseContext {
   /** The full secret of one of the case's keys. */
   key(name: string): string;
+  /** The id of one of the case's keys. */
+  id(name: string): string;
   /** The `Cookie` header value of one of the case's sessions. */
   cookie(name: string): string;
+  /** The app's own origin, `http://127.0.0.1:<port>`. */
+  origin: string;
 }
 
 export interface CaseRequest {
@@ -52,7 +57,7 @@ export interface ConformanceCase {
   name: string;
   /** Options beyond the suite's defaults (in-memory store and limiter, no brute-force guard). */
   options?: KeygateOptions;
-  trustProxy?: boolean;
+  trustProxy?: TrustProxy;
   host?: '127.0.0.1' | '::1';
   keys?: Record<string, KeySetup>;
   /** Browser sessions; when given, the app resolves `keygate_session` cookies. */
@@ -647,9 +652,9 @@ export const cases: ConformanceCase[] = [
     ],
   },
   {
-    name: 'brute-force guard: the 6th bad key from one IP is refused; other IPs are not',
+    name: 'brute-force guard: the 6th bad key from one IP is refused; a valid key from it is not',
     options: { authFailureLimit: { points: 5, durationSeconds: 60, blockSeconds: 60 } },
-    trustProxy: true,
+    trustProxy: 1,
     keys: { reader: READER },
     steps: [
       ...[1, 2, 3, 4, 5].map(() => ({
@@ -672,19 +677,19 @@ export const cases: ConformanceCase[] = [
         handlerRan: false,
       },
       {
+        // Behind one shared IP (an office, a proxy without proxy trust) valid keys go on working.
         request: ({ key }) =>
           get(W1, { 'x-api-key': key('reader'), 'x-forwarded-for': '203.0.113.7' }),
-        status: 429,
-        body: failure('RATE_LIMITED', 'Too many failed authentication attempts'),
-        headers: { 'retry-after': retryAfter },
-        handlerRan: false,
-      },
-      {
-        request: ({ key }) =>
-          get(W1, { 'x-api-key': key('reader'), 'x-forwarded-for': '198.51.100.9' }),
         status: 200,
         body: analytics('w_1'),
         handlerRan: true,
+      },
+      {
+        request: ({ key }) =>
+          get(W1, { 'x-api-key': key('reader').slice(0, -2), 'x-forwarded-for': '198.51.100.9' }),
+        status: 401,
+        body: INVALID_API_KEY,
+        handlerRan: false,
       },
     ],
   },
@@ -748,7 +753,7 @@ export const cases: ConformanceCase[] = [
   },
   {
     name: 'the management router refuses a public key with a secret-only scope',
-    keys: { admin: { name: 'admin', scopes: ['manage:keys'] } },
+    keys: { admin: { name: 'admin', scopes: ['manage:keys', 'read:data', 'track:events'] } },
     steps: [
       {
         request: ({ key }) => ({
@@ -813,7 +818,7 @@ export const cases: ConformanceCase[] = [
   },
   {
     name: 'with proxy trust, X-Forwarded-For names the client for the CIDR allow-list',
-    trustProxy: true,
+    trustProxy: 1,
     keys: { office: { ...READER, restrictions: { ips: ['10.0.0.0/8'] } } },
     steps: [
       {
@@ -937,6 +942,618 @@ export const cases: ConformanceCase[] = [
         body: AUTH_REQUIRED,
         headers: { 'www-authenticate': BEARER_CHALLENGE },
         handlerRan: false,
+      },
+    ],
+  },
+];
+
+// Security (issue #16): each case is an attack, written as an attacker would send it.
+
+const IN_A_DAY = new Date(Date.now() + 86_400_000).toISOString();
+const IN_A_WEEK = new Date(Date.now() + 7 * 86_400_000).toISOString();
+const FORBIDDEN = (error: string) => failure('FORBIDDEN', error);
+
+/** A management request with a JSON body (or none), as a script would send it. */
+const manage = (
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: unknown,
+): CaseRequest => ({
+  method,
+  path: `/v1/api-keys${path}`,
+  headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+  body: body === undefined ? undefined : JSON.stringify(body),
+});
+const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });
+
+/** What a test admin confined to website w_1, 127.0.0.1, 1 req/s and a week may hand on. */
+const CHILD = {
+  name: 'child',
+  environment: 'test',
+  scopes: ['read:data'],
+  resources: ['website:w_1'],
+  restrictions: { ips: ['127.0.0.1/32'] },
+  rateLimit: { perSecond: 1, burst: 10 },
+  expiresAt: IN_A_DAY,
+};
+const CONFINED_ADMIN: KeySetup = {
+  name: 'confined admin',
+  environment: 'test',
+  scopes: ['manage:keys', 'read:data'],
+  resources: ['website:w_1'],
+  restrictions: { ips: ['127.0.0.1/32'] },
+  rateLimit: { perSecond: 1, burst: 100 },
+  expiresAt: IN_A_WEEK,
+};
+const ADMIN: KeySetup = { name: 'admin', scopes: ['manage:keys', 'read:data'] };
+const ENVIRONMENT_BOUND = FORBIDDEN(
+  'environment: cannot manage a live key, the caller is a test key',
+);
+const IP_BOUND = FORBIDDEN(
+  'restrictions.ips: the caller is limited to IPs 127.0.0.1/32, and so must the key be',
+);
+const CROSS_SITE = FORBIDDEN('Cross-site requests cannot change API keys');
+const NOT_JSON = failure('UNSUPPORTED_MEDIA_TYPE', 'The request body must be application/json');
+const NO_ENDPOINT = failure('NOT_FOUND', 'No such API key endpoint');
+const created = (fields: Record<string, unknown>) => ({
+  success: true,
+  data: expect.objectContaining(fields),
+});
+
+export const securityCases: ConformanceCase[] = [
+  {
+    name: 'delegation: a confined test admin key cannot create a key reaching further',
+    keys: { admin: CONFINED_ADMIN },
+    steps: [
+      ...(
+        [
+          [{ environment: 'live' }, ENVIRONMENT_BOUND],
+          [
+            { scopes: ['read:data', 'write:llm'] },
+            FORBIDDEN('scopes: cannot grant write:llm, which the caller does not hold'),
+          ],
+          [
+            { scopes: ['read:data', 'manage:keys', 'track:events'] },
+            FORBIDDEN('scopes: cannot grant track:events, which the caller does not hold'),
+          ],
+          [
+            { resources: null },
+            FORBIDDEN(
+              'resources: cannot grant access to every resource, which only a global caller has',
+            ),
+          ],
+          [
+            { resources: ['website:*'] },
+            FORBIDDEN('resources: cannot grant website:*, which the caller does not hold'),
+          ],
+          [{ restrictions: null }, IP_BOUND],
+          [
+            { restrictions: { ips: ['0.0.0.0/0'] } },
+            FORBIDDEN(
+              "restrictions.ips: 0.0.0.0/0 is outside the caller's allowed IPs (127.0.0.1/32)",
+            ),
+          ],
+          [
+            { expiresAt: null },
+            FORBIDDEN(`expiresAt: the key must expire, as the caller does (${IN_A_WEEK})`),
+          ],
+          [{ rateLimit: null }, FORBIDDEN("rateLimit.perSecond: 1000 is more than the caller's 1")],
+          [
+            { rateLimit: { perSecond: 1, burst: 1000 } },
+            FORBIDDEN("rateLimit.burst: 1000 is more than the caller's 100"),
+          ],
+        ] as const
+      ).map(([change, body]) => ({
+        request: ({ key }: CaseContext) =>
+          manage('POST', '', bearer(key('admin')), { ...CHILD, ...change }),
+        status: 403,
+        body,
+      })),
+      {
+        request: ({ key }) => manage('POST', '', bearer(key('admin')), CHILD),
+        status: 201,
+        body: created({ environment: 'test', resources: ['website:w_1'], expiresAt: IN_A_DAY }),
+      },
+    ],
+  },
+  {
+    name: 'delegation: a confined admin key cannot loosen itself',
+    keys: { admin: CONFINED_ADMIN },
+    steps: [
+      ...(
+        [
+          [{ restrictions: null }, IP_BOUND],
+          [
+            { restrictions: { ips: ['127.0.0.0/8'] } },
+            expect.objectContaining({ code: 'FORBIDDEN' }),
+          ],
+          [
+            { expiresAt: null },
+            FORBIDDEN(`expiresAt: the key must expire, as the caller does (${IN_A_WEEK})`),
+          ],
+          [{ rateLimit: null }, FORBIDDEN("rateLimit.perSecond: 1000 is more than the caller's 1")],
+          [
+            { resources: ['website:w_1', 'website:w_2'] },
+            FORBIDDEN('resources: cannot grant website:w_2, which the caller does not hold'),
+          ],
+          [
+            { scopes: ['manage:keys', 'read:data', 'write:llm'] },
+            FORBIDDEN('scopes: cannot grant write:llm, which the caller does not hold'),
+          ],
+        ] as const
+      ).map(([change, body]) => ({
+        request: ({ key, id }: CaseContext) =>
+          manage('PATCH', `/${id('admin')}`, bearer(key('admin')), change),
+        status: 403,
+        body,
+      })),
+      {
+        request: ({ key, id }) => manage('GET', `/${id('admin')}`, bearer(key('admin'))),
+        status: 200,
+        body: created({
+          restrictions: { ips: ['127.0.0.1/32'] },
+          rateLimit: { perSecond: 1, burst: 100 },
+          expiresAt: IN_A_WEEK,
+          resources: ['website:w_1'],
+        }),
+      },
+      {
+        request: ({ key, id }) =>
+          manage('PATCH', `/${id('admin')}`, bearer(key('admin')), { expiresAt: IN_A_DAY }),
+        status: 200,
+        body: created({ expiresAt: IN_A_DAY }),
+      },
+    ],
+  },
+  {
+    name: "delegation: a confined admin key cannot rotate, revoke or change the owner's live key",
+    keys: { admin: CONFINED_ADMIN, production: { name: 'production', scopes: ['read:data'] } },
+    steps: [
+      {
+        request: ({ key, id }) =>
+          manage('POST', `/${id('production')}/rotate`, bearer(key('admin')), {}),
+        status: 403,
+        body: ENVIRONMENT_BOUND,
+      },
+      {
+        request: ({ key, id }) => manage('DELETE', `/${id('production')}`, bearer(key('admin'))),
+        status: 403,
+        body: ENVIRONMENT_BOUND,
+      },
+      {
+        request: ({ key, id }) =>
+          manage('PATCH', `/${id('production')}`, bearer(key('admin')), { scopes: [] }),
+        status: 403,
+        body: ENVIRONMENT_BOUND,
+      },
+      {
+        request: ({ key }) => get(W1, { 'x-api-key': key('production') }),
+        status: 200,
+        body: analytics('w_1'),
+        handlerRan: true,
+      },
+    ],
+  },
+  {
+    name: 'delegation: `website:*` grants any website, never another resource type',
+    keys: { admin: { ...ADMIN, resources: ['website:*'] } },
+    steps: [
+      {
+        request: ({ key }) =>
+          manage('POST', '', bearer(key('admin')), {
+            name: 'one site',
+            scopes: ['read:data'],
+            resources: ['website:w_9'],
+          }),
+        status: 201,
+        body: created({ resources: ['website:w_9'] }),
+      },
+      {
+        request: ({ key }) =>
+          manage('POST', '', bearer(key('admin')), {
+            name: 'links',
+            scopes: ['read:data'],
+            resources: ['link:l_1'],
+          }),
+        status: 403,
+        body: FORBIDDEN('resources: cannot grant link:l_1, which the caller does not hold'),
+      },
+    ],
+  },
+
+  {
+    name: 'CSRF: a cross-site form cannot create or rotate keys with the session cookie',
+    sessions: {
+      admin: { ownerId: 'org_default', scopes: ['manage:keys', 'read:data'], admin: true },
+    },
+    keys: { victim: READER },
+    steps: [
+      {
+        request: ({ cookie }) => ({
+          method: 'POST',
+          path: '/v1/api-keys',
+          headers: {
+            cookie: cookie('admin'),
+            origin: 'https://evil.example',
+            'content-type': 'text/plain',
+          },
+          body: JSON.stringify({ name: 'planted', scopes: ['manage:keys'] }),
+        }),
+        status: 403,
+        body: CROSS_SITE,
+      },
+      {
+        request: ({ cookie, id }) => ({
+          method: 'POST',
+          path: `/v1/api-keys/${id('victim')}/rotate`,
+          headers: {
+            cookie: cookie('admin'),
+            origin: 'https://evil.example',
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body: 'x=1',
+        }),
+        status: 403,
+        body: CROSS_SITE,
+      },
+      {
+        request: ({ cookie }) =>
+          manage('POST', '', { cookie: cookie('admin'), 'sec-fetch-site': 'cross-site' }, READER),
+        status: 403,
+        body: CROSS_SITE,
+      },
+      {
+        // No Origin and no Sec-Fetch-Site: nothing shows the request came from the app's page.
+        request: ({ cookie }) => manage('POST', '', { cookie: cookie('admin') }, READER),
+        status: 403,
+        body: CROSS_SITE,
+      },
+      {
+        request: ({ cookie, id }) =>
+          manage('DELETE', `/${id('victim')}`, {
+            cookie: cookie('admin'),
+            origin: 'https://evil.example',
+          }),
+        status: 403,
+        body: CROSS_SITE,
+      },
+      {
+        request: ({ key }) => get(W1, { 'x-api-key': key('victim') }),
+        status: 200,
+        body: analytics('w_1'),
+        handlerRan: true,
+      },
+      {
+        request: ({ cookie }) =>
+          manage('GET', '', { cookie: cookie('admin'), origin: 'https://evil.example' }),
+        status: 200,
+        body: { success: true, data: [expect.objectContaining({ name: 'reader' })] },
+      },
+    ],
+  },
+  {
+    name: 'CSRF: the app’s own page changes keys with JSON; any other body is 415',
+    sessions: {
+      admin: { ownerId: 'org_default', scopes: ['manage:keys', 'read:data'], admin: true },
+    },
+    keys: { admin: ADMIN },
+    steps: [
+      {
+        request: ({ cookie, origin }) => ({
+          method: 'POST',
+          path: '/v1/api-keys',
+          headers: { cookie: cookie('admin'), origin, 'content-type': 'text/plain' },
+          body: JSON.stringify(READER),
+        }),
+        status: 415,
+        body: NOT_JSON,
+        headers: { connection: 'close' },
+      },
+      {
+        request: ({ cookie, origin }) =>
+          manage('POST', '', { cookie: cookie('admin'), origin }, READER),
+        status: 201,
+        body: created({ name: 'reader', scopes: ['read:data'] }),
+      },
+      {
+        request: ({ cookie }) =>
+          manage('POST', '', { cookie: cookie('admin'), 'sec-fetch-site': 'same-origin' }, READER),
+        status: 201,
+        body: created({ name: 'reader' }),
+      },
+      {
+        request: ({ key }) => ({
+          method: 'POST',
+          path: '/v1/api-keys',
+          headers: { ...bearer(key('admin')), 'content-type': 'text/plain' },
+          body: JSON.stringify(READER),
+        }),
+        status: 415,
+        body: NOT_JSON,
+      },
+      {
+        // A key cannot be attached by another site's page: no origin is asked of it.
+        request: ({ key }) =>
+          manage(
+            'POST',
+            '',
+            { ...bearer(key('admin')), origin: 'https://elsewhere.example' },
+            READER,
+          ),
+        status: 201,
+        body: created({ name: 'reader' }),
+      },
+    ],
+  },
+
+  {
+    name: 'guard: IPv6 clients are counted by /64, not per address',
+    options: { authFailureLimit: { points: 3, durationSeconds: 60, blockSeconds: 60 } },
+    trustProxy: 1,
+    keys: { reader: READER },
+    steps: [
+      ...['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2::3'].map((address) => ({
+        request: ({ key }: CaseContext) =>
+          get(W1, { 'x-api-key': breakChecksum(key('reader')), 'x-forwarded-for': address }),
+        status: 401,
+        body: INVALID_API_KEY,
+        handlerRan: false,
+      })),
+      {
+        request: ({ key }) =>
+          get(W1, {
+            'x-api-key': breakChecksum(key('reader')),
+            'x-forwarded-for': '2001:db8:1:2:ffff:ffff:ffff:4',
+          }),
+        status: 429,
+        body: failure('RATE_LIMITED', 'Too many failed authentication attempts'),
+        handlerRan: false,
+      },
+      {
+        request: ({ key }) =>
+          get(W1, {
+            'x-api-key': breakChecksum(key('reader')),
+            'x-forwarded-for': '2001:db8:1:3::1',
+          }),
+        status: 401,
+        body: INVALID_API_KEY,
+        handlerRan: false,
+      },
+    ],
+  },
+
+  {
+    name: 'proxies: with one trusted hop, a forged leftmost X-Forwarded-For is not the client',
+    trustProxy: 1,
+    keys: { office: { ...READER, restrictions: { ips: ['10.0.0.0/8'] } } },
+    steps: [
+      {
+        // The client sent `X-Forwarded-For: 10.1.2.3`; the proxy appended the address it saw.
+        request: ({ key }) =>
+          get(W1, { 'x-api-key': key('office'), 'x-forwarded-for': '10.1.2.3, 192.0.2.1' }),
+        status: 403,
+        body: FORBIDDEN('This API key is not allowed from this IP address'),
+        handlerRan: false,
+      },
+      {
+        request: ({ key }) =>
+          get(W1, { 'x-api-key': key('office'), 'x-forwarded-for': '192.0.2.1, 10.1.2.3' }),
+        status: 200,
+        body: analytics('w_1'),
+        handlerRan: true,
+      },
+    ],
+  },
+  {
+    name: 'proxies: with two trusted hops, the client is the second address from the right',
+    trustProxy: 2,
+    keys: { partner: { ...READER, restrictions: { ips: ['203.0.113.0/24'] } } },
+    steps: [
+      {
+        request: ({ key }) =>
+          get(W1, {
+            'x-api-key': key('partner'),
+            'x-forwarded-for': '203.0.113.9, 192.0.2.1, 10.9.9.9',
+          }),
+        status: 403,
+        body: FORBIDDEN('This API key is not allowed from this IP address'),
+        handlerRan: false,
+      },
+      {
+        request: ({ key }) =>
+          get(W1, {
+            'x-api-key': key('partner'),
+            'x-forwarded-for': '192.0.2.1, 203.0.113.9, 10.9.9.9',
+          }),
+        status: 200,
+        body: analytics('w_1'),
+        handlerRan: true,
+      },
+    ],
+  },
+  {
+    name: 'proxies: trusted by address, the client is the rightmost address not a trusted proxy',
+    trustProxy: ['127.0.0.1', '10.0.0.0/8'],
+    keys: { partner: { ...READER, restrictions: { ips: ['203.0.113.0/24'] } } },
+    steps: [
+      ...['203.0.113.9', '203.0.113.9, 10.9.9.9', '192.0.2.1, 203.0.113.9, 10.1.1.1, 10.9.9.9'].map(
+        (forwarded) => ({
+          request: ({ key }: CaseContext) =>
+            get(W1, { 'x-api-key': key('partner'), 'x-forwarded-for': forwarded }),
+          status: 200,
+          body: analytics('w_1'),
+          handlerRan: true,
+        }),
+      ),
+      ...['203.0.113.9, 192.0.2.1', '203.0.113.9, 192.0.2.1, 10.9.9.9'].map((forwarded) => ({
+        request: ({ key }: CaseContext) =>
+          get(W1, { 'x-api-key': key('partner'), 'x-forwarded-for': forwarded }),
+        status: 403,
+        body: FORBIDDEN('This API key is not allowed from this IP address'),
+        handlerRan: false,
+      })),
+    ],
+  },
+
+  {
+    name: 'paths: `%2F` in a key id never reaches another management route',
+    keys: {
+      narrow: { ...ADMIN, restrictions: { endpoints: ['POST /v1/api-keys/*'] } },
+      victim: READER,
+    },
+    steps: [
+      ...['%2F', '%2f'].map((slash) => ({
+        request: ({ key, id }: CaseContext) =>
+          manage('POST', `/${id('victim')}${slash}rotate`, bearer(key('narrow')), {}),
+        status: 404,
+        body: NO_ENDPOINT,
+      })),
+      {
+        request: ({ key, id }) =>
+          manage('POST', `/${id('victim')}/rotate`, bearer(key('narrow')), {}),
+        status: 403,
+        body: FORBIDDEN('This API key is not allowed to call this endpoint'),
+      },
+      {
+        request: ({ key }) => get(W1, { 'x-api-key': key('victim') }),
+        status: 200,
+        body: analytics('w_1'),
+        handlerRan: true,
+      },
+    ],
+  },
+
+  {
+    name: 'paths: the management router reads the path as sent, on every adapter alike',
+    keys: { admin: ADMIN },
+    steps: [
+      ...[
+        '/ID/..',
+        '/ID/../',
+        '/x/../ID',
+        '/./ID',
+        '//ID',
+        '/ID%2F',
+        '/ID%2Fevents',
+        '/%6Bey_x',
+      ].map((path) => ({
+        // Sent over a socket as written: `fetch` would resolve the dot segments itself.
+        request: ({ key, id }: CaseContext) => ({
+          path: `/v1/api-keys${path.replace('ID', id('admin'))}`,
+          rawHeaders: [['authorization', `Bearer ${key('admin')}`]] as Array<[string, string]>,
+        }),
+        status: 404,
+        body: NO_ENDPOINT,
+      })),
+      {
+        request: ({ key, id }) => ({
+          path: `/v1/api-keys/${id('admin')}/`,
+          rawHeaders: [['authorization', `Bearer ${key('admin')}`]],
+        }),
+        status: 200,
+        body: created({ name: 'admin' }),
+      },
+    ],
+  },
+
+  {
+    name: 'hostile strings in a management body: 400 naming the field, nothing stored',
+    keys: { admin: ADMIN, victim: READER },
+    steps: [
+      ...(
+        [
+          [{ name: 'a\u0000b' }, 'name: must not contain a control character'],
+          [
+            { metadata: { a: { b: ['ok', '\ud800'] } } },
+            'metadata.a.b.1: must not contain an unpaired surrogate',
+          ],
+          [{ resources: ['website:w\u0000'] }, 'resources.0: must not contain a control character'],
+          [
+            { expiresAt: '+275760-09-13T00:00:00.000Z' },
+            'expiresAt: expiresAt must be before the year 10000',
+          ],
+        ] as const
+      ).map(([change, error]) => ({
+        request: ({ key }: CaseContext) =>
+          manage('POST', '', bearer(key('admin')), { ...READER, ...change }),
+        status: 400,
+        body: failure('INVALID_REQUEST', error),
+      })),
+      {
+        request: ({ key, id }) =>
+          manage('PATCH', `/${id('victim')}`, bearer(key('admin')), { metadata: { 'k\u001b': 1 } }),
+        status: 400,
+        body: failure(
+          'INVALID_REQUEST',
+          'metadata: a field name must not contain a control character',
+        ),
+      },
+      {
+        request: ({ key }) => manage('GET', '?after=%00', bearer(key('admin'))),
+        status: 400,
+        body: failure('INVALID_REQUEST', 'after must be a key id'),
+      },
+      {
+        request: ({ key }) => manage('GET', '?include_revoked=true', bearer(key('admin'))),
+        status: 200,
+        body: {
+          success: true,
+          data: expect.toSatisfy(
+            (keys: Array<{ name: string; metadata: unknown }>) =>
+              keys
+                .map((k) => `${k.name}:${JSON.stringify(k.metadata)}`)
+                .sort()
+                .join() === 'admin:null,reader:null',
+            'the two keys the case made, unchanged',
+          ),
+        },
+      },
+    ],
+  },
+
+  {
+    name: "the list cursor: another tenant's key id answers exactly as an unknown id",
+    keys: {
+      admin: ADMIN,
+      mine: READER,
+      theirs: { ...READER, name: 'theirs', ownerId: 'org_other' },
+    },
+    steps: [
+      {
+        request: ({ key, id }) => manage('GET', `?after=${id('theirs')}`, bearer(key('admin'))),
+        status: 200,
+        body: { success: true, data: [] },
+      },
+      {
+        request: ({ key }) => manage('GET', '?after=key_doesnotexist', bearer(key('admin'))),
+        status: 200,
+        body: { success: true, data: [] },
+      },
+    ],
+  },
+
+  {
+    name: 'environments: a test key reads test data, a live key live data',
+    keys: { live: READER, test: { ...READER, environment: 'test' } },
+    steps: [
+      {
+        request: ({ key }) => get(W1, { 'x-api-key': key('live') }),
+        status: 200,
+        body: {
+          success: true,
+          data: expect.objectContaining({ websiteId: 'w_1', environment: 'live' }),
+        },
+        handlerRan: true,
+      },
+      {
+        request: ({ key }) => get('/v1/links/l_1/analytics', { 'x-api-key': key('test') }),
+        status: 200,
+        body: {
+          success: true,
+          data: expect.objectContaining({ linkId: 'l_1', environment: 'test' }),
+        },
+        handlerRan: true,
       },
     ],
   },

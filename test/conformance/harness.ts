@@ -6,10 +6,11 @@ import { createKeygate, type Keygate, type KeyStore, MemoryKeyStore } from '@key
 import { createApp as createExpressApp } from '../../examples/express/src/app.js';
 import { createApp as createHonoApp } from '../../examples/hono/src/app.js';
 import { createApp as createKoaApp } from '../../examples/koa/src/app.js';
+import type { TrustProxy } from '../../examples/shared/src/runtime.js';
 
 export interface AppConfig {
-  /** The framework's proxy trust (`X-Forwarded-For` names the client). Default `false`. */
-  trustProxy?: boolean;
+  /** The framework's proxy trust, as `TRUST_PROXY` gives it: hops or proxy addresses. Default `0`. */
+  trustProxy?: TrustProxy;
   /** Loopback address to listen on. Default `127.0.0.1`. */
   host?: '127.0.0.1' | '::1';
 }
@@ -26,7 +27,7 @@ export interface RunningApp {
 export interface Adapter {
   name: 'hono' | 'express' | 'koa';
   /** The framework's own Node server for the reference app (Hono through `@hono/node-server`). */
-  server(keygate: Keygate, config: { trustProxy: boolean }): http.Server;
+  server(keygate: Keygate, config: { trustProxy: TrustProxy }): http.Server;
 }
 
 export const adapters: Adapter[] = [
@@ -51,7 +52,7 @@ export async function startApp(
   config: AppConfig = {},
 ): Promise<RunningApp> {
   const host = config.host ?? '127.0.0.1';
-  const server = adapter.server(keygate, { trustProxy: config.trustProxy ?? false });
+  const server = adapter.server(keygate, { trustProxy: config.trustProxy ?? 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, host, () => resolve());

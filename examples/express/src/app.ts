@@ -1,17 +1,23 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
-import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
+import {
+  linkAnalytics,
+  type TrustProxy,
+  visibleWebsites,
+  websiteAnalytics,
+} from '@keygate/example-shared';
 import { apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/express';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 
 /** The reference analytics API on Express (SPEC §8). */
-export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {}): Express {
+export function createApp(keygate: Keygate, config: { trustProxy?: TrustProxy } = {}): Express {
   const app = express();
   const options = { keygate };
   app.disable('x-powered-by');
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   app.enable('case sensitive routing');
-  app.set('trust proxy', config.trustProxy ?? false);
+  // A number of hops or the proxies' addresses: the client is the rightmost untrusted address.
+  app.set('trust proxy', config.trustProxy ?? 0);
   app.get('/health', (_req, res) => {
     res.json({ success: true, data: { status: 'ok' } });
   });
@@ -25,14 +31,19 @@ export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {
     '/v1/websites/:websiteId/analytics',
     requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
     (req, res) => {
-      res.json({ success: true, data: websiteAnalytics(req.params.websiteId as string) });
+      const { environment } = req.apiKey!;
+      res.json({
+        success: true,
+        data: websiteAnalytics(req.params.websiteId as string, environment),
+      });
     },
   );
   app.get(
     '/v1/links/:linkId/analytics',
     requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
     (req, res) => {
-      res.json({ success: true, data: linkAnalytics(req.params.linkId as string) });
+      const { environment } = req.apiKey!;
+      res.json({ success: true, data: linkAnalytics(req.params.linkId as string, environment) });
     },
   );
   app.post('/v1/events', requireScope('track:events'), (req, res) => {

@@ -1,14 +1,20 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
-import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
-import { apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/hono';
-import { type Context, Hono } from 'hono';
+import {
+  linkAnalytics,
+  type TrustProxy,
+  visibleWebsites,
+  websiteAnalytics,
+} from '@keygate/example-shared';
+import { apiKeyAuth, apiKeyRoutes, clientIp, requireScope } from '@keygate/hono';
+import { Hono } from 'hono';
 
 /** The reference analytics API on Hono (SPEC §8). */
-export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {}): Hono {
+export function createApp(keygate: Keygate, config: { trustProxy?: TrustProxy } = {}): Hono {
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   const app = new Hono({ strict: false });
-  const options = { keygate, getIp: clientIp(config.trustProxy ?? false) };
+  // Hono has no proxy setting: the client IP is the socket's, or per `TRUST_PROXY`'s proxies.
+  const options = { keygate, getIp: clientIp({ trustProxy: config.trustProxy ?? 0 }) };
   app.get('/health', (c) => c.json({ success: true, data: { status: 'ok' } }));
   app.route('/v1/api-keys', apiKeyRoutes(options));
   app.use('/v1/*', apiKeyAuth(options));
@@ -19,12 +25,20 @@ export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {
   app.get(
     '/v1/websites/:websiteId/analytics',
     requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
-    (c) => c.json({ success: true, data: websiteAnalytics(c.req.param('websiteId')) }),
+    (c) =>
+      c.json({
+        success: true,
+        data: websiteAnalytics(c.req.param('websiteId'), c.get('apiKey').environment),
+      }),
   );
   app.get(
     '/v1/links/:linkId/analytics',
     requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
-    (c) => c.json({ success: true, data: linkAnalytics(c.req.param('linkId')) }),
+    (c) =>
+      c.json({
+        success: true,
+        data: linkAnalytics(c.req.param('linkId'), c.get('apiKey').environment),
+      }),
   );
   app.post('/v1/events', requireScope('track:events'), (c) =>
     c.json(
@@ -38,16 +52,4 @@ export function createApp(keygate: Keygate, config: { trustProxy?: boolean } = {
 
   app.notFound((c) => c.json({ success: false, error: 'Not found', code: 'NOT_FOUND' }, 404));
   return app;
-}
-
-/** Hono leaves proxy trust to the app: the socket address, or the proxy's `X-Forwarded-For` when trusted. */
-function clientIp(trustProxy: boolean): (c: Context) => string | undefined {
-  return (c) => {
-    if (trustProxy) {
-      const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-      if (forwarded) return forwarded;
-    }
-    const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-    return env?.incoming?.socket?.remoteAddress;
-  };
 }

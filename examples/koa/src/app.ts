@@ -1,18 +1,36 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
-import { linkAnalytics, visibleWebsites, websiteAnalytics } from '@keygate/example-shared';
+import {
+  linkAnalytics,
+  type TrustProxy,
+  visibleWebsites,
+  websiteAnalytics,
+} from '@keygate/example-shared';
 import { type ApiKeyState, apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/koa';
 import Router from '@koa/router';
 import Koa from 'koa';
+import proxyaddr from 'proxy-addr';
 
 /** The reference analytics API on Koa (SPEC §8). */
 export function createApp(
   keygate: Keygate,
-  config: { trustProxy?: boolean } = {},
+  config: { trustProxy?: TrustProxy } = {},
 ): Koa<ApiKeyState> {
   const app = new Koa<ApiKeyState>();
   const options = { keygate };
-  app.proxy = config.trustProxy ?? false;
+  const trustProxy = config.trustProxy ?? 0;
+  if (typeof trustProxy === 'number') {
+    // Koa trusts the last `maxIpsCount` X-Forwarded-For entries: the client is the rightmost untrusted one.
+    app.proxy = trustProxy > 0;
+    app.maxIpsCount = trustProxy;
+  } else {
+    // Koa cannot trust proxies by address: the client IP is found as Express finds it.
+    const trusted = proxyaddr.compile(trustProxy);
+    app.use((ctx, next) => {
+      ctx.request.ip = proxyaddr(ctx.req, trusted);
+      return next();
+    });
+  }
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   const router = new Router<ApiKeyState>({ sensitive: true });
   router.get('/health', (ctx) => {
@@ -25,14 +43,16 @@ export function createApp(
     '/v1/websites/:websiteId/analytics',
     requireScope('read:data', { resource: 'website:{websiteId}', keyType: 'secret' }),
     (ctx) => {
-      ctx.body = { success: true, data: websiteAnalytics(ctx.params.websiteId!) };
+      const { environment } = ctx.state.apiKey;
+      ctx.body = { success: true, data: websiteAnalytics(ctx.params.websiteId!, environment) };
     },
   );
   router.get(
     '/v1/links/:linkId/analytics',
     requireScope('read:data', { resource: 'link:{linkId}', keyType: 'secret' }),
     (ctx) => {
-      ctx.body = { success: true, data: linkAnalytics(ctx.params.linkId!) };
+      const { environment } = ctx.state.apiKey;
+      ctx.body = { success: true, data: linkAnalytics(ctx.params.linkId!, environment) };
     },
   );
   router.post('/v1/events', requireScope('track:events'), (ctx) => {

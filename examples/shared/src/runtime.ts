@@ -5,8 +5,9 @@ import {
   type Keygate,
   type KeygateOptions,
 } from '@keygate/core';
-import { openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends } from '@keygate/redis';
+import { type KeyDatabase, openKeyDatabase } from '@keygate/postgres';
+import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
+import proxyaddr from 'proxy-addr';
 
 export interface Runtime {
   keygate: Keygate;
@@ -21,32 +22,51 @@ export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:confi
 
 /**
  * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
- * `.keygate/` otherwise), Redis when `REDIS_URL` is set (in-process limits otherwise), and the
- * audit trail also as JSON lines on stdout when `KEYGATE_AUDIT_STDOUT=1`.
+ * `.keygate/` otherwise), Redis when `REDIS_URL` (a single Redis) or `REDIS_CLUSTER_NODES`
+ * (`host:port,...` of a Redis Cluster) is set (in-process limits otherwise), digests peppered with
+ * `KEYGATE_PEPPER` when it is set, and the audit trail also as JSON lines on stdout when
+ * `KEYGATE_AUDIT_STDOUT=1`.
  */
 export async function openRuntime(
   env: NodeJS.ProcessEnv = process.env,
   options: KeygateOptions = {},
 ): Promise<Runtime> {
   const databaseUrl = env.DATABASE_URL || undefined;
-  const redisUrl = env.REDIS_URL || undefined;
-  const database = await openKeyDatabase({ databaseUrl });
-  const redis = redisUrl ? createRedisBackends({ url: redisUrl }) : null;
+  const redisConnection = redisConnectionFromEnv(env);
+  const redis = redisConnection ? createRedisBackends(redisConnection) : null;
+  let database: KeyDatabase;
+  try {
+    // A Redis of the wrong kind (a cluster node given as REDIS_URL) stops the start; one that is down does not.
+    await redis?.ready();
+    database = await openKeyDatabase({ databaseUrl });
+  } catch (error) {
+    await redis?.close();
+    throw error;
+  }
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
-  const keygate = createKeygate({
-    store: database.store,
-    auditSinks: auditToStdout
-      ? [database.auditSink, new JsonLinesAuditSink()]
-      : [database.auditSink],
-    ...(redis
-      ? {
-          limiter: redis.limiter,
-          authFailureGuard: redis.failureGuard,
-          invalidation: redis.invalidation,
-        }
-      : {}),
-    ...options,
-  });
+  let keygate: Keygate;
+  try {
+    keygate = createKeygate({
+      pepper: env.KEYGATE_PEPPER || undefined,
+      store: database.store,
+      auditSinks: auditToStdout
+        ? [database.auditSink, new JsonLinesAuditSink()]
+        : [database.auditSink],
+      ...(redis
+        ? {
+            limiter: redis.limiter,
+            authFailureGuard: redis.failureGuard,
+            invalidation: redis.invalidation,
+          }
+        : {}),
+      ...options,
+    });
+  } catch (error) {
+    // A bad setting (a short KEYGATE_PEPPER): leave nothing open behind the message.
+    await redis?.close();
+    await database.close();
+    throw error;
+  }
 
   let bootstrap: IssuedKey | null = null;
   if (
@@ -58,7 +78,11 @@ export async function openRuntime(
 
   const description = [
     databaseUrl ? 'keys in Postgres' : 'keys in embedded PGlite (.keygate/)',
-    redisUrl ? 'limits in Redis' : 'limits in memory',
+    redisConnection
+      ? 'clusterNodes' in redisConnection
+        ? 'limits in Redis Cluster'
+        : 'limits in Redis'
+      : 'limits in memory',
     ...(auditToStdout ? ['audit trail also on stdout'] : []),
   ].join(', ');
 
@@ -116,8 +140,26 @@ export function portFrom(env: NodeJS.ProcessEnv = process.env): number {
   return port;
 }
 
-export function trustProxyFrom(env: NodeJS.ProcessEnv = process.env): boolean {
-  return isOn(env.TRUST_PROXY);
+/**
+ * Which proxies' `X-Forwarded-For` entries name the client: a number of hops (`0`: none, the
+ * connection's address is the client), or the proxies' addresses and CIDR ranges.
+ */
+export type TrustProxy = number | string[];
+
+/** `TRUST_PROXY`: unset or `0` (off), a number of proxy hops, or a comma-separated list of proxy addresses/CIDR ranges. */
+export function trustProxyFrom(env: NodeJS.ProcessEnv = process.env): TrustProxy {
+  const value = (env.TRUST_PROXY ?? '').trim();
+  if (value === '' || ['false', 'off', 'no'].includes(value.toLowerCase())) return 0;
+  if (/^\d{1,3}$/.test(value)) return Number(value);
+  const proxies = value.split(',').map((entry) => entry.trim());
+  try {
+    proxyaddr.compile(proxies);
+  } catch {
+    throw new Error(
+      `TRUST_PROXY must be a number of proxy hops or a comma-separated list of proxy addresses or CIDR ranges (got ${value})`,
+    );
+  }
+  return proxies;
 }
 
 function isOn(value: string | undefined): boolean {

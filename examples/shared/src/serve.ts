@@ -6,6 +6,7 @@ import {
   openRuntime,
   portFrom,
   type Runtime,
+  type TrustProxy,
   trustProxyFrom,
 } from './runtime.js';
 
@@ -15,21 +16,23 @@ import {
  */
 export async function serveReferenceApp(
   framework: string,
-  createServer: (runtime: Runtime, config: { trustProxy: boolean }) => Server,
+  createServer: (runtime: Runtime, config: { trustProxy: TrustProxy }) => Server,
 ): Promise<void> {
   const port = portFrom();
   const host = process.env.HOST ?? '127.0.0.1';
   let runtime: Runtime;
+  let trustProxy: TrustProxy;
   try {
+    trustProxy = trustProxyFrom();
     runtime = await openRuntime();
   } catch (error) {
-    // A setup problem (database locked or unreachable) is a message for the operator, not a crash.
+    // A setup problem (bad setting, database locked or unreachable) is a message for the operator, not a crash.
     console.error(
       `keygate reference app (${framework}) could not start: ${(error as Error).message}`,
     );
     process.exit(1);
   }
-  const server = createServer(runtime, { trustProxy: trustProxyFrom() });
+  const server = createServer(runtime, { trustProxy });
   server.listen(port, host, () => {
     const url = `http://localhost:${(server.address() as AddressInfo).port}`;
     console.log(

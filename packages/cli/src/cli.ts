@@ -6,9 +6,11 @@ import {
   createKeygate,
   type Keygate,
   KeyManagementError,
+  type KeyUsage,
+  type UsageRange,
 } from '@keygate/core';
 import { migrate, openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends, type RedisClient } from '@keygate/redis';
+import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
 import packageJson from '../package.json' with { type: 'json' };
 
 export interface CliIO {
@@ -37,6 +39,7 @@ const OPTIONS = {
   grace: { type: 'string' },
   key: { type: 'string' },
   limit: { type: 'string' },
+  range: { type: 'string' },
   'include-revoked': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -129,12 +132,22 @@ const COMMANDS: Command[] = [
     options: ['key', 'limit', 'json'],
     takesId: false,
   },
+  {
+    name: 'usage',
+    usage: ['keygate usage KEY [--range 24h|7d|30d] [--json]'],
+    summary:
+      "Prints a key's requests over the range (default 24h), by hour or by day: served, failed and\nrate limited.",
+    options: ['range', 'json'],
+    takesId: true,
+  },
 ];
 
 const ENVIRONMENT = `Environment:
-  DATABASE_URL  Postgres to use; without it, the embedded database under .keygate/
-                (which needs @electric-sql/pglite installed)
-  REDIS_URL     Redis to tell running apps about changed keys (cache invalidation)`;
+  DATABASE_URL         Postgres to use; without it, the embedded database under .keygate/
+                       (which needs @electric-sql/pglite installed)
+  REDIS_URL            Redis to tell running apps about changed keys (cache invalidation)
+  REDIS_CLUSTER_NODES  instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
+  KEYGATE_PEPPER       Secret mixed into key digests (HMAC); must be the apps' own`;
 
 const EXIT_CODES =
   'Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.';
@@ -269,21 +282,40 @@ function describeEvent(event: AuditEvent): string {
   ].join('  ');
 }
 
+const RANGES: readonly UsageRange[] = ['24h', '7d', '30d'];
+
+function usageRange(value: string | undefined): UsageRange {
+  if (value === undefined) return '24h';
+  if (!RANGES.includes(value as UsageRange)) {
+    throw new UsageError(`--range must be one of ${RANGES.join(', ')} (got ${value})`);
+  }
+  return value as UsageRange;
+}
+
+/** Requests per bucket as a table, oldest first, with the totals. */
+function describeUsage(usage: KeyUsage): string {
+  const hourly = usage.interval === 'hour';
+  const label = (start: Date) =>
+    hourly ? start.toISOString().slice(0, 16).replace('T', ' ') : start.toISOString().slice(0, 10);
+  const row = (first: string, counts: [number, number, number]) =>
+    `${first.padEnd(18)}${String(counts[0]).padStart(8)}${String(counts[1]).padStart(8)}${String(counts[2]).padStart(14)}`;
+  const total: [number, number, number] = [0, 0, 0];
+  const lines = usage.buckets.map((bucket) => {
+    total[0] += bucket.served;
+    total[1] += bucket.failed;
+    total[2] += bucket.rateLimited;
+    return row(label(bucket.start), [bucket.served, bucket.failed, bucket.rateLimited]);
+  });
+  return [
+    `Usage of ${usage.keyId}, last ${usage.range ?? 'window'} by ${usage.interval} (UTC)`,
+    `${(hourly ? 'hour' : 'day').padEnd(18)}${'served'.padStart(8)}${'failed'.padStart(8)}${'rate limited'.padStart(14)}`,
+    ...lines,
+    row('total', total),
+  ].join('\n');
+}
+
 /** Longest a rotate or revoke waits for Redis; past it, the change is made and apps see it when their cache expires. */
 const REDIS_WAIT_MS = 3_000;
-
-function whenReady(client: RedisClient, timeoutMs: number): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      client.off('ready', done);
-      resolve();
-    };
-    const timer = setTimeout(done, timeoutMs);
-    client.once('ready', done);
-  });
-}
 
 /** Runs one CLI invocation; returns the exit code. */
 export async function run(argv: string[], io: CliIO): Promise<number> {
@@ -357,26 +389,37 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   try {
     const input = command === 'keys' && sub === 'create' ? createInput(values) : undefined;
     const limit = number(values.limit, 'limit', true);
+    const range = usageRange(values.range);
     const grace = values.grace === undefined ? 0 : Number(values.grace);
     if (!Number.isInteger(grace) || grace < 0) {
       throw new UsageError(`--grace must be a whole number of seconds (got ${values.grace})`);
     }
 
+    const redisConnection = redisConnectionFromEnv(io.env);
+    const redis = redisConnection
+      ? createRedisBackends({
+          ...redisConnection,
+          logger: { warn: (message) => io.err(`${message}\n`), info: () => {} },
+        })
+      : null;
+    close = async () => {
+      await redis?.close();
+    };
+    // Running apps learn of a rotation or revocation over Redis: connect before announcing one.
+    if (redis && command === 'keys' && (sub === 'rotate' || sub === 'revoke')) {
+      await redis.ready(REDIS_WAIT_MS);
+    }
     const database = await openKeyDatabase({
       databaseUrl: io.env.DATABASE_URL || undefined,
       migrate: command !== 'migrate',
     });
-    const redis = io.env.REDIS_URL
-      ? createRedisBackends({
-          url: io.env.REDIS_URL,
-          logger: { warn: (message) => io.err(`${message}\n`), info: () => {} },
-        })
-      : null;
-    // Running apps learn of a rotation or revocation over Redis: connect before announcing one.
-    if (redis && command === 'keys' && (sub === 'rotate' || sub === 'revoke')) {
-      await whenReady(redis.client, REDIS_WAIT_MS);
-    }
+    close = async () => {
+      await redis?.close();
+      await database.close();
+    };
     keygate = createKeygate({
+      // Keys made here must be digested as the apps digest them.
+      pepper: io.env.KEYGATE_PEPPER || undefined,
       store: database.store,
       auditSinks: [database.auditSink],
       limiter: false,
@@ -403,6 +446,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
         { events },
         events.length === 0 ? 'No audit events.' : events.map(describeEvent).join('\n'),
       );
+    } else if (command === 'usage') {
+      const usage = await keygate.keys.usage(id, { range });
+      print(usage, describeUsage(usage));
     } else if (sub === 'create') {
       const issued = await keygate.keys.create(input!, actor);
       print(

@@ -6,7 +6,7 @@ import {
   scopeRequirement,
 } from './guard.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
-import type { Headers, KeygateRequest, KeyType } from './types.js';
+import type { Headers, KeyEnvironment, KeygateRequest, KeyType } from './types.js';
 
 /** What every adapter needs to turn the core's decisions into responses. */
 
@@ -70,6 +70,11 @@ export interface GuardOptions<Ctx> {
   resource?: string | ((ctx: Ctx) => string | null | undefined);
   /** Only this key type passes; e.g. `'secret'` marks a secret-only route. Default: any. */
   keyType?: KeyType;
+  /**
+   * Only keys of these environments pass, e.g. `['live']` so test keys never reach live data
+   * (403 `FORBIDDEN` otherwise). Default: both.
+   */
+  environments?: readonly KeyEnvironment[];
 }
 
 export interface PreparedGuard<Ctx> {
@@ -83,7 +88,10 @@ export function prepareGuard<Ctx>(
   spec: ScopeSpec,
   options: GuardOptions<Ctx> = {},
 ): PreparedGuard<Ctx> {
-  const requirement = scopeRequirement(spec, options.keyType);
+  const requirement = scopeRequirement(spec, {
+    keyType: options.keyType,
+    environments: options.environments,
+  });
   const { resource } = options;
   if (resource !== undefined && typeof resource !== 'string' && typeof resource !== 'function') {
     throw new KeygateConfigError(
@@ -101,17 +109,24 @@ export function prepareGuard<Ctx>(
   };
 }
 
-/** Reads a Node request body as text, refusing more than `limit` bytes (Express and Koa). */
-export async function readNodeBody(
-  stream: AsyncIterable<Buffer | string>,
-  declaredLength: string | undefined,
+/**
+ * Reads a request body as text, refusing more than `limit` bytes as soon as they arrive, chunked
+ * or not: a Node request (Express, Koa) or a Fetch `Request#body` stream (Hono).
+ */
+export async function readBody(
+  stream: AsyncIterable<Uint8Array | string> | null,
+  declaredLength: string | null | undefined,
   limit: number,
 ): Promise<string> {
-  if (declaredLength !== undefined && Number(declaredLength) > limit) throw bodyTooLarge();
+  if (declaredLength != null && Number(declaredLength) > limit) throw bodyTooLarge();
+  if (stream === null) return '';
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of stream) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const buffer =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk)
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     size += buffer.length;
     if (size > limit) throw bodyTooLarge();
     chunks.push(buffer);

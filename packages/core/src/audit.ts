@@ -1,5 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import type { AuditEvent, AuditQuery, AuditReader, AuditSink } from './types.js';
+import type {
+  AuditContext,
+  AuditEvent,
+  AuditQuery,
+  AuditReader,
+  AuditSink,
+  UsageAction,
+  UsageBatch,
+  UsageCounts,
+  UsageQuery,
+} from './types.js';
+import { UsageCounter, type UsageSubject } from './usage.js';
+import { bucketIndex, INTERVAL_MS, isRateLimited } from './usage-window.js';
 
 /**
  * What happens to an event recorded while `maxQueue` events wait for the sinks:
@@ -22,6 +34,12 @@ export interface AuditLogOptions {
   onQueueFull?: AuditQueueFullPolicy;
   /** Longest `close()` waits for the sinks before giving up on what is left, in ms. Default 30,000. */
   closeTimeoutMs?: number;
+  /**
+   * Most distinct usage rows waiting (key, client, method, path and minute); a flush starts
+   * early at this many. While the sinks cannot take them, uses that would add a row past it are
+   * given up (counted in `dropped`); uses of rows already waiting are still counted. Default 100,000.
+   */
+  maxUsageRows?: number;
   logger?: Pick<Console, 'warn' | 'error'>;
 }
 
@@ -32,6 +50,15 @@ export interface AuditRecordOptions {
   /** A sink that already has the event (a key store wrote it with the change): the others get it. */
   except?: AuditSink;
 }
+
+/** Marks a success event that the sinks keeping usage have as a count already. */
+const COUNTED = Symbol('counted');
+
+function keepsUsage(sink: AuditSink): boolean {
+  return typeof sink.writeUsage === 'function';
+}
+
+const NO_DETAIL = () => null;
 
 /**
  * First in, first out, with every operation O(1) amortised: an array's `shift` and `splice(0, n)`
@@ -88,7 +115,8 @@ class EventQueue {
 
 /**
  * Collects audit events off the request path and writes them to every sink in
- * batches; a failing sink is retried, a slow one never delays a request.
+ * batches; a failing sink is retried, a slow one never delays a request. Successes are
+ * counted per minute for the sinks that keep usage, and recorded as events for the others.
  */
 export class AuditLog {
   readonly #sinks: AuditSink[];
@@ -98,8 +126,12 @@ export class AuditLog {
   readonly #logger: Pick<Console, 'warn' | 'error'>;
   readonly #interval: number;
   readonly #closeTimeout: number;
-  /** Events a sink already has, and that sink. */
-  readonly #except = new WeakMap<AuditEvent, AuditSink>();
+  /** Events some sinks must not get: a sink that already has the event, or `COUNTED`. */
+  readonly #except = new WeakMap<AuditEvent, AuditSink | typeof COUNTED>();
+  /** Counts successes for the sinks that keep usage; absent when none does. */
+  readonly #usage: UsageCounter | undefined;
+  /** Whether some sink wants every success as an event. */
+  readonly #successEvents: boolean;
   readonly #queue = new EventQueue();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
@@ -117,9 +149,20 @@ export class AuditLog {
     this.#maxQueue = options.maxQueue ?? 1_000_000;
     this.#policy = options.onQueueFull ?? 'drop-oldest';
     this.#logger = options.logger ?? console;
+    const usageSinks = this.#sinks.filter(keepsUsage);
+    this.#successEvents = usageSinks.length < this.#sinks.length;
+    this.#usage =
+      usageSinks.length === 0
+        ? undefined
+        : new UsageCounter({
+            sinks: usageSinks,
+            maxRows: options.maxUsageRows ?? 100_000,
+            logger: this.#logger,
+            onDropped: (count) => this.#countDropped(count),
+          });
   }
 
-  /** Events given up because the queue was full. */
+  /** Events given up because the queue was full, and uses given up because too many usage rows waited. */
   get dropped(): number {
     return this.#dropped;
   }
@@ -129,9 +172,9 @@ export class AuditLog {
     return this.#overflowed;
   }
 
-  /** Events not yet written: queued, or in the sink call in progress. */
+  /** Events and counted uses not yet written: queued, or in the sink call in progress. */
   get pending(): number {
-    return this.#queue.length + this.#inFlight;
+    return this.#queue.length + this.#inFlight + (this.#usage?.pending ?? 0);
   }
 
   /** Whether `sink` is one of the sinks this log writes to. */
@@ -143,6 +186,48 @@ export class AuditLog {
   record(event: AuditRecord, options?: AuditRecordOptions): void {
     const except = options?.except;
     if (this.#sinks.length === 0 || (except && this.#sinks.every((s) => s === except))) return;
+    // Complete events (a key change's, already stored with it) keep their id; the rest get one.
+    this.#enqueue(
+      (event.id !== undefined && event.at !== undefined
+        ? event
+        : { id: randomUUID(), at: new Date(), ...event }) as AuditEvent,
+      except,
+    );
+  }
+
+  /**
+   * Records a success (an authentication, a passed check) and returns at once: a count on its
+   * minute's usage row for the sinks that keep usage, an event for the sinks that want every one.
+   * `detail` is only called when an event is built.
+   */
+  recordUse(
+    action: UsageAction,
+    subject: UsageSubject,
+    ctx: AuditContext,
+    detail: () => Record<string, unknown> | null = NO_DETAIL,
+  ): void {
+    const now = Date.now();
+    this.#usage?.count(action, subject, ctx, now);
+    if (!this.#successEvents) return;
+    this.#enqueue(
+      {
+        id: randomUUID(),
+        at: new Date(now),
+        action,
+        outcome: 'success',
+        reason: null,
+        keyId: subject.id,
+        keyStart: subject.start,
+        ownerId: subject.ownerId,
+        actor: null,
+        detail: detail(),
+        ...ctx,
+      },
+      this.#usage ? COUNTED : undefined,
+    );
+  }
+
+  #enqueue(event: AuditEvent, except: AuditSink | typeof COUNTED | undefined): void {
     if (this.#queue.length >= this.#maxQueue) {
       if (this.#policy === 'keep') this.#countOverflow();
       else {
@@ -151,14 +236,8 @@ export class AuditLog {
         this.#queue.drop(1);
       }
     }
-    // Complete events (a key change's, already stored with it) keep their id; the rest get one.
-    const queued = (
-      event.id !== undefined && event.at !== undefined
-        ? event
-        : { id: randomUUID(), at: new Date(), ...event }
-    ) as AuditEvent;
-    if (except) this.#except.set(queued, except);
-    this.#queue.push(queued);
+    if (except) this.#except.set(event, except);
+    this.#queue.push(event);
     this.#schedule();
   }
 
@@ -166,12 +245,16 @@ export class AuditLog {
     // A failing sink is being retried with backoff; its timer drains what arrives meanwhile.
     if (this.#failures > 0) return;
     // A drain in progress keeps writing until the queue is empty: one more caller would only wait.
-    if (this.#queue.length >= this.#batchSize && !this.#flushing) void this.flush();
-    else this.#timer ??= setTimeout(() => void this.flush(), this.#interval).unref();
+    if (this.#queue.length >= this.#batchSize && !this.#flushing) void this.#flushEvents();
+    else this.#timer ??= setTimeout(() => void this.#flushEvents(), this.#interval).unref();
   }
 
-  /** Writes everything queued so far; resolves when the sinks have it (or gave up after retries). */
+  /** Writes everything recorded so far, events and counted uses; resolves when the sinks have it (or failed). */
   async flush(): Promise<void> {
+    await Promise.all([this.#flushEvents(), this.#usage?.flush()]);
+  }
+
+  async #flushEvents(): Promise<void> {
     if (this.#timer) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -205,7 +288,7 @@ export class AuditLog {
         // Keep the events and try later; the bounded queue caps what a dead sink costs.
         if (this.#timer) clearTimeout(this.#timer);
         this.#timer = setTimeout(
-          () => void this.flush(),
+          () => void this.#flushEvents(),
           Math.min(30_000, 100 * 2 ** this.#failures),
         ).unref();
         return;
@@ -217,7 +300,11 @@ export class AuditLog {
 
   #write(sink: AuditSink, batch: AuditEvent[]): Promise<void> | undefined {
     if (!batch.some((event) => this.#except.has(event))) return sink.write(batch);
-    const events = batch.filter((event) => this.#except.get(event) !== sink);
+    const counted = this.#usage !== undefined && keepsUsage(sink) ? COUNTED : undefined;
+    const events = batch.filter((event) => {
+      const except = this.#except.get(event);
+      return except === undefined || (except !== sink && except !== counted);
+    });
     return events.length > 0 ? sink.write(events) : undefined;
   }
 
@@ -247,9 +334,12 @@ export class AuditLog {
       }
     }, this.#closeTimeout);
     if (this.#timer) clearTimeout(this.#timer);
+    this.#usage?.stop();
     if (!finished || this.pending > 0) {
+      const events = this.#queue.length + this.#inFlight;
+      const uses = this.#usage?.pending ?? 0;
       this.#logger.error(
-        `[keygate] audit: ${this.pending} events could not be written before close`,
+        `[keygate] audit: ${events} events${uses > 0 ? ` and ${uses} counted uses` : ''} could not be written before close`,
       );
     }
     await withDeadline(
@@ -272,10 +362,18 @@ async function withDeadline(work: () => Promise<unknown>, ms: number): Promise<b
   }
 }
 
-/** The most recent events in memory; the default sink when no database is configured. */
+/**
+ * The most recent events in memory; the default sink when no database is configured. It keeps
+ * usage too: successful authentications per key and minute (up to 10 × `capacity` of them, the
+ * oldest given up first), enough for `usage()`; passed checks are not kept.
+ */
 export class MemoryAuditSink implements AuditSink, AuditReader {
   readonly #events: AuditEvent[] = [];
   readonly #capacity: number;
+  /** Successful authentications by key and minute. */
+  readonly #served = new Map<string, { keyId: string; minute: number; count: number }>();
+  /** Ids of the latest usage batches, so a retried one is not counted twice. */
+  readonly #batches = new Set<string>();
 
   constructor(capacity = 10_000) {
     this.#capacity = capacity;
@@ -288,12 +386,57 @@ export class MemoryAuditSink implements AuditSink, AuditReader {
     }
   }
 
+  async writeUsage(batch: UsageBatch): Promise<void> {
+    if (this.#batches.has(batch.id)) return;
+    this.#batches.add(batch.id);
+    if (this.#batches.size > 1_000) this.#batches.delete(this.#batches.values().next().value!);
+    for (const row of batch.rows) {
+      if (row.authenticated === 0) continue;
+      const minute = row.minute.getTime();
+      const key = `${row.keyId}\0${minute}`;
+      const served = this.#served.get(key);
+      if (served) served.count += row.authenticated;
+      else this.#served.set(key, { keyId: row.keyId, minute, count: row.authenticated });
+    }
+    for (const key of this.#served.keys()) {
+      if (this.#served.size <= 10 * this.#capacity) break;
+      this.#served.delete(key);
+    }
+  }
+
   async query(query: AuditQuery): Promise<AuditEvent[]> {
     return this.#events
       .filter((e) => query.keyId === undefined || e.keyId === query.keyId)
       .filter((e) => query.ownerId === undefined || e.ownerId === query.ownerId)
       .slice(-(query.limit ?? 100))
       .reverse();
+  }
+
+  async usage(query: UsageQuery): Promise<UsageCounts[]> {
+    const buckets = new Map<number, UsageCounts>();
+    const bucketAt = (time: number): UsageCounts | undefined => {
+      const index = bucketIndex(time, query);
+      if (index === null) return undefined;
+      let bucket = buckets.get(index);
+      if (!bucket) {
+        const start = new Date(query.from.getTime() + index * INTERVAL_MS[query.interval]);
+        bucket = { start, served: 0, failed: 0, rateLimited: 0 };
+        buckets.set(index, bucket);
+      }
+      return bucket;
+    };
+    for (const served of this.#served.values()) {
+      if (served.keyId !== query.keyId) continue;
+      const bucket = bucketAt(served.minute);
+      if (bucket) bucket.served += served.count;
+    }
+    for (const event of this.#events) {
+      if (event.keyId !== query.keyId || event.outcome !== 'failure') continue;
+      const bucket = bucketAt(event.at.getTime());
+      if (bucket && isRateLimited(event)) bucket.rateLimited++;
+      else if (bucket) bucket.failed++;
+    }
+    return [...buckets.values()];
   }
 }
 

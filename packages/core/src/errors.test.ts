@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { prepareGuard, readNodeBody, renderFailure, toKeygate } from './adapter-kit.js';
+import { prepareGuard, readBody, renderFailure, toKeygate } from './adapter-kit.js';
 import { ERROR_CODES, KeygateConfigError, KeygateError } from './errors.js';
 import { createKeygate } from './keygate.js';
 
@@ -17,6 +17,7 @@ describe('error codes', () => {
       ACCESS_DENIED: 403,
       FORBIDDEN: 403,
       NOT_FOUND: 404,
+      UNSUPPORTED_MEDIA_TYPE: 415,
       RATE_LIMITED: 429,
       SERVICE_UNAVAILABLE: 503,
     });
@@ -87,14 +88,14 @@ describe('adapter kit', () => {
     expect(() => prepareGuard('read:data', { resource: 42 as never })).toThrow(KeygateConfigError);
   });
 
-  it('readNodeBody stops at the limit', async () => {
-    expect(await readNodeBody(Readable.from([Buffer.from('{"a":'), '1}']), undefined, 100)).toBe(
+  it('readBody stops at the limit', async () => {
+    expect(await readBody(Readable.from([Buffer.from('{"a":'), '1}']), undefined, 100)).toBe(
       '{"a":1}',
     );
-    await expect(readNodeBody(Readable.from(['x'.repeat(101)]), undefined, 100)).rejects.toThrow(
+    await expect(readBody(Readable.from(['x'.repeat(101)]), undefined, 100)).rejects.toThrow(
       'the request body is too large',
     );
-    await expect(readNodeBody(Readable.from(['x']), '5000', 100)).rejects.toThrow(
+    await expect(readBody(Readable.from(['x']), '5000', 100)).rejects.toThrow(
       'the request body is too large',
     );
   });

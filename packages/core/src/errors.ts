@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   ACCESS_DENIED: { status: 403, message: 'Access to this resource is denied' },
   FORBIDDEN: { status: 403, message: 'This request is not allowed for this API key' },
   NOT_FOUND: { status: 404, message: 'Not found' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json' },
   RATE_LIMITED: { status: 429, message: 'Rate limit exceeded' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'Service temporarily unavailable' },
 } as const;
@@ -64,11 +65,19 @@ export class KeygateConfigError extends Error {
   }
 }
 
-/** A key-management call refused for its input (bad scope for a public key, unknown id, ...). */
+/**
+ * A key-management call refused: for its input (`INVALID_REQUEST`: bad scope for a public key, a
+ * value the store cannot hold), an unknown id (`NOT_FOUND`), or a key reaching further than its
+ * caller (`FORBIDDEN`).
+ */
 export class KeyManagementError extends Error {
-  readonly code: 'INVALID_REQUEST' | 'NOT_FOUND';
-  constructor(code: 'INVALID_REQUEST' | 'NOT_FOUND', message: string) {
-    super(message);
+  readonly code: 'INVALID_REQUEST' | 'NOT_FOUND' | 'FORBIDDEN';
+  constructor(
+    code: 'INVALID_REQUEST' | 'NOT_FOUND' | 'FORBIDDEN',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
     this.name = 'KeyManagementError';
     this.code = code;
   }

@@ -50,7 +50,7 @@ describe('scopeRequirement', () => {
   });
 
   it('keeps a key type restriction', () => {
-    expect(scopeRequirement('read:data', 'secret')).toEqual({
+    expect(scopeRequirement('read:data', { keyType: 'secret' })).toEqual({
       scopes: ['read:data'],
       mode: 'all',
       keyType: 'secret',
@@ -68,7 +68,7 @@ describe('scopeRequirement', () => {
   });
 
   it('throws on an unknown key type', () => {
-    expect(() => scopeRequirement('read:data', 'admin' as KeyType)).toThrow(/keyType/);
+    expect(() => scopeRequirement('read:data', { keyType: 'admin' as KeyType })).toThrow(/keyType/);
   });
 });
 
@@ -138,7 +138,7 @@ describe('checkRequirement', () => {
   });
 
   it('checks key type, then scope, then resource', () => {
-    const secretOnly = scopeRequirement('read:data', 'secret');
+    const secretOnly = scopeRequirement('read:data', { keyType: 'secret' });
     const publicKey = keyPrincipal(['track:events'], ['website:w_1'], 'public');
     const typeError = checkRequirement(publicKey, secretOnly, 'website:w_2');
     expect(typeError?.code).toBe('FORBIDDEN');
@@ -149,6 +149,23 @@ describe('checkRequirement', () => {
     const scoped = keyPrincipal(['read:data'], ['website:w_1']);
     expect(checkRequirement(scoped, secretOnly, 'website:w_2')?.code).toBe('ACCESS_DENIED');
     expect(checkRequirement(scoped, secretOnly, 'website:w_1')).toBeNull();
+  });
+
+  it('a route bound to an environment refuses keys of the other, before their scopes', () => {
+    const liveOnly = scopeRequirement('read:data', { environments: ['live'] });
+    const test: Principal = { ...keyPrincipal(['read:data']), environment: 'test' };
+    const refused = checkRequirement(test, liveOnly, undefined);
+    expect(refused?.code).toBe('FORBIDDEN');
+    expect(refused?.reason).toBe('environment');
+    expect(refused?.message).toBe('This endpoint requires a live API key');
+    expect(checkRequirement({ ...test, scopes: [] }, liveOnly, undefined)?.code).toBe('FORBIDDEN');
+    expect(checkRequirement(keyPrincipal(['read:data']), liveOnly, undefined)).toBeNull();
+    const either = scopeRequirement('read:data', { environments: ['live', 'test'] });
+    expect(checkRequirement(test, either, undefined)).toBeNull();
+    expect(() => scopeRequirement('read:data', { environments: [] })).toThrow(KeygateConfigError);
+    expect(() => scopeRequirement('read:data', { environments: ['production' as never] })).toThrow(
+      /environments/,
+    );
   });
 
   it('a public key passes a route open to any key type', () => {

@@ -1,5 +1,5 @@
 import { KeygateConfigError, KeygateError } from './errors.js';
-import type { KeyType, Principal, Scope } from './types.js';
+import type { KeyEnvironment, KeyType, Principal, Scope } from './types.js';
 
 /** What a route needs: scopes (all or any of them), optionally a resource and a key type. */
 export type ScopeSpec =
@@ -13,10 +13,16 @@ export interface ScopeRequirement {
   mode: 'all' | 'any';
   /** Only this key type may pass (e.g. `'secret'` for secret-only routes); public keys get `FORBIDDEN`. */
   keyType?: KeyType;
+  /** Only keys (and sessions) of these environments may pass (e.g. `['live']`); others get `FORBIDDEN`. */
+  environments?: readonly KeyEnvironment[];
 }
 
 /** Parses a guard's declaration once, when the route is defined; a bad one throws there. */
-export function scopeRequirement(spec: ScopeSpec, keyType?: KeyType): ScopeRequirement {
+export function scopeRequirement(
+  spec: ScopeSpec,
+  options: Pick<ScopeRequirement, 'keyType' | 'environments'> = {},
+): ScopeRequirement {
+  const { keyType, environments } = options;
   let scopes: readonly string[];
   let mode: 'all' | 'any' = 'all';
   if (typeof spec === 'string') scopes = [spec];
@@ -31,7 +37,23 @@ export function scopeRequirement(spec: ScopeSpec, keyType?: KeyType): ScopeRequi
   if (keyType !== undefined && keyType !== 'secret' && keyType !== 'public') {
     throw new KeygateConfigError('INVALID_KEY_TYPE', `keyType must be 'secret' or 'public'`);
   }
-  return keyType ? { scopes, mode, keyType } : { scopes, mode };
+  if (
+    environments !== undefined &&
+    (!Array.isArray(environments) ||
+      environments.length === 0 ||
+      environments.some((e) => e !== 'live' && e !== 'test'))
+  ) {
+    throw new KeygateConfigError(
+      'INVALID_ENVIRONMENT',
+      `environments must list 'live' and/or 'test'`,
+    );
+  }
+  return {
+    scopes,
+    mode,
+    ...(keyType ? { keyType } : {}),
+    ...(environments ? { environments } : {}),
+  };
 }
 
 /** Fills `{param}` placeholders of a resource template (`website:{websiteId}`) from route params. */
@@ -67,6 +89,12 @@ export function checkRequirement(
     return new KeygateError('FORBIDDEN', {
       message: `This endpoint requires a ${requirement.keyType} API key`,
       reason: 'key_type',
+    });
+  }
+  if (requirement.environments && !requirement.environments.includes(principal.environment)) {
+    return new KeygateError('FORBIDDEN', {
+      message: `This endpoint requires a ${requirement.environments.join(' or ')} API key`,
+      reason: 'environment',
     });
   }
   const granted = principal.scopes;

@@ -9,6 +9,12 @@ export {
   MemoryAuditSink,
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export {
+  boundsOf,
+  type DelegationBounds,
+  delegationRefusal,
+  type KeyReach,
+} from './delegation.js';
 export * from './errors.js';
 export { ALL_SOURCES, type KeySource, pathOf } from './extract.js';
 export * from './guard.js';
@@ -37,3 +43,12 @@ export { MemoryKeyStore } from './memory-store.js';
 export * from './rate-limit.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
 export type * from './types.js';
+export type { UsageSubject } from './usage.js';
+export {
+  INTERVAL_MS,
+  type KeyUsage,
+  MAX_USAGE_BUCKETS,
+  type UsageInterval,
+  type UsageOptions,
+  type UsageRange,
+} from './usage-window.js';

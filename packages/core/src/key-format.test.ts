@@ -243,6 +243,40 @@ describe('createKeyFormat: configuration errors', () => {
   });
 });
 
+describe('createKeyFormat: redact', () => {
+  const format = createKeyFormat();
+  const key = format.generate('secret', 'live');
+
+  it('cuts a key anywhere in a text to its start', () => {
+    expect(format.redact(`/v1/query/websites;api_key=${key.secret}`)).toBe(
+      `/v1/query/websites;api_key=${key.start}`,
+    );
+    expect(format.redact(`curl/8 (${key.secret}) ${key.secret}`)).toBe(
+      `curl/8 (${key.start}) ${key.start}`,
+    );
+    expect(format.redact(key.secret)).toBe(key.start);
+  });
+
+  it('cuts what only looks like a key too: a broken checksum is still most of a secret', () => {
+    expect(format.redact(`/x/${key.secret.slice(0, -1)}Z`)).toBe(`/x/${key.start}`);
+    expect(format.redact(`/x/${key.secret.slice(0, 20)}`)).toBe(`/x/${key.start}`);
+  });
+
+  it('finds a percent-encoded key', () => {
+    const encoded = key.secret.replace(/_/g, '%5F');
+    expect(format.redact(`/v1/x;k=${encoded}`)).toBe(`/v1/x;k=${key.start}`);
+    expect(format.redact('/v1/%E0%A4%A')).toBe('/v1/%E0%A4%A');
+  });
+
+  it('leaves other text alone, and knows brand prefixes', () => {
+    expect(format.redact('/v1/websites/w_1/analytics')).toBe('/v1/websites/w_1/analytics');
+    expect(format.redact('sk_live_abc')).toBe('sk_live_abc');
+    const branded = createKeyFormat(brandPrefixes('dbdy'));
+    const brandKey = branded.generate('public', 'test');
+    expect(branded.redact(`ua ${brandKey.secret}`)).toBe(`ua ${brandKey.start}`);
+  });
+});
+
 describe('createKeyHasher', () => {
   it('without a pepper: hex SHA-256 (version 0)', () => {
     const hasher = createKeyHasher();
@@ -263,6 +297,13 @@ describe('createKeyHasher', () => {
     expect(peppered.digest(secret)).not.toBe(other.digest(secret));
     expect(peppered.digest(secret)).toBe(peppered.digest(secret));
     expect(plain).toBe(createHash('sha256').update(secret).digest('hex'));
+  });
+
+  it('with a pepper, keeps the unpeppered hasher for keys made before it', () => {
+    expect(createKeyHasher().legacy).toBeNull();
+    const legacy = createKeyHasher('pepper-0123456789').legacy;
+    expect(legacy?.version).toBe(0);
+    expect(legacy?.digest('abc')).toBe(createKeyHasher().digest('abc'));
   });
 
   it('refuses a pepper shorter than 16 characters', () => {

@@ -40,6 +40,11 @@ export interface KeyFormat {
   generate(type: KeyType, environment: KeyEnvironment): ParsedKey;
   /** Recognises a well-formed key with a valid checksum, in memory; `null` for anything else. */
   parse(candidate: string): ParsedKey | null;
+  /**
+   * `text` with anything that looks like a key (a prefix, then more body characters than `start`
+   * shows) cut to its `start`, percent-encoded ones too: for paths and headers that are recorded.
+   */
+  redact(text: string): string;
 }
 
 export function createKeyFormat(prefixes: KeyPrefixes = DEFAULT_PREFIXES): KeyFormat {
@@ -63,6 +68,13 @@ export function createKeyFormat(prefixes: KeyPrefixes = DEFAULT_PREFIXES): KeyFo
   entries.sort((a, b) => b.prefix.length - a.prefix.length);
   const maxLength =
     Math.max(...entries.map((e) => e.prefix.length)) + BODY_LENGTH + CHECKSUM_LENGTH;
+
+  // A broken checksum is still most of a secret: anything shaped like a key is cut, valid or not.
+  const keyLike = new RegExp(
+    `(${entries.map((e) => e.prefix).join('|')})([0-9A-Za-z]{${START_BODY_CHARS}})[0-9A-Za-z]+`,
+    'g',
+  );
+  const cut = (text: string) => text.replace(keyLike, '$1$2');
 
   const describe = (secret: string, entry: (typeof entries)[number]): ParsedKey => ({
     secret,
@@ -91,6 +103,20 @@ export function createKeyFormat(prefixes: KeyPrefixes = DEFAULT_PREFIXES): KeyFo
       const head = candidate.slice(0, candidate.length - CHECKSUM_LENGTH);
       if (checksum(head) !== candidate.slice(-CHECKSUM_LENGTH)) return null;
       return describe(candidate, entry);
+    },
+    redact(text) {
+      // Most texts hold no key: a few substring searches cost less than the regular expression.
+      if (!text.includes('%') && !entries.some((e) => text.includes(e.prefix))) return text;
+      const redacted = cut(text);
+      if (!redacted.includes('%')) return redacted;
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(redacted);
+      } catch {
+        return redacted;
+      }
+      const hidden = cut(decoded);
+      return hidden === decoded ? redacted : hidden;
     },
   };
 }
@@ -139,17 +165,27 @@ export interface KeyHasher {
   /** 0: plain SHA-256; 1: HMAC-SHA256 with the pepper. */
   readonly version: number;
   digest(secret: string): string;
+  /**
+   * With a pepper: the hasher of keys made before it was configured (version 0), which stay
+   * valid and are looked up by their old digest. `null` without a pepper.
+   */
+  readonly legacy: KeyHasher | null;
 }
+
+const SHA256: KeyHasher = {
+  version: 0,
+  digest: (secret) => createHash('sha256').update(secret).digest('hex'),
+  legacy: null,
+};
 
 export function createKeyHasher(pepper?: string): KeyHasher {
   if (pepper !== undefined && pepper.length < 16) {
     throw new KeygateConfigError('WEAK_PEPPER', 'the pepper must be at least 16 characters');
   }
-  if (pepper === undefined) {
-    return { version: 0, digest: (secret) => createHash('sha256').update(secret).digest('hex') };
-  }
+  if (pepper === undefined) return SHA256;
   return {
     version: 1,
     digest: (secret) => createHmac('sha256', pepper).update(secret).digest('hex'),
+    legacy: SHA256,
   };
 }

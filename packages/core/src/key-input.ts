@@ -39,7 +39,9 @@ const rateLimit = z
 
 const expiresAt = z.coerce
   .date({ error: 'expiresAt must be an ISO-8601 date' })
-  .refine((d) => d.getTime() > Date.now(), 'expiresAt must be in the future');
+  .refine((d) => d.getTime() > Date.now(), 'expiresAt must be in the future')
+  // Postgres (and ISO-8601 without an expanded year) cannot hold a later year.
+  .refine((d) => d.getUTCFullYear() <= 9999, 'expiresAt must be before the year 10000');
 
 const metadata = z
   .record(z.string(), z.unknown())
@@ -94,4 +96,37 @@ export function describeIssues(error: z.ZodError): string {
       issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message,
     )
     .join('; ');
+}
+
+// C0 and C1 control characters (NUL included) and DEL.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const MAX_DEPTH = 32;
+
+function textProblem(text: string): string | null {
+  if (CONTROL.test(text)) return 'a control character';
+  if (LONE_SURROGATE.test(text)) return 'an unpaired surrogate';
+  return null;
+}
+
+/**
+ * The first string (or object key) anywhere in a management body that no key field may hold, as
+ * `path: what is wrong`: control characters (NUL among them) and unpaired UTF-16 surrogates,
+ * which a database cannot store or display. `null` when there is none.
+ */
+export function findUnsafeText(value: unknown, path: readonly string[] = []): string | null {
+  const where = path.length > 0 ? path.join('.') : 'body';
+  if (typeof value === 'string') {
+    const problem = textProblem(value);
+    return problem ? `${where}: must not contain ${problem}` : null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  if (path.length >= MAX_DEPTH) return `${where}: must not be nested more than ${MAX_DEPTH} levels`;
+  for (const [key, item] of Object.entries(value)) {
+    const problem = textProblem(key);
+    if (problem) return `${where}: a field name must not contain ${problem}`;
+    const found = findUnsafeText(item, [...path, key]);
+    if (found) return found;
+  }
+  return null;
 }

@@ -5,7 +5,15 @@ import { scopeRequirement } from './guard.js';
 import { createKeyFormat } from './key-format.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
 import { MemoryKeyStore } from './memory-store.js';
-import type { AuditEvent, AuditSink, Decision, KeygateRequest, RateLimiter } from './types.js';
+import type {
+  AuditEvent,
+  AuditQuery,
+  AuditReader,
+  AuditSink,
+  Decision,
+  KeygateRequest,
+  RateLimiter,
+} from './types.js';
 
 const open: Keygate[] = [];
 
@@ -37,7 +45,7 @@ function request(
     method: init.method ?? 'GET',
     url: init.url ?? '/v1/query/websites',
     headers,
-    ip: init.ip ?? '203.0.113.10',
+    ip: 'ip' in init ? init.ip : '203.0.113.10',
   };
 }
 
@@ -51,6 +59,17 @@ function succeeded(decision: Decision) {
   expect(decision.ok, decision.ok ? '' : decision.error.code).toBe(true);
   if (!decision.ok) throw new Error('expected a success');
   return decision;
+}
+
+/** A sink that wants every event, successes included (it keeps no usage counts). */
+class EveryEventSink implements AuditSink, AuditReader {
+  readonly events: AuditEvent[] = [];
+  async write(events: readonly AuditEvent[]): Promise<void> {
+    this.events.push(...events);
+  }
+  async query(query: AuditQuery): Promise<AuditEvent[]> {
+    return this.events.slice(-(query.limit ?? 100)).reverse();
+  }
 }
 
 async function auditOf(keygate: Keygate): Promise<AuditEvent[]> {
@@ -108,7 +127,7 @@ describe('authenticate: success', () => {
   });
 
   it('accepts the key from x-api-key and from the query string, which the audit path leaves out', async () => {
-    const { keygate } = setup();
+    const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
     const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
     succeeded(await keygate.authenticate(request({ headers: { 'x-api-key': issued.secret } })));
     succeeded(
@@ -128,7 +147,7 @@ describe('authenticate: success', () => {
   });
 
   it('records who called, from where, with the request id', async () => {
-    const { keygate } = setup();
+    const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
     const issued = await keygate.keys.create({
       name: 'k',
       ownerId: 'org_1',
@@ -161,6 +180,85 @@ describe('authenticate: success', () => {
       requestId: 'req-123',
     });
     expect(second!.requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('authenticate: secrets outside the key sources', () => {
+  it('a key in the path, user agent or request id is recorded by its start only', async () => {
+    const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
+    const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
+    const leaked = await keygate.keys.create({ name: 'leaked', scopes: [] });
+    await keygate.authenticate(
+      request({
+        key: issued.secret,
+        url: `/v1/query/websites;api_key=${leaked.secret}/${'x'.repeat(2040)}${leaked.secret}`,
+        headers: {
+          'user-agent': `${'u'.repeat(500)} ${leaked.secret}`,
+          'x-request-id': leaked.secret,
+        },
+      }),
+    );
+    await keygate.authenticate(request({ url: `/v1/${leaked.secret.replace(/_/g, '%5F')}` }));
+    const events = await auditOf(keygate);
+    const text = JSON.stringify(events);
+    expect(text).not.toContain(leaked.secret.slice(leaked.key.start.length, -6));
+    const [served, refused] = events.filter((e) => e.action.startsWith('auth.'));
+    expect(served!.path).toMatch(new RegExp(`^/v1/query/websites;api_key=${leaked.key.start}/x+$`));
+    expect(served!.userAgent).toBe(`${'u'.repeat(500)} ${leaked.key.start.slice(0, 11)}`);
+    expect(served!.requestId).toBe(leaked.key.start);
+    expect(refused!.path).toBe(`/v1/${leaked.key.start}`);
+  });
+
+  it('restrictions see the whole path, not the shortened one recorded', async () => {
+    const { keygate } = setup();
+    const issued = await keygate.keys.create({
+      name: 'k',
+      scopes: ['read:data'],
+      restrictions: { endpoints: ['GET /v1/*'] },
+    });
+    const long = `/v1/${'a'.repeat(3000)}`;
+    succeeded(await keygate.authenticate(request({ key: issued.secret, url: long })));
+    const refused = failed(
+      await keygate.authenticate(request({ key: issued.secret, url: `${long}/rotate` })),
+    );
+    expect(refused.error.reason).toBe('restricted_endpoint');
+  });
+});
+
+describe('authenticate: a pepper introduced later', () => {
+  it('keys made before it keep working; new ones are peppered', async () => {
+    const store = new MemoryKeyStore();
+    const before = setup({ store }).keygate;
+    const old = await before.keys.create({ name: 'before', scopes: ['read:data'] });
+    const { keygate } = setup({ store, pepper: 'pepper-0123456789abcdef' });
+    succeeded(await keygate.authenticate(request({ key: old.secret })));
+    const fresh = await keygate.keys.create({ name: 'after', scopes: ['read:data'] });
+    succeeded(await keygate.authenticate(request({ key: fresh.secret })));
+    expect((await store.get(fresh.key.id))?.digestVersion).toBe(1);
+    // Rotation moves a key to the peppered digest.
+    const rotated = await keygate.keys.rotate(old.key.id);
+    expect((await store.get(old.key.id))?.digestVersion).toBe(1);
+    succeeded(await keygate.authenticate(request({ key: rotated.secret })));
+    expect(failed(await keygate.authenticate(request({ key: old.secret }))).error.code).toBe(
+      'INVALID_API_KEY',
+    );
+    // Without it, the peppered keys are unknown.
+    expect(failed(await before.authenticate(request({ key: fresh.secret }))).error.code).toBe(
+      'INVALID_API_KEY',
+    );
+  });
+
+  it('an unknown key costs one lookup while the store holds only peppered keys', async () => {
+    const store = new MemoryKeyStore();
+    const { keygate } = setup({ store, pepper: 'pepper-0123456789abcdef', cache: false });
+    await keygate.keys.create({ name: 'after', scopes: [] });
+    const lookups = vi.spyOn(store, 'findByDigest');
+    failed(
+      await keygate.authenticate(
+        request({ key: createKeyFormat().generate('secret', 'live').secret }),
+      ),
+    );
+    expect(lookups).toHaveBeenCalledTimes(1);
   });
 });
 
@@ -299,28 +397,80 @@ describe('authenticate: failures', () => {
     succeeded(await keygate.authenticate(request({ key: test.secret })));
   });
 
-  it('too many failures from one IP are refused before any lookup', async () => {
+  it('too many failures from one IP are refused; a key that verifies is still served there', async () => {
     const store = new MemoryKeyStore();
     const { keygate } = setup({
       store,
       authFailureLimit: { points: 2, durationSeconds: 60, blockSeconds: 30 },
     });
     const issued = await keygate.keys.create({ name: 'k', scopes: [] });
-    const guess = createKeyFormat().generate('secret', 'live').secret;
-    failed(await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })));
-    failed(await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })));
+    const guess = () => createKeyFormat().generate('secret', 'live').secret;
+    failed(await keygate.authenticate(request({ key: guess(), ip: '198.51.100.66' })));
+    failed(await keygate.authenticate(request({ key: guess(), ip: '198.51.100.66' })));
     const blocked = failed(
-      await keygate.authenticate(request({ key: guess, ip: '198.51.100.66' })),
+      await keygate.authenticate(request({ key: guess(), ip: '198.51.100.66' })),
     );
     expect(blocked.error.code).toBe('RATE_LIMITED');
     expect(Number(blocked.headers['Retry-After'])).toBeGreaterThanOrEqual(29);
-    const lookups = vi.spyOn(store, 'findByDigest');
-    const stillBlocked = failed(
-      await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.66' })),
-    );
-    expect(stillBlocked.error.code).toBe('RATE_LIMITED');
-    expect(lookups).not.toHaveBeenCalled();
+    expect(
+      failed(await keygate.authenticate(request({ key: 'sk_live_junk', ip: '198.51.100.66' })))
+        .error.code,
+    ).toBe('RATE_LIMITED');
+    // Behind one shared IP (an office, a proxy without proxy trust), other clients go on working.
+    succeeded(await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.66' })));
     succeeded(await keygate.authenticate(request({ key: issued.secret, ip: '198.51.100.67' })));
+    expect(
+      failed(await keygate.authenticate(request({ key: guess(), ip: '198.51.100.67' }))).error.code,
+    ).toBe('INVALID_API_KEY');
+  });
+
+  it('a blocked client’s repeated guess costs no store lookup', async () => {
+    const store = new MemoryKeyStore();
+    const { keygate } = setup({
+      store,
+      authFailureLimit: { points: 1, durationSeconds: 60, blockSeconds: 30 },
+    });
+    const guess = createKeyFormat().generate('secret', 'live').secret;
+    failed(await keygate.authenticate(request({ key: guess, ip: '198.51.100.70' })));
+    const lookups = vi.spyOn(store, 'findByDigest');
+    for (let i = 0; i < 5; i++) {
+      const refused = failed(
+        await keygate.authenticate(request({ key: guess, ip: '198.51.100.70' })),
+      );
+      expect(refused.error.code).toBe('RATE_LIMITED');
+    }
+    expect(lookups).not.toHaveBeenCalled();
+  });
+
+  it('requests without a client IP are never counted together', async () => {
+    const { keygate } = setup({
+      authFailureLimit: { points: 2, durationSeconds: 60, blockSeconds: 30 },
+    });
+    const issued = await keygate.keys.create({ name: 'k', scopes: [] });
+    for (let i = 0; i < 10; i++) {
+      const refused = failed(await keygate.authenticate(request({ key: 'junk', ip: undefined })));
+      expect(refused.error.code).toBe('INVALID_API_KEY');
+    }
+    succeeded(await keygate.authenticate(request({ key: issued.secret, ip: undefined })));
+  });
+
+  it('counts IPv6 clients by /64, and an IPv4-mapped address as its IPv4 address', async () => {
+    const { keygate } = setup({
+      authFailureLimit: { points: 2, durationSeconds: 60, blockSeconds: 30 },
+    });
+    const code = async (ip: string) => {
+      const decision = await keygate.authenticate(request({ key: 'junk', ip }));
+      return decision.ok ? 'ok' : decision.error.code;
+    };
+    expect(await code('2001:db8:1:2::1')).toBe('INVALID_API_KEY');
+    expect(await code('2001:db8:1:2:ffff::9')).toBe('INVALID_API_KEY');
+    expect(await code('2001:0db8:0001:0002::abcd')).toBe('RATE_LIMITED');
+    expect(await code('2001:db8:1:3::1')).toBe('INVALID_API_KEY');
+
+    expect(await code('::ffff:192.0.2.5')).toBe('INVALID_API_KEY');
+    expect(await code('192.0.2.5')).toBe('INVALID_API_KEY');
+    expect(await code('::ffff:192.0.2.5')).toBe('RATE_LIMITED');
+    expect(await code('192.0.2.6')).toBe('INVALID_API_KEY');
   });
 });
 
@@ -484,7 +634,7 @@ describe('authenticate: sessions', () => {
       scopes: ['read:data'],
       admin: true,
     }));
-    const { keygate } = setup({ session });
+    const { keygate } = setup({ session, auditSinks: [new EveryEventSink()] });
     const { principal, headers } = succeeded(
       await keygate.authenticate(request({ headers: { cookie: 'sid=1' } })),
     );
@@ -528,7 +678,7 @@ describe('authenticate: sessions', () => {
 
 describe('authorize', () => {
   it('decides scope and resource checks and audits them', async () => {
-    const { keygate } = setup();
+    const { keygate } = setup({ auditSinks: [new EveryEventSink()] });
     const issued = await keygate.keys.create({
       name: 'k',
       scopes: ['read:data'],

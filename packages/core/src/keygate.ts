@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { AuditLog, type AuditLogOptions, MemoryAuditSink } from './audit.js';
+import { failureSubject } from './auth-failures.js';
 import { VerificationCache, type VerificationCacheOptions } from './cache.js';
+import { normaliseOrigin } from './csrf.js';
 import { KeygateConfigError, KeygateError } from './errors.js';
 import { ALL_SOURCES, extractKey, type KeySource, pathOf, validateSources } from './extract.js';
 import { checkRequirement, type ScopeRequirement } from './guard.js';
@@ -54,14 +56,17 @@ export interface KeygateOptions {
   invalidation?: InvalidationBus;
   /** Where audit events go. Default: a bounded in-memory sink. */
   auditSinks?: AuditSink[];
-  /** Where `GET /v1/api-keys/:id/events` and `keygate audit` read from. Default: the first sink that can be read. */
+  /** Where `GET /v1/api-keys/:id/events` and `/usage`, `keygate audit` and `keygate usage` read from. Default: the first sink that can be read. */
   auditReader?: AuditReader;
-  /** Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held, `'drop-oldest'` past that. */
+  /**
+   * Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held,
+   * `'drop-oldest'` past that; up to 100,000 usage rows waiting.
+   */
   auditQueue?: Pick<
     AuditLogOptions,
-    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs'
+    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs' | 'maxUsageRows'
   >;
-  /** Record a `scope.checked` event for every guard decision. Default `true`. */
+  /** Audit every guard decision: a failed check as a `scope.checked`/`resource.checked` event, a passed one counted as usage. Default `true`. */
   auditScopeChecks?: boolean;
   /** Where a key is looked for, in order. Default `['authorization', 'header', 'query']`. */
   sources?: readonly KeySource[];
@@ -87,6 +92,11 @@ export interface KeygateOptions {
   defaultOwnerId?: string;
   /** Scope that lets a key use the management router. Default `manage:keys`. */
   adminScope?: string;
+  /**
+   * Origins besides the request's own from which a browser session may change keys (e.g. a
+   * dashboard on another host), as `https://host[:port]`. Default: none.
+   */
+  trustedOrigins?: readonly string[];
   /** Where operational warnings go. Default `console`. */
   logger?: Pick<Console, 'warn' | 'error'>;
 }
@@ -110,6 +120,8 @@ export interface Keygate {
   readonly audit: AuditLog;
   readonly auditReader: AuditReader | null;
   readonly adminScope: string;
+  /** Origins, besides a request's own, from which a session may change keys (normalised). */
+  readonly trustedOrigins: ReadonlySet<string>;
   readonly logger: Pick<Console, 'warn' | 'error'>;
   /** Flushes the audit trail and last-used times, and closes every backend. */
   close(): Promise<void>;
@@ -133,6 +145,21 @@ function resolveTiers(tiers: KeygateOptions['tiers']): RateLimitTiers {
   validateTier(resolved.secret, 'tiers.secret');
   validateTier(resolved.public, 'tiers.public');
   return resolved;
+}
+
+function resolveOrigins(origins: readonly string[]): ReadonlySet<string> {
+  return new Set(
+    origins.map((origin) => {
+      const normalised = normaliseOrigin(origin);
+      if (normalised === null || normalised !== origin.replace(/\/$/, '').toLowerCase()) {
+        throw new KeygateConfigError(
+          'INVALID_ORIGIN',
+          `trustedOrigins must hold origins like https://app.example.com (got ${JSON.stringify(origin)})`,
+        );
+      }
+      return normalised;
+    }),
+  );
 }
 
 function isReader(sink: AuditSink): sink is AuditSink & AuditReader {
@@ -170,6 +197,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   const lastUsedInterval = options.lastUsedIntervalMs ?? 60_000;
   const adminScope = options.adminScope ?? 'manage:keys';
   const publicScopes = options.publicScopes ?? ['track:events', 'read:config'];
+  const trustedOrigins = resolveOrigins(options.trustedOrigins ?? []);
 
   const keys = new KeyService({
     store,
@@ -178,8 +206,10 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     cache,
     invalidation,
     audit,
+    auditReader,
     publicScopes,
     defaultOwnerId: options.defaultOwnerId ?? 'org_default',
+    tiers,
   });
 
   if (cache) {
@@ -195,13 +225,37 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
 
   const outage = new OutageLog(logger);
   const lastUsed = new LastUsedRecorder(store, lastUsedInterval, logger);
-  // IPs the failure guard has blocked, so a blocked client's guesses cost no store lookup.
+  // Clients the failure guard has blocked, so their further failures cost no guard call.
   const blockedUntil = new Map<string, number>();
 
   const lookup = (digest: string): Promise<ApiKeyRecord | null> =>
     cache
       ? cache.lookup(digest, (d) => store.findByDigest(d), Date.now())
       : store.findByDigest(digest);
+
+  // Whether the store holds keys made before a pepper was configured (asked once).
+  let legacyHeld: Promise<boolean> | undefined;
+  const storeHoldsLegacyKeys = (): Promise<boolean> => {
+    legacyHeld ??= (store.digestVersions?.() ?? Promise.resolve([0])).then(
+      (versions) => versions.includes(0),
+      () => {
+        legacyHeld = undefined;
+        return true;
+      },
+    );
+    return legacyHeld;
+  };
+
+  /** The key a secret belongs to, by its digest, or by its unpeppered one for keys made before the pepper. */
+  async function lookupKey(
+    secret: string,
+  ): Promise<{ record: ApiKeyRecord | null; digest: string }> {
+    const digest = hasher.digest(secret);
+    const record = await lookup(digest);
+    if (record || !hasher.legacy || !(await storeHoldsLegacyKeys())) return { record, digest };
+    const legacy = hasher.legacy.digest(secret);
+    return { record: await lookup(legacy), digest: legacy };
+  }
 
   // One request's authentication and guard checks share one audit context (and request id).
   const contexts = new WeakMap<KeygateRequest, AuditContext>();
@@ -215,56 +269,62 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     return ctx;
   }
 
+  // A key pasted into a path, user agent or request id is cut to its start before it is
+  // recorded, and before the text is shortened (which could leave most of it).
   function buildContext(req: KeygateRequest): AuditContext {
     const requested = req.headers.get('x-request-id');
+    const userAgent = req.headers.get('user-agent');
     return {
       ip: req.ip ?? null,
-      userAgent: req.headers.get('user-agent')?.slice(0, 512) ?? null,
+      userAgent: userAgent === null ? null : format.redact(userAgent).slice(0, 512),
       method: req.method,
-      path: pathOf(req.url).slice(0, 2048),
-      requestId: requested && REQUEST_ID.test(requested) ? requested : randomUUID(),
+      path: format.redact(pathOf(req.url)).slice(0, 2048),
+      requestId: requested && REQUEST_ID.test(requested) ? format.redact(requested) : randomUUID(),
     };
   }
 
-  function recordAuth(
-    ctx: AuditContext,
-    outcome: 'success' | 'failure',
-    reason: string | null,
-    key: AuditSubject | null,
-    detail: Record<string, unknown> | null = null,
-  ): void {
+  /** A failed authentication, one event each (successes are counted: `audit.recordUse`). */
+  function recordAuth(ctx: AuditContext, reason: string | null, key: AuditSubject | null): void {
     audit.record({
-      action: outcome === 'success' ? 'auth.succeeded' : 'auth.failed',
-      outcome,
+      action: 'auth.failed',
+      outcome: 'failure',
       reason,
       keyId: key?.id ?? null,
       keyStart: key?.start ?? null,
       ownerId: key?.ownerId ?? null,
       actor: null,
-      detail,
+      detail: null,
       ...ctx,
     });
   }
 
+  /**
+   * A failed authentication, counted by the brute-force guard: past its limit the client gets 429
+   * instead. Only failures are refused so: a key that verifies is served whoever sends it.
+   */
   async function failAttempt(
     ctx: AuditContext,
     error: KeygateError,
     key: AuditSubject | null,
   ): Promise<Decision> {
-    recordAuth(ctx, 'failure', error.reason, key);
-    const ip = ctx.ip ?? 'unknown';
-    if (failureGuard) {
-      let blockedFor = 0;
-      try {
-        blockedFor = await failureGuard.recordFailure(ip);
-      } catch (guardError) {
-        outage.warn('failed-authentication guard unavailable', guardError);
-      }
-      if (blockedFor > 0) {
-        if (blockedUntil.size >= MAX_BLOCKED_IPS) blockedUntil.clear();
-        blockedUntil.set(ip, Date.now() + blockedFor * 1000);
-        return blocked(blockedFor);
-      }
+    recordAuth(ctx, error.reason, key);
+    const subject = failureSubject(ctx.ip);
+    if (!failureGuard || subject === null) return { ok: false, error, headers: {} };
+    const until = blockedUntil.get(subject);
+    if (until !== undefined) {
+      if (until > Date.now()) return blocked((until - Date.now()) / 1000);
+      blockedUntil.delete(subject);
+    }
+    let blockedFor = 0;
+    try {
+      blockedFor = await failureGuard.recordFailure(subject);
+    } catch (guardError) {
+      outage.warn('failed-authentication guard unavailable', guardError);
+    }
+    if (blockedFor > 0) {
+      if (blockedUntil.size >= MAX_BLOCKED_IPS) blockedUntil.clear();
+      blockedUntil.set(subject, Date.now() + blockedFor * 1000);
+      return blocked(blockedFor);
     }
     return { ok: false, error, headers: {} };
   }
@@ -293,7 +353,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     } catch (error) {
       outage.warn('rate limiter unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' });
-      recordAuth(ctx, 'failure', failure.reason, record);
+      recordAuth(ctx, failure.reason, record);
       return {
         headers: {},
         failure: { ok: false, error: failure, headers: { 'Retry-After': '1' } },
@@ -302,7 +362,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const headers = rateLimitHeaders(result, Date.now());
     if (!result.allowed) {
       const error = new KeygateError('RATE_LIMITED', { reason: 'rate_limited' });
-      recordAuth(ctx, 'failure', error.reason, record);
+      recordAuth(ctx, error.reason, record);
       return { headers, failure: { ok: false, error, headers } };
     }
     return { headers };
@@ -312,7 +372,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const session = options.session ? await options.session(req) : null;
     if (!session) {
       const error = new KeygateError('AUTH_REQUIRED', { reason: 'missing' });
-      recordAuth(ctx, 'failure', error.reason, null);
+      recordAuth(ctx, error.reason, null);
       return { ok: false, error, headers: {} };
     }
     const who = { id: session.id, start: null, ownerId: session.ownerId };
@@ -321,7 +381,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       rateLimit: null,
     });
     if (limited.failure) return limited.failure;
-    recordAuth(ctx, 'success', null, who, { via: 'session' });
+    audit.recordUse('auth.succeeded', who, ctx, () => ({ via: 'session' }));
     return {
       ok: true,
       principal: {
@@ -348,24 +408,15 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     if (!parsed) {
       return failAttempt(ctx, new KeygateError('INVALID_API_KEY', { reason: 'malformed' }), null);
     }
-    const ip = ctx.ip ?? 'unknown';
-    const until = blockedUntil.get(ip);
-    if (until !== undefined) {
-      if (until > Date.now()) {
-        recordAuth(ctx, 'failure', 'auth_failures', null);
-        return blocked((until - Date.now()) / 1000);
-      }
-      blockedUntil.delete(ip);
-    }
 
-    const digest = hasher.digest(parsed.secret);
     let record: ApiKeyRecord | null;
+    let digest: string;
     try {
-      record = await lookup(digest);
+      ({ record, digest } = await lookupKey(parsed.secret));
     } catch (error) {
       outage.warn('key store unavailable', error);
       const failure = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
-      recordAuth(ctx, 'failure', failure.reason, null);
+      recordAuth(ctx, failure.reason, null);
       return { ok: false, error: failure, headers: { 'Retry-After': '1' } };
     }
     const shown = { id: record?.id ?? null, start: parsed.start, ownerId: record?.ownerId ?? null };
@@ -383,9 +434,10 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     if (record.expiresAt && record.expiresAt.getTime() <= now) return invalid('expired');
     if (!environments.includes(record.environment)) return invalid('wrong_environment');
 
-    const restricted = checkRestrictions(record.restrictions, req, ctx.path ?? '/');
+    // The whole path: the recorded one may be shortened.
+    const restricted = checkRestrictions(record.restrictions, req, pathOf(req.url));
     if (restricted) {
-      recordAuth(ctx, 'failure', restricted.reason, record);
+      recordAuth(ctx, restricted.reason, record);
       return { ok: false, error: restricted, headers: {} };
     }
 
@@ -393,7 +445,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     if (limited.failure) return limited.failure;
 
     lastUsed.mark(record.id, now);
-    recordAuth(ctx, 'success', null, record);
+    audit.recordUse('auth.succeeded', record, ctx);
     return {
       ok: true,
       principal: {
@@ -426,22 +478,34 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     const error = checkRequirement(principal, requirement, resource);
     if (auditScopeChecks) {
       const ctx = contextOf(req);
-      audit.record({
-        action: resource === undefined ? 'scope.checked' : 'resource.checked',
-        outcome: error ? 'failure' : 'success',
-        reason: error?.reason ?? null,
-        keyId: principal.id,
-        keyStart: principal.kind === 'key' ? principal.key.start : null,
+      const action = resource === undefined ? 'scope.checked' : 'resource.checked';
+      const subject = {
+        id: principal.id,
+        start: principal.kind === 'key' ? principal.key.start : null,
         ownerId: principal.ownerId,
-        actor: null,
-        detail: {
-          required: requirement.scopes,
-          mode: requirement.mode,
-          granted: principal.scopes,
-          ...(resource !== undefined ? { resource } : {}),
-        },
-        ...ctx,
+      };
+      const detail = () => ({
+        required: requirement.scopes,
+        mode: requirement.mode,
+        granted: principal.scopes,
+        // The resource comes from the path: a key pasted there is cut here too.
+        ...(resource !== undefined
+          ? { resource: resource === null ? null : format.redact(resource) }
+          : {}),
       });
+      if (error) {
+        audit.record({
+          action,
+          outcome: 'failure',
+          reason: error.reason,
+          keyId: subject.id,
+          keyStart: subject.start,
+          ownerId: subject.ownerId,
+          actor: null,
+          detail: detail(),
+          ...ctx,
+        });
+      } else audit.recordUse(action, subject, ctx, detail);
     }
     return error ? { ok: false, error, headers: {} } : { ok: true, principal, headers: {} };
   }
@@ -454,6 +518,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     audit,
     auditReader,
     adminScope,
+    trustedOrigins,
     logger,
     async close() {
       await lastUsed.close();

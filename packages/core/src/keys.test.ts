@@ -318,6 +318,60 @@ describe('KeyService.update', () => {
     ).toMatch(/Unrecognized key: "ownerId"/);
   });
 
+  it('refuses text no database can hold, naming the field, at any depth', async () => {
+    const { keygate, store } = setup();
+    const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });
+    const create = (input: Record<string, unknown>) =>
+      refusal(keygate.keys.create({ name: 'k', scopes: ['read:data'], ...input } as never));
+    const cases: Array<[Promise<KeyManagementError>, string]> = [
+      [create({ name: 'a\u0000b' }), 'name: must not contain a control character'],
+      [create({ name: 'tab\there' }), 'name: must not contain a control character'],
+      [create({ name: 'x\u0085' }), 'name: must not contain a control character'],
+      [create({ name: '\ud800' }), 'name: must not contain an unpaired surrogate'],
+      [create({ ownerId: 'org\u0000' }), 'ownerId: must not contain a control character'],
+      [
+        create({ resources: ['website:w\u0000'] }),
+        'resources.0: must not contain a control character',
+      ],
+      [
+        create({ metadata: { a: { b: ['ok', 'x\udfff'] } } }),
+        'metadata.a.b.1: must not contain an unpaired surrogate',
+      ],
+      [
+        create({ metadata: { 'k\u0000': 1 } }),
+        'metadata: a field name must not contain a control character',
+      ],
+      [
+        create({ restrictions: { endpoints: ['GET /v1/\u0000'] } }),
+        'restrictions.endpoints.0: must not contain a control character',
+      ],
+      [
+        create({ expiresAt: '+275760-09-13T00:00:00.000Z' }),
+        'expiresAt: expiresAt must be before the year 10000',
+      ],
+      [
+        refusal(keygate.keys.update(issued.key.id, { metadata: { deep: '\u001b[31m' } })),
+        'metadata.deep: must not contain a control character',
+      ],
+    ];
+    for (const [error, message] of cases) {
+      expect(await error).toMatchObject({ code: 'INVALID_REQUEST', message });
+    }
+    let deep: unknown = 'x';
+    for (let i = 0; i < 40; i++) deep = { deep };
+    expect((await create({ metadata: deep as Record<string, unknown> })).message).toMatch(
+      /must not be nested more than 32 levels$/,
+    );
+    expect(await everything(store)).toHaveLength(1);
+    // Ordinary non-ASCII text is welcome.
+    const named = await keygate.keys.create({
+      name: 'Clé 🔑 日本',
+      scopes: [],
+      metadata: { ü: 'ß' },
+    });
+    expect(named.key.name).toBe('Clé 🔑 日本');
+  });
+
   it('refuses to update a revoked key', async () => {
     const { keygate } = setup();
     const issued = await keygate.keys.create({ name: 'k', scopes: ['read:data'] });

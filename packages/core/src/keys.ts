@@ -1,28 +1,39 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AuditLog } from './audit.js';
 import type { VerificationCache } from './cache.js';
+import { type DelegationBounds, delegationRefusal, type KeyReach } from './delegation.js';
 import { KeyManagementError } from './errors.js';
 import type { KeyFormat, KeyHasher } from './key-format.js';
 import {
   type CreateKeyInput,
   createKeyInput,
   describeIssues,
+  findUnsafeText,
   type RotateKeyInput,
   rotateKeyInput,
   type UpdateKeyInput,
   updateKeyInput,
 } from './key-input.js';
+import type { RateLimitTiers } from './rate-limit.js';
 import type {
   ApiKey,
   ApiKeyRecord,
   AuditAction,
   AuditEvent,
+  AuditReader,
   AuditSink,
   InvalidationBus,
   KeyPatch,
   KeyStore,
   ListKeysQuery,
 } from './types.js';
+import {
+  fillBuckets,
+  type KeyUsage,
+  type UsageOptions,
+  usageInput,
+  usageWindow,
+} from './usage-window.js';
 
 /** Who performs an administrative action, for the audit trail. */
 export interface Actor {
@@ -30,6 +41,11 @@ export interface Actor {
   id: string;
   /** When set, the action only reaches keys of this owner (others answer not found). */
   ownerId?: string;
+  /**
+   * When set, the action only reaches keys that reach no further than this (403 otherwise): the
+   * bounds of the key or session behind a request. Absent (the CLI, the app's own code): unbounded.
+   */
+  bounds?: DelegationBounds;
   ip?: string | null;
   userAgent?: string | null;
   /** The request that asked for the action, when there was one. */
@@ -52,8 +68,12 @@ export interface KeyServiceDeps {
   cache: VerificationCache | null;
   invalidation: InvalidationBus;
   audit: AuditLog;
+  /** Where `usage` reads from; `null`, or a reader without `usage`: every bucket reads zero. */
+  auditReader: AuditReader | null;
   publicScopes: readonly string[];
   defaultOwnerId: string;
+  /** The limits of each key type, to compare a key's effective limits with its caller's. */
+  tiers: RateLimitTiers;
 }
 
 const SYSTEM: Actor = { id: 'system' };
@@ -71,6 +91,8 @@ function parse<T>(
   },
   input: unknown,
 ): T {
+  const unsafe = findUnsafeText(input);
+  if (unsafe) throw new KeyManagementError('INVALID_REQUEST', unsafe);
   const result = schema.safeParse(input);
   if (!result.success)
     throw new KeyManagementError('INVALID_REQUEST', describeIssues(result.error));
@@ -99,6 +121,7 @@ export class KeyService {
       );
     }
     if (data.type === 'public') this.#checkPublicScopes(data.scopes);
+    this.#checkReach(actor, data);
     const { format, hasher, store } = this.#deps;
     const generated = format.generate(data.type, data.environment);
     const digest = hasher.digest(generated.secret);
@@ -146,11 +169,27 @@ export class KeyService {
     return toApiKey(await this.#find(id, actor));
   }
 
+  /**
+   * The key's requests over a window (default: the last 24 hours, hour by hour): served, failed
+   * and rate limited per bucket, every bucket present, oldest first.
+   */
+  async usage(id: string, options: UsageOptions = {}, actor?: Actor): Promise<KeyUsage> {
+    const window = usageWindow(parse(usageInput, options), new Date());
+    const key = await this.#find(id, actor);
+    const { range, interval, from, to } = window;
+    const counted =
+      (await this.#deps.auditReader?.usage?.({ keyId: key.id, from, to, interval })) ?? [];
+    return { keyId: key.id, range, interval, from, to, buckets: fillBuckets(window, counted) };
+  }
+
   async update(id: string, input: UpdateKeyInput, actor: Actor = SYSTEM): Promise<ApiKey> {
     const data = parse(updateKeyInput, input);
     const current = await this.#find(id, actor);
     if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
     if (current.type === 'public' && data.scopes) this.#checkPublicScopes(data.scopes);
+    // Neither a key beyond the caller's reach, nor one taken beyond it by the change.
+    this.#checkReach(actor, current);
+    this.#checkReach(actor, { ...current, ...data });
     const patch: KeyPatch = { ...data };
     if (data.scopes) patch.scopes = dedupe(data.scopes);
     if (data.resources) patch.resources = dedupe(data.resources);
@@ -166,6 +205,7 @@ export class KeyService {
     const { gracePeriodSeconds } = parse(rotateKeyInput, input);
     const current = await this.#find(id, actor);
     if (current.revokedAt) throw new KeyManagementError('INVALID_REQUEST', 'the key is revoked');
+    this.#checkReach(actor, current);
     const { format, hasher } = this.#deps;
     const generated = format.generate(current.type, current.environment);
     const event = this.#event('key.rotated', { ...current, start: generated.start }, actor, {
@@ -191,6 +231,7 @@ export class KeyService {
 
   async revoke(id: string, actor: Actor = SYSTEM): Promise<ApiKey> {
     const current = await this.#find(id, actor);
+    this.#checkReach(actor, current);
     const event = this.#event('key.revoked', current, actor, null);
     const record = await this.#deps.store.revoke(id, event.at, this.#withChange(event));
     if (!record) throw notFound();
@@ -206,6 +247,13 @@ export class KeyService {
     if (!record || (actor?.ownerId !== undefined && record.ownerId !== actor.ownerId))
       throw notFound();
     return record;
+  }
+
+  /** Refuses (403) a key that would reach further than the actor: delegation never widens access. */
+  #checkReach(actor: Actor, key: KeyReach): void {
+    if (!actor.bounds) return;
+    const refusal = delegationRefusal(actor.bounds, key, this.#deps.tiers);
+    if (refusal) throw new KeyManagementError('FORBIDDEN', refusal);
   }
 
   #checkPublicScopes(scopes: readonly string[]): void {

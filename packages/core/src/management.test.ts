@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { KeyManagementError } from './errors.js';
 import { createKeygate, type Keygate, type KeygateOptions } from './keygate.js';
 import {
   handleManagementRequest,
@@ -37,23 +38,35 @@ async function setup(options: KeygateOptions = {}) {
   const admin = await keygate.keys.create({
     name: 'admin',
     ownerId: 'org_a',
-    scopes: ['manage:keys'],
+    scopes: ['manage:keys', 'read:data', 'write:llm', 'track:events'],
   });
   const principal = await principalFor(keygate, admin.secret);
   const call = (
     method: string,
     path: string,
-    init: { body?: unknown; query?: string; as?: Principal | undefined } = {},
+    init: {
+      body?: unknown;
+      query?: string;
+      as?: Principal | undefined;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<ManagementResponse> =>
     handleManagementRequest(keygate, {
-      method,
+      request: {
+        method,
+        url: `/v1/api-keys${path === '/' ? '' : path}${init.query ? `?${init.query}` : ''}`,
+        headers: new Headers({
+          'user-agent': 'test',
+          'x-request-id': 'req-1',
+          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...init.headers,
+        }),
+        ip: '203.0.113.10',
+      },
       path,
-      query: new URLSearchParams(init.query ?? ''),
+      origin: 'https://api.example.com',
       body: async () => init.body,
       principal: 'as' in init ? init.as : principal,
-      ip: '203.0.113.10',
-      userAgent: 'test',
-      requestId: 'req-1',
     });
   return { keygate, store, admin, principal, call };
 }
@@ -217,6 +230,27 @@ describe('management routes', () => {
     expect(data(await call('GET', `/${created.id}`)).revokedAt).toEqual(expect.any(Date));
   });
 
+  it('GET /:id/usage counts the key’s requests per hour, from the in-memory sink', async () => {
+    const { call, keygate } = await setup();
+    const created = data(await call('POST', '/', { body: { name: 'k', scopes: ['read:data'] } }));
+    for (let i = 0; i < 3; i++) await principalFor(keygate, created.secret as string);
+    await keygate.audit.flush();
+    const response = await call('GET', `/${created.id}/usage`, { query: 'range=24h' });
+    expect(response.status).toBe(200);
+    const usage = data(response) as unknown as {
+      range: string;
+      buckets: Array<{ served: number; failed: number; rateLimited: number }>;
+    };
+    expect(usage.range).toBe('24h');
+    expect(usage.buckets).toHaveLength(24);
+    expect(usage.buckets.at(-1)).toMatchObject({ served: 3, failed: 0, rateLimited: 0 });
+    failure(
+      await call('GET', `/${created.id}/usage`, { query: 'interval=week' }),
+      400,
+      'INVALID_REQUEST',
+    );
+  });
+
   it('GET /:id/events lists the key’s audit events, newest first, without secrets', async () => {
     const { call, keygate } = await setup();
     const created = data(await call('POST', '/', { body: { name: 'k', scopes: ['read:data'] } }));
@@ -226,8 +260,9 @@ describe('management routes', () => {
     const response = await call('GET', `/${created.id}/events`);
     expect(response.status).toBe(200);
     const events = (response.body as { data: Array<Record<string, unknown>> }).data;
-    expect(events.map((e) => e.action)).toEqual(['key.updated', 'auth.succeeded', 'key.created']);
-    expect(events[2]).toMatchObject({
+    // The admin's authentication is counted as usage, not listed as an event.
+    expect(events.map((e) => e.action)).toEqual(['key.updated', 'key.created']);
+    expect(events[1]).toMatchObject({
       keyId: created.id,
       actor: expect.stringMatching(/^key_/),
       requestId: 'req-1',
@@ -307,6 +342,7 @@ describe('management authorisation', () => {
       ['POST', `/${id}/rotate`, {}],
       ['DELETE', `/${id}`, undefined],
       ['GET', `/${id}/events`, undefined],
+      ['GET', `/${id}/usage`, undefined],
     ];
     for (const [method, path, body] of attempts) {
       const response = await call(method, path, { body });
@@ -415,11 +451,254 @@ describe('management input', () => {
     expect(body.error).toBe('No such API key endpoint');
   });
 
+  it('an encoded slash never reaches another route', async () => {
+    const { call, admin } = await setup();
+    for (const path of [`/${admin.key.id}%2Frotate`, `/${admin.key.id}%2frotate`]) {
+      failure(await call('POST', path, { body: {} }), 404, 'NOT_FOUND');
+    }
+    expect(await call('GET', `/${admin.key.id}`)).toMatchObject({
+      body: { data: { start: admin.key.start } },
+    });
+  });
+
+  it('a cursor that is not a key id is 400', async () => {
+    const { call } = await setup();
+    for (const after of ['%00', 'a%2Fb', 'x'.repeat(201), '']) {
+      expect(
+        failure(await call('GET', '/', { query: `after=${after}` }), 400, 'INVALID_REQUEST').error,
+      ).toBe('after must be a key id');
+    }
+  });
+
+  it("another organisation's key as the cursor answers like an unknown id", async () => {
+    const { call, keygate } = await setup();
+    const other = await keygate.keys.create({ name: 'b', ownerId: 'org_b', scopes: [] });
+    await call('POST', '/', { body: { name: 'newer', scopes: [] } });
+    const foreign = await call('GET', '/', { query: `after=${other.key.id}` });
+    const unknown = await call('GET', '/', { query: 'after=key_doesnotexist' });
+    expect(foreign).toEqual(unknown);
+    expect(foreign.body).toEqual({ success: true, data: [] });
+  });
+
+  it('a value the store refuses for what it is: 400, not 503', async () => {
+    const store = new MemoryKeyStore();
+    const { call, keygate } = await setup({ store });
+    vi.spyOn(store, 'create').mockRejectedValue(
+      new KeyManagementError(
+        'INVALID_REQUEST',
+        'the database cannot store a value of this request',
+      ),
+    );
+    expect(
+      failure(await call('POST', '/', { body: { name: 'k', scopes: [] } }), 400, 'INVALID_REQUEST')
+        .error,
+    ).toBe('the database cannot store a value of this request');
+    expect(keygate.logger.error).not.toHaveBeenCalled();
+  });
+
   it('a store failure is 503 and is logged', async () => {
     const store = new MemoryKeyStore();
     const { call, keygate } = await setup({ store });
     vi.spyOn(store, 'list').mockRejectedValue(new Error('connection refused'));
     failure(await call('GET', '/'), 503, 'SERVICE_UNAVAILABLE');
     expect(keygate.logger.error).toHaveBeenCalled();
+  });
+});
+
+describe('management: delegation', () => {
+  it('refuses a key reaching further than its caller with 403 FORBIDDEN naming the bound', async () => {
+    const { call, keygate } = await setup();
+    const scoped = await keygate.keys.create({
+      name: 'scoped admin',
+      ownerId: 'org_a',
+      scopes: ['manage:keys', 'read:data'],
+      resources: ['website:w_1'],
+    });
+    const as = await principalFor(keygate, scoped.secret);
+    const response = await call('POST', '/', {
+      as,
+      body: { name: 'escalate', scopes: ['read:data', 'write:llm'], resources: ['website:w_1'] },
+    });
+    expect(response).toEqual({
+      status: 403,
+      headers: {},
+      body: {
+        success: false,
+        error: 'scopes: cannot grant write:llm, which the caller does not hold',
+        code: 'FORBIDDEN',
+      },
+    });
+    expect(
+      failure(
+        await call('POST', '/', { as, body: { name: 'global', scopes: [] } }),
+        403,
+        'FORBIDDEN',
+      ).error,
+    ).toBe('resources: cannot grant access to every resource, which only a global caller has');
+    expect(
+      data(
+        await call('POST', '/', {
+          as,
+          body: { name: 'ok', scopes: ['read:data'], resources: ['website:w_1'] },
+        }),
+      ),
+    ).toMatchObject({ scopes: ['read:data'], resources: ['website:w_1'] });
+  });
+
+  it('a session is bounded by the scopes and resources its resolver grants', async () => {
+    const { call } = await setup();
+    const as: Principal = {
+      kind: 'session',
+      id: 'sess_1',
+      ownerId: 'org_a',
+      scopes: ['read:data'],
+      resources: null,
+      type: 'secret',
+      environment: 'live',
+      session: { id: 'sess_1', ownerId: 'org_a', scopes: ['read:data'], admin: true },
+    };
+    const sameSite = { origin: 'https://api.example.com' };
+    expect(
+      failure(
+        await call('POST', '/', {
+          as,
+          headers: sameSite,
+          body: { name: 'k', scopes: ['manage:keys'] },
+        }),
+        403,
+        'FORBIDDEN',
+      ).error,
+    ).toBe('scopes: cannot grant manage:keys, which the caller does not hold');
+    const created = await call('POST', '/', {
+      as,
+      headers: sameSite,
+      body: { name: 'k', scopes: ['read:data'], environment: 'test' },
+    });
+    expect(created.status).toBe(201);
+  });
+});
+
+describe('management: browser sessions (CSRF) and media types', () => {
+  const session = (admin = true): Principal => ({
+    kind: 'session',
+    id: 'sess_1',
+    ownerId: 'org_a',
+    scopes: ['read:data'],
+    resources: null,
+    type: 'secret',
+    environment: 'live',
+    session: { id: 'sess_1', ownerId: 'org_a', scopes: ['read:data'], admin },
+  });
+  const create = { name: 'k', scopes: ['read:data'] };
+
+  it('a session may change keys only from the request’s own origin', async () => {
+    const { call } = await setup();
+    const as = session();
+    const refused = (headers: Record<string, string>) =>
+      call('POST', '/', { as, headers, body: create }).then((r) => failure(r, 403, 'FORBIDDEN'));
+    const crossSite: Array<Record<string, string>> = [
+      { origin: 'https://evil.example' },
+      { origin: 'http://api.example.com' },
+      { origin: 'https://api.example.com.evil.example' },
+      { origin: 'null' },
+      { origin: 'https://evil.example', 'sec-fetch-site': 'same-origin' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+      {},
+    ];
+    for (const headers of crossSite) {
+      expect((await refused(headers)).error).toBe('Cross-site requests cannot change API keys');
+    }
+    const sameOrigin: Array<Record<string, string>> = [
+      { origin: 'https://api.example.com' },
+      { origin: 'https://API.example.com:443' },
+      { 'sec-fetch-site': 'same-origin' },
+    ];
+    for (const headers of sameOrigin) {
+      expect((await call('POST', '/', { as, headers, body: create })).status).toBe(201);
+    }
+  });
+
+  it('PATCH, rotate and DELETE are checked too; reading is not', async () => {
+    const { call, admin } = await setup();
+    const as = session();
+    const cross = { origin: 'https://evil.example' };
+    const id = admin.key.id;
+    failure(
+      await call('PATCH', `/${id}`, { as, headers: cross, body: { name: 'x' } }),
+      403,
+      'FORBIDDEN',
+    );
+    failure(
+      await call('POST', `/${id}/rotate`, { as, headers: cross, body: {} }),
+      403,
+      'FORBIDDEN',
+    );
+    failure(await call('DELETE', `/${id}`, { as, headers: cross }), 403, 'FORBIDDEN');
+    expect((await call('GET', '/', { as, headers: cross })).status).toBe(200);
+  });
+
+  it('configured trusted origins may change keys', async () => {
+    const { call } = await setup({ trustedOrigins: ['https://dashboard.example.com'] });
+    const created = await call('POST', '/', {
+      as: session(),
+      headers: { origin: 'https://dashboard.example.com' },
+      body: create,
+    });
+    expect(created.status).toBe(201);
+  });
+
+  it('refuses trusted origins that are not origins, when configured', () => {
+    for (const origin of ['dashboard.example.com', 'https://a.com/path', '*']) {
+      expect(() => createKeygate({ trustedOrigins: [origin] })).toThrow(/INVALID_ORIGIN/);
+    }
+  });
+
+  it('a key is not asked for an origin: a page cannot attach one', async () => {
+    const { call } = await setup();
+    expect(
+      (await call('POST', '/', { headers: { origin: 'https://evil.example' }, body: create }))
+        .status,
+    ).toBe(201);
+  });
+
+  it('a body that is not application/json is 415, for keys and sessions alike', async () => {
+    const { call, admin, store } = await setup();
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data']) {
+      const response = await call('POST', '/', {
+        body: JSON.stringify(create),
+        headers: { 'content-type': type },
+      });
+      expect(failure(response, 415, 'UNSUPPORTED_MEDIA_TYPE').error).toBe(
+        'The request body must be application/json',
+      );
+      expect(response.headers.Connection).toBe('close');
+    }
+    // A body without any Content-Type, sized or chunked.
+    const bodies: Array<Record<string, string>> = [
+      { 'content-length': '2' },
+      { 'transfer-encoding': 'chunked' },
+    ];
+    for (const headers of bodies) {
+      failure(
+        await call('POST', `/${admin.key.id}/rotate`, { headers }),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      );
+    }
+    expect(
+      (
+        await call('POST', '/', {
+          body: create,
+          headers: { 'content-type': 'Application/JSON; charset=utf-8' },
+        })
+      ).status,
+    ).toBe(201);
+    expect(await store.list({ limit: 100 })).toHaveLength(2);
+  });
+
+  it('a bodiless rotate needs no content type', async () => {
+    const { call, admin } = await setup();
+    expect((await call('POST', `/${admin.key.id}/rotate`)).status).toBe(200);
   });
 });

@@ -1,24 +1,27 @@
+import { crossSiteRefusal, mediaTypeRefusal } from './csrf.js';
+import { boundsOf } from './delegation.js';
 import { BodyTooLargeError, KeygateError, KeyManagementError } from './errors.js';
 import type { Keygate } from './keygate.js';
 import type { Actor } from './keys.js';
 import type { KeygateRequest, Principal } from './types.js';
 
 export interface ManagementRequest {
-  method: string;
-  /** Path below the mount point: `/`, `/key_1`, `/key_1/rotate`, `/key_1/events`. */
+  /**
+   * The request as the adapter gave it to `authenticate()` (the same object, so key changes are
+   * audited with its request id): method, headers and the query string are read from it.
+   */
+  request: KeygateRequest;
+  /**
+   * Path below the mount point exactly as sent, not percent-decoded: `/`, `/key_1`,
+   * `/key_1/rotate`, `/key_1/events`, `/key_1/usage`. (Decoded, `/key_1%2Frotate` would reach
+   * the rotate route.)
+   */
   path: string;
-  query: URLSearchParams;
+  /** The request's own origin as the framework sees it (`https://api.example.com`), for sessions' CSRF check. */
+  origin: string;
   /** Reads the body (called only by routes that take one): JSON text, an already-parsed object, or `undefined`. */
   body: () => Promise<unknown>;
   principal: Principal | undefined;
-  ip: string | null;
-  userAgent: string | null;
-  requestId?: string | null;
-  /**
-   * The request as `authenticate()` saw it: key changes are then audited with its method, path
-   * and request id, as its authentication was. Default: `ip`, `userAgent` and `requestId` above.
-   */
-  request?: KeygateRequest;
 }
 
 export interface ManagementResponse {
@@ -39,8 +42,21 @@ const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
   { method: 'DELETE', pattern: new RegExp(`^/${ID}/?$`), action: 'revoke' },
   { method: 'POST', pattern: new RegExp(`^/${ID}/rotate/?$`), action: 'rotate' },
   { method: 'GET', pattern: new RegExp(`^/${ID}/events/?$`), action: 'events' },
+  { method: 'GET', pattern: new RegExp(`^/${ID}/usage/?$`), action: 'usage' },
 ];
-type Action = 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events';
+type Action = 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events' | 'usage';
+const TAKES_BODY: ReadonlySet<Action> = new Set(['create', 'update', 'rotate']);
+const KEY_ID = /^[A-Za-z0-9_-]{1,200}$/;
+
+/** The usage route's query parameters that are given, as the strings they are (validated by `keys.usage`). */
+function usageParams(query: URLSearchParams): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const name of ['range', 'from', 'to', 'interval']) {
+    const value = query.get(name);
+    if (value !== null) params[name] = value;
+  }
+  return params;
+}
 
 function failure(error: KeygateError): ManagementResponse {
   const headers: Record<string, string> = {};
@@ -97,12 +113,27 @@ function intParam(query: URLSearchParams, name: string, max: number): number | u
   return Number(value);
 }
 
+function queryOf(url: string): URLSearchParams {
+  const start = url.indexOf('?');
+  if (start === -1) return new URLSearchParams();
+  const end = url.indexOf('#', start);
+  return new URLSearchParams(url.slice(start + 1, end === -1 ? undefined : end));
+}
+
+function cursorParam(query: URLSearchParams): string | undefined {
+  const after = query.get('after');
+  if (after === null) return undefined;
+  if (!KEY_ID.test(after))
+    throw new KeyManagementError('INVALID_REQUEST', 'after must be a key id');
+  return after;
+}
+
 /** The management API (`/v1/api-keys`) as one function, so every adapter mounts the same behaviour. */
 export async function handleManagementRequest(
   keygate: Keygate,
   req: ManagementRequest,
 ): Promise<ManagementResponse> {
-  const method = req.method.toUpperCase();
+  const method = req.request.method.toUpperCase();
   const route = ROUTES.find((r) => r.method === method && r.pattern.test(req.path));
   if (!route) {
     return failure(new KeygateError('NOT_FOUND', { message: 'No such API key endpoint' }));
@@ -110,20 +141,31 @@ export async function handleManagementRequest(
   const denied = checkAdmin(keygate, req.principal);
   if (denied) return failure(denied);
   const principal = req.principal!;
+  const crossSite = crossSiteRefusal(principal, req.request, req.origin, keygate.trustedOrigins);
+  if (crossSite) return failure(crossSite);
+  if (TAKES_BODY.has(route.action)) {
+    const unsupported = mediaTypeRefusal(req.request.headers);
+    if (unsupported) {
+      const refused = failure(unsupported);
+      // The body was not read: its bytes cannot be left to carry the next request.
+      refused.headers.Connection = 'close';
+      return refused;
+    }
+  }
   const actor: Actor = {
     id: principal.id,
     ownerId: principal.ownerId,
-    ...(req.request
-      ? keygate.auditContext(req.request)
-      : { ip: req.ip, userAgent: req.userAgent, requestId: req.requestId ?? null }),
+    bounds: boundsOf(principal),
+    ...keygate.auditContext(req.request),
   };
   const id = route.pattern.exec(req.path)?.[1] ?? '';
+  const query = queryOf(req.request.url);
   try {
     switch (route.action) {
       case 'list': {
-        const limit = intParam(req.query, 'limit', 1_000);
-        const after = req.query.get('after') ?? undefined;
-        const includeRevoked = req.query.get('include_revoked') === 'true';
+        const limit = intParam(query, 'limit', 1_000);
+        const after = cursorParam(query);
+        const includeRevoked = query.get('include_revoked') === 'true';
         return ok(await keygate.keys.list({ limit, after, includeRevoked }, actor));
       }
       case 'create': {
@@ -147,16 +189,19 @@ export async function handleManagementRequest(
         };
       case 'events': {
         await keygate.keys.get(id, actor);
-        const limit = intParam(req.query, 'limit', 1_000) ?? 100;
+        const limit = intParam(query, 'limit', 1_000) ?? 100;
         const events = (await keygate.auditReader?.query({ keyId: id, limit })) ?? [];
         return ok(events);
       }
+      case 'usage':
+        return ok(await keygate.keys.usage(id, usageParams(query), actor));
     }
   } catch (error) {
     if (error instanceof KeyManagementError) {
       const refused = failure(
-        new KeygateError(error.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'INVALID_REQUEST', {
+        new KeygateError(error.code, {
           message: error.code === 'NOT_FOUND' ? 'API key not found' : error.message,
+          reason: error.code === 'FORBIDDEN' ? 'delegation' : undefined,
         }),
       );
       // The rest of the body is still on the connection: it cannot carry another request.

@@ -42,11 +42,12 @@ describe('MemoryKeyStore.list', () => {
     expect(second.map((k) => k.id)).toEqual(['k2', 'k1']);
   });
 
-  it('pages on after a cursor key of another owner', async () => {
+  it("takes another owner's key for no cursor, as an unknown id", async () => {
     const store = await storeWith(['k1', 'k2']);
     await store.create(newKey('other', 'org_b'));
-    const page = await store.list({ ownerId: 'org_a', after: 'other' });
-    expect(page.map((k) => k.id)).toEqual(['k2', 'k1']);
+    expect(await store.list({ ownerId: 'org_a', after: 'other' })).toEqual([]);
+    expect(await store.list({ ownerId: 'org_a', after: 'missing' })).toEqual([]);
+    expect((await store.list({ after: 'other' })).map((k) => k.id)).toEqual(['k2', 'k1']);
   });
 
   it('answers an empty page for an unknown cursor', async () => {

@@ -36,6 +36,10 @@ export class MemoryKeyStore implements KeyStore {
     return clone(record);
   }
 
+  async digestVersions(): Promise<number[]> {
+    return [...new Set([...this.#byId.values()].map((r) => r.digestVersion))];
+  }
+
   async get(id: string): Promise<ApiKeyRecord | null> {
     const record = this.#byId.get(id);
     return record ? clone(record) : null;
@@ -46,7 +50,9 @@ export class MemoryKeyStore implements KeyStore {
     // The cursor is a position: a page goes on after it even if that key was revoked since.
     const cursor = query.after === undefined ? undefined : this.#byId.get(query.after);
     if (query.after !== undefined) {
-      records = cursor ? records.filter((r) => newestFirst(cursor, r) < 0) : [];
+      // Another owner's key is no cursor: its position would tell when it was created.
+      const usable = cursor && (query.ownerId === undefined || cursor.ownerId === query.ownerId);
+      records = usable ? records.filter((r) => newestFirst(cursor, r) < 0) : [];
     }
     return records
       .filter((r) => query.ownerId === undefined || r.ownerId === query.ownerId)

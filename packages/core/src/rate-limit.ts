@@ -42,14 +42,24 @@ export function validateTier(tier: Partial<RateLimitTier>, where: string): void 
   }
 }
 
+/** A key's effective limits: its tier, field by field overridden by the key's own limits. */
+export function resolveLimits(
+  tier: RateLimitTier,
+  override: RateLimitOverride | null,
+): RateLimitTier {
+  return {
+    perSecond: override?.perSecond ?? tier.perSecond,
+    burst: override?.burst ?? tier.burst,
+    daily: override?.daily ?? tier.daily,
+  };
+}
+
 /** The policies that apply to a key: its tier, field by field overridden by the key's own limits. */
 export function policiesFor(
   tier: RateLimitTier,
   override: RateLimitOverride | null,
 ): RateLimitPolicy[] {
-  const perSecond = override?.perSecond ?? tier.perSecond;
-  const burst = override?.burst ?? tier.burst;
-  const daily = override?.daily ?? tier.daily;
+  const { perSecond, burst, daily } = resolveLimits(tier, override);
   return [
     { name: 'burst', kind: 'token-bucket', capacity: burst, refillPerSecond: perSecond },
     { name: 'daily', kind: 'fixed-window', limit: daily, windowSeconds: DAY_SECONDS },

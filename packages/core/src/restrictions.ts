@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { KeygateError } from './errors.js';
 import type { KeygateRequest, KeyRestrictions } from './types.js';
 
@@ -131,4 +132,113 @@ export function checkRestrictions(
     }
   }
   return null;
+}
+
+const KINDS = { ips: 'IPs', referrers: 'origins', endpoints: 'endpoints' } as const;
+
+/**
+ * Why a key with `restrictions` could be used where one with `bound` could not, naming the list
+ * and the entry, or `null` when every request the first allows the second allows too. A list
+ * that is absent or empty in `bound` allows anything.
+ */
+export function restrictionsBeyond(
+  restrictions: KeyRestrictions | null,
+  bound: KeyRestrictions | null,
+): string | null {
+  for (const kind of ['ips', 'referrers', 'endpoints'] as const) {
+    const limits = bound?.[kind] ?? [];
+    if (limits.length === 0) continue;
+    const entries = restrictions?.[kind] ?? [];
+    if (entries.length === 0) {
+      return `restrictions.${kind}: the caller is limited to ${KINDS[kind]} ${limits.join(', ')}, and so must the key be`;
+    }
+    const within =
+      kind === 'ips' ? ipWithin : kind === 'referrers' ? referrerWithin : endpointWithin;
+    const outside = entries.find((entry) => !limits.some((limit) => within(entry, limit)));
+    if (outside !== undefined) {
+      return `restrictions.${kind}: ${outside} is outside the caller's allowed ${KINDS[kind]} (${limits.join(', ')})`;
+    }
+  }
+  return null;
+}
+
+function cidr(entry: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
+  if (entry.includes('/')) return ipaddr.parseCIDR(entry);
+  const address = ipaddr.parse(entry);
+  return [address, address.kind() === 'ipv4' ? 32 : 128];
+}
+
+/** Whether every address of the range `entry` is in the range `limit`. */
+function ipWithin(entry: string, limit: string): boolean {
+  try {
+    const [address, bits] = cidr(entry);
+    const [range, rangeBits] = cidr(limit);
+    return address.kind() === range.kind() && bits >= rangeBits && address.match(range, rangeBits);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether every origin `entry` matches, `limit` matches too. `limit`'s pattern is tried on
+ * `entry`'s text, in which a `*` stands for itself: only a `*` of `limit` can match it, and that
+ * one matches whatever the `*` of `entry` may stand for.
+ */
+function referrerWithin(entry: string, limit: string): boolean {
+  let pattern: RegExp | undefined;
+  try {
+    pattern = compile({ referrers: [limit] }).referrers?.[0];
+  } catch {
+    return false;
+  }
+  const text = entry.replace(/\/$/, '').toLowerCase();
+  const origins = text.includes('://') ? [text] : [`http://${text}`, `https://${text}`];
+  return pattern !== undefined && origins.every((origin) => pattern.test(origin));
+}
+
+/** A segment of an endpoint path pattern: text, `*` (one segment), `**` inside or at the end. */
+type Segment = { text: string } | 'one' | 'inner' | 'rest';
+
+function endpointPattern(entry: string): { method: string; segments: Segment[] } | null {
+  const match = /^([A-Za-z]+|\*)\s+(\/\S*)$/.exec(entry.trim());
+  if (!match) return null;
+  const parts = match[2]!.split('/');
+  const segments = parts.map((part, index): Segment => {
+    if (part === '**') return index === parts.length - 1 ? 'rest' : 'inner';
+    return part === '*' ? 'one' : { text: part };
+  });
+  return { method: match[1]!.toUpperCase(), segments };
+}
+
+/** Whether every request `entry` allows, `limit` allows too (same matching as `checkRestrictions`). */
+function endpointWithin(entry: string, limit: string): boolean {
+  const inner = endpointPattern(entry);
+  const outer = endpointPattern(limit);
+  if (!inner || !outer) return false;
+  if (outer.method !== '*' && outer.method !== inner.method) return false;
+  return pathWithin(inner.segments, outer.segments, 0, 0);
+}
+
+// Written by hand: no library compares two glob patterns; this follows the matcher in `compile`.
+function pathWithin(entry: Segment[], limit: Segment[], i: number, j: number): boolean {
+  if (j === limit.length) return i === entry.length;
+  const outer = limit[j]!;
+  // A trailing `**` allows any suffix, or none.
+  if (outer === 'rest') return true;
+  // An inner `**` matches any text between two slashes: one or more segments of `entry`,
+  // but not `entry`'s own trailing `**`, which may also stand for nothing.
+  if (outer === 'inner') {
+    for (let k = i + 1; k <= entry.length; k++) {
+      if (entry[k - 1] === 'rest') return false;
+      if (pathWithin(entry, limit, k, j + 1)) return true;
+    }
+    return false;
+  }
+  const inner = entry[i];
+  if (inner === undefined || inner === 'rest' || inner === 'inner') return false;
+  const matches =
+    outer === 'one'
+      ? inner === 'one' || inner.text !== ''
+      : inner !== 'one' && inner.text === outer.text;
+  return matches && pathWithin(entry, limit, i + 1, j + 1);
 }

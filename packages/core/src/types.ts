@@ -110,7 +110,10 @@ export interface ListKeysQuery {
   ownerId?: string;
   includeRevoked?: boolean;
   limit?: number;
-  /** Return keys created before this key id (opaque cursor from a previous page). */
+  /**
+   * Return keys created before this key id (the last id of a previous page). With `ownerId`, an
+   * id of another owner's key is no cursor: the page is empty, as for an id that names no key.
+   */
   after?: string;
 }
 
@@ -131,6 +134,11 @@ export interface KeyStore {
   readonly auditSink?: AuditSink;
   /** The key whose current or previous (grace-period) digest equals `digest`. */
   findByDigest(digest: string): Promise<ApiKeyRecord | null>;
+  /**
+   * The digest versions the store's keys use (`digestVersion`). With a pepper configured, keys
+   * are also looked up by their unpeppered digest while the store holds version 0. Default: all.
+   */
+  digestVersions?(): Promise<number[]>;
   create(key: NewKeyRecord, event?: AuditEvent): Promise<ApiKeyRecord>;
   get(id: string): Promise<ApiKeyRecord | null>;
   list(query: ListKeysQuery): Promise<ApiKeyRecord[]>;
@@ -239,12 +247,51 @@ export interface AuditEvent {
 /** What every audit event of one request says about the request. */
 export type AuditContext = Pick<AuditEvent, 'ip' | 'userAgent' | 'method' | 'path' | 'requestId'>;
 
+/** The successes counted as usage (an authentication, a passed check) rather than recorded one by one. */
+export type UsageAction = 'auth.succeeded' | 'scope.checked' | 'resource.checked';
+
+/** One key's successes in one minute, from one client on one method and path. */
+export interface UsageRow {
+  /** Start of the minute (UTC). */
+  minute: Date;
+  /** The key's id, or the session's for a request authenticated by a session. */
+  keyId: string;
+  keyStart: string | null;
+  ownerId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  method: string | null;
+  /** Request path, without the query string. */
+  path: string | null;
+  /** Successful authentications (`auth.succeeded`). */
+  authenticated: number;
+  /** Scope checks passed (`scope.checked`). */
+  scopeChecks: number;
+  /** Resource checks passed (`resource.checked`). */
+  resourceChecks: number;
+  firstSeen: Date;
+  lastSeen: Date;
+}
+
+/** Usage rows written together. A batch that fails is retried whole with the same `id`. */
+export interface UsageBatch {
+  id: string;
+  rows: readonly UsageRow[];
+}
+
 /**
  * Where audit events go, in batches, off the request path. A batch that fails is retried whole
  * (on every sink), so a sink should skip an event whose `id` it already has.
  */
 export interface AuditSink {
   write(events: readonly AuditEvent[]): Promise<void>;
+  /**
+   * Takes successes (authentications, passed checks) as per-minute counts instead of one event
+   * each: a sink with this method gets them only here, a sink without it gets every event.
+   * Counts add to what the sink already holds for the same key, client, method, path and minute; a batch whose `id` the sink
+   * already has must be skipped (it is a retry after a lost reply).
+   */
+  writeUsage?(batch: UsageBatch): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -254,9 +301,36 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** A window of usage in buckets of one interval (an hour or a UTC day). */
+export interface UsageQuery {
+  keyId: string;
+  /** Start of the first bucket, aligned to `interval`. */
+  from: Date;
+  /** End of the window, exclusive. */
+  to: Date;
+  interval: 'hour' | 'day';
+}
+
+/** Requests of one key in one bucket. */
+export interface UsageCounts {
+  /** Start of the bucket. */
+  start: Date;
+  /** Successful authentications. */
+  served: number;
+  /** Failed authentications and denials (scope, resource, restriction) attributed to the key. */
+  failed: number;
+  /** Requests refused with 429. */
+  rateLimited: number;
+}
+
 /** A sink that can also be read back (`GET /v1/api-keys/:id/events`, `keygate audit`). */
 export interface AuditReader {
   query(query: AuditQuery): Promise<AuditEvent[]>;
+  /**
+   * Counts per bucket of the window (`GET /v1/api-keys/:id/usage`, `keygate usage`). Buckets
+   * with nothing to count may be left out. Without this method, usage reads as zeros.
+   */
+  usage?(query: UsageQuery): Promise<UsageCounts[]>;
 }
 
 /** A browser session resolved by the application when no key is sent. */

@@ -10,7 +10,7 @@ import {
   nodeHeaders,
   type Principal,
   prepareGuard,
-  readNodeBody,
+  readBody,
   renderFailure,
   type ScopeSpec,
   toKeygate,
@@ -83,24 +83,31 @@ export function requireScope(spec: ScopeSpec, options: GuardOptions<Request> = {
   };
 }
 
+/**
+ * The path below the mount point as sent, not percent-decoded. (`req.path` on Express 4 has a
+ * leading `//` collapsed, so `/v1/api-keys//ID` would read as the key `ID`.)
+ */
+function pathBelowMount(req: Request): string {
+  const below = req.originalUrl.slice(req.baseUrl.length);
+  const query = below.indexOf('?');
+  return (query === -1 ? below : below.slice(0, query)) || '/';
+}
+
 /** The management API, to mount with `app.use('/v1/api-keys', apiKeyRoutes({ keygate }))`. */
 export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
   const keygate = toKeygate(options);
   const authenticate = apiKeyAuth({ keygate });
   const manage = (req: Request, res: Response, next: NextFunction): void => {
     handleManagementRequest(keygate, {
-      method: req.method,
-      path: req.path,
-      query: new URLSearchParams(req.originalUrl.split('?')[1] ?? ''),
+      request: authenticated.get(req)?.request ?? toRequest(req),
+      path: pathBelowMount(req),
+      origin: `${req.protocol}://${req.get('host')}`,
       // A body parser mounted before us has already read the stream.
       body: async () =>
         req.body !== undefined
           ? req.body
-          : readNodeBody(req, req.headers['content-length'], MAX_MANAGEMENT_BODY),
+          : readBody(req, req.headers['content-length'], MAX_MANAGEMENT_BODY),
       principal: req.apiKey,
-      ip: req.ip ?? null,
-      userAgent: req.headers['user-agent'] ?? null,
-      request: authenticated.get(req)?.request,
     }).then((response) => {
       res.status(response.status).set(response.headers).json(response.body);
     }, next);

@@ -1,21 +1,25 @@
 import {
-  bodyTooLarge,
   type Decision,
   type GuardOptions,
   handleManagementRequest,
   type Keygate,
+  KeygateConfigError,
   KeygateError,
   type KeygateInput,
   type KeygateRequest,
   MAX_MANAGEMENT_BODY,
   type Principal,
+  pathOf,
   prepareGuard,
+  readBody,
   renderFailure,
   type ScopeSpec,
   toKeygate,
 } from '@keygate/core';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import type { GetConnInfo } from 'hono/conninfo';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import proxyaddr from 'proxy-addr';
 
 export * from '@keygate/core';
 
@@ -35,16 +39,72 @@ declare module 'hono' {
 export interface HonoAdapterOptions {
   /**
    * Client IP for restrictions, audit and the failed-authentication guard. Default: the socket
-   * address under `@hono/node-server`. Behind a proxy you trust, read its header here.
+   * address under `@hono/node-server`. On another runtime, or behind a proxy, use `clientIp()`.
    */
   getIp?: (c: Context) => string | undefined;
 }
 
 export type ApiKeyAuthOptions = KeygateInput & HonoAdapterOptions;
 
+/** `@hono/node-server` puts Node's request on `c.env.incoming`. */
+function nodeRequest(
+  c: Context,
+): { url?: string; socket?: { remoteAddress?: string } } | undefined {
+  return (c.env as { incoming?: { url?: string; socket?: { remoteAddress?: string } } } | undefined)
+    ?.incoming;
+}
+
 function defaultIp(c: Context): string | undefined {
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  return env?.incoming?.socket?.remoteAddress;
+  return nodeRequest(c)?.socket?.remoteAddress;
+}
+
+export interface ClientIpOptions {
+  /**
+   * The proxies in front of the app whose `X-Forwarded-For` entries are believed, as Express's
+   * `trust proxy`: a number of hops, or their addresses and CIDR ranges. The client IP is the
+   * rightmost address that is not a trusted proxy; a client cannot choose it by sending
+   * `X-Forwarded-For` itself. Default `0`: the connection's own address.
+   */
+  trustProxy?: number | readonly string[];
+  /**
+   * The runtime's `getConnInfo` (`@hono/node-server/conninfo`, `hono/bun`, `hono/deno`,
+   * `hono/cloudflare-workers`, `hono/aws-lambda`, ...). Default: the socket address under
+   * `@hono/node-server`.
+   */
+  getConnInfo?: GetConnInfo;
+}
+
+/**
+ * The client IP as `getIp` for `apiKeyAuth` and `apiKeyRoutes`, on any runtime, behind trusted
+ * proxies or none (Hono has no proxy setting of its own; this follows Express's, with its library).
+ */
+export function clientIp(options: ClientIpOptions = {}): (c: Context) => string | undefined {
+  const { trustProxy = 0, getConnInfo } = options;
+  let trust: (address: string, hop: number) => boolean;
+  if (typeof trustProxy === 'number') {
+    if (!Number.isInteger(trustProxy) || trustProxy < 0) {
+      throw new KeygateConfigError('INVALID_OPTION', 'trustProxy must be a whole number of hops');
+    }
+    trust = (_address, hop) => hop < trustProxy;
+  } else {
+    try {
+      trust = proxyaddr.compile([...trustProxy]);
+    } catch (error) {
+      throw new KeygateConfigError('INVALID_OPTION', `trustProxy: ${(error as Error).message}`);
+    }
+  }
+  const connection = getConnInfo ? (c: Context) => getConnInfo(c).remote.address : defaultIp;
+  return (c) => {
+    const address = connection(c);
+    if (address === undefined || trustProxy === 0) return address;
+    const forwarded = c.req.header('x-forwarded-for');
+    if (forwarded === undefined) return address;
+    const request = {
+      headers: { 'x-forwarded-for': forwarded },
+      socket: { remoteAddress: address },
+    };
+    return proxyaddr(request as unknown as Parameters<typeof proxyaddr>[0], trust);
+  };
 }
 
 function toRequest(c: Context, getIp: (c: Context) => string | undefined): KeygateRequest {
@@ -104,24 +164,35 @@ export function requireScope(
   };
 }
 
+/**
+ * The path below the mount point as sent: Hono decodes route params (`key_1%2Frotate` would be
+ * `key_1/rotate`), so the segments after the mount's are cut from the raw path instead.
+ */
+function pathBelowMount(c: Context): string {
+  const mount = c.req.routePath.replace(/\/:rest\{\.\*\}$/, '');
+  const raw = pathOf(nodeRequest(c)?.url ?? c.req.url);
+  return `/${raw.split('/').slice(mount.split('/').length).join('/')}`;
+}
+
 /** The management API, to mount with `app.route('/v1/api-keys', apiKeyRoutes({ keygate }))`. */
 export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
   const { keygate, getIp } = splitOptions(options);
   const authenticate = apiKeyAuth({ keygate, getIp });
   const handler = async (c: Context): Promise<Response> => {
     const response = await handleManagementRequest(keygate, {
-      method: c.req.method,
-      path: `/${c.req.param('rest') ?? ''}`,
-      query: new URL(c.req.url).searchParams,
-      body: async () => {
-        const length = c.req.header('content-length');
-        if (length !== undefined && Number(length) > MAX_MANAGEMENT_BODY) throw bodyTooLarge();
-        return c.req.text();
-      },
+      request: requests.get(c.req.raw) ?? toRequest(c, getIp),
+      path: pathBelowMount(c),
+      origin: new URL(c.req.url).origin,
+      // A middleware mounted before us may have read the body already: Hono keeps it.
+      body: () =>
+        c.req.raw.bodyUsed
+          ? c.req.text()
+          : readBody(
+              c.req.raw.body as AsyncIterable<Uint8Array> | null,
+              c.req.header('content-length'),
+              MAX_MANAGEMENT_BODY,
+            ),
       principal: c.get('apiKey'),
-      ip: getIp(c) ?? null,
-      userAgent: c.req.header('user-agent') ?? null,
-      request: requests.get(c.req.raw),
     });
     return c.json(response.body, response.status as ContentfulStatusCode, response.headers);
   };

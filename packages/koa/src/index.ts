@@ -10,7 +10,7 @@ import {
   nodeHeaders,
   type Principal,
   prepareGuard,
-  readNodeBody,
+  readBody,
   renderFailure,
   type ScopeSpec,
   toKeygate,
@@ -101,20 +101,18 @@ export function apiKeyRoutes(
   const authenticate = apiKeyAuth({ keygate });
   const manage = async (ctx: Context): Promise<void> => {
     const response = await handleManagementRequest(keygate, {
-      method: ctx.method,
+      request: authenticated.get(ctx)?.request ?? toRequest(ctx),
+      // Below the mount point, not percent-decoded.
       path: ctx.path.slice(prefix.length) || '/',
-      query: new URLSearchParams(ctx.querystring),
+      origin: `${ctx.protocol}://${ctx.host}`,
       // A body parser mounted before us has already read the stream.
       body: async () => {
         const parsed = (ctx.request as { body?: unknown }).body;
         return parsed !== undefined
           ? parsed
-          : readNodeBody(ctx.req, ctx.get('content-length') || undefined, MAX_MANAGEMENT_BODY);
+          : readBody(ctx.req, ctx.get('content-length') || undefined, MAX_MANAGEMENT_BODY);
       },
       principal: ctx.state.apiKey,
-      ip: ctx.ip ?? null,
-      userAgent: ctx.get('user-agent') || null,
-      request: authenticated.get(ctx)?.request,
     });
     ctx.status = response.status;
     ctx.set(response.headers);

@@ -13,5 +13,5 @@ export { DataDirectoryLockedError } from './data-dir-lock.js';
 export type { KeygateDatabase } from './database.js';
 export { PostgresKeyStore } from './key-store.js';
 export { type MigrationResult, migrate, migrationsFolder } from './migrate.js';
-export { apiKeys, auditEvents } from './schema.js';
+export { apiKeys, auditEvents, usageBatches, usageCounts } from './schema.js';
 export { PostgresStoreError, type PostgresStoreOptions } from './store-error.js';

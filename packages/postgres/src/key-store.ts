@@ -75,6 +75,13 @@ export class PostgresKeyStore implements KeyStore {
     return created!;
   }
 
+  digestVersions(): Promise<number[]> {
+    return attempt('digestVersions', this.#timeoutMs, async () => {
+      const rows = await this.#db.selectDistinct({ version: apiKeys.digestVersion }).from(apiKeys);
+      return rows.map((row) => row.version);
+    });
+  }
+
   get(id: string): Promise<ApiKeyRecord | null> {
     return attempt('get', this.#timeoutMs, async () => {
       const [row] = await this.#db.select().from(apiKeys).where(eq(apiKeys.id, id)).limit(1);
@@ -84,7 +91,8 @@ export class PostgresKeyStore implements KeyStore {
 
   list(query: ListKeysQuery): Promise<ApiKeyRecord[]> {
     return attempt('list', this.#timeoutMs, () => {
-      // A cursor that names no key matches nothing, as in the in-memory store.
+      // A cursor that names no key matches nothing, as in the in-memory store; nor does another
+      // owner's key, whose position would tell when it was created.
       const cursor = alias(apiKeys, 'cursor');
       const after =
         query.after === undefined
@@ -92,7 +100,12 @@ export class PostgresKeyStore implements KeyStore {
           : sql`(${apiKeys.createdAt}, ${apiKeys.id}) < (${this.#db
               .select({ createdAt: cursor.createdAt, id: cursor.id })
               .from(cursor)
-              .where(eq(cursor.id, query.after))})`;
+              .where(
+                and(
+                  eq(cursor.id, query.after),
+                  query.ownerId === undefined ? undefined : eq(cursor.ownerId, query.ownerId),
+                ),
+              )})`;
       return this.#db
         .select()
         .from(apiKeys)

@@ -13,6 +13,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -85,4 +86,53 @@ export const auditEvents = pgTable(
     index('keygate_audit_events_owner_at_idx').on(table.ownerId, table.at.desc(), table.id.desc()),
     index('keygate_audit_events_at_idx').on(table.at.desc(), table.id.desc()),
   ],
+);
+
+/**
+ * Successful uses, counted per minute: one row per key, client IP, user agent, method, path and
+ * minute, however many requests it stands for, with its successful authentications and passed
+ * checks. Failures, denials and key changes are `keygate_audit_events` rows, one each.
+ */
+export const usageCounts = pgTable(
+  'keygate_usage_counts',
+  {
+    keyId: text('key_id').notNull(),
+    /** Start of the minute. */
+    minute: timestamptz('minute').notNull(),
+    /** md5 of the row's key start, owner, IP, user agent, method and path: the key stays small however long they are. */
+    dimensions: text('dimensions').notNull(),
+    keyStart: text('key_start'),
+    ownerId: text('owner_id'),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    method: text('method'),
+    path: text('path'),
+    /** Successful authentications. */
+    authenticated: integer('authenticated').notNull(),
+    /** Scope checks passed. */
+    scopeChecks: integer('scope_checks').notNull(),
+    /** Resource checks passed. */
+    resourceChecks: integer('resource_checks').notNull(),
+    firstSeen: timestamptz('first_seen').notNull(),
+    lastSeen: timestamptz('last_seen').notNull(),
+  },
+  (table) => [
+    primaryKey({
+      name: 'keygate_usage_counts_pkey',
+      columns: [table.keyId, table.minute, table.dimensions],
+    }),
+  ],
+);
+
+/**
+ * Usage batches already added to `keygate_usage_counts`: a batch retried after a lost reply is
+ * skipped, so counts never add twice. Kept for a day.
+ */
+export const usageBatches = pgTable(
+  'keygate_usage_batches',
+  {
+    id: text('id').primaryKey(),
+    at: timestamptz('at').notNull().defaultNow(),
+  },
+  (table) => [index('keygate_usage_batches_at_idx').on(table.at)],
 );

@@ -1,3 +1,5 @@
+import { KeyManagementError } from '@keygate/core';
+
 /**
  * A key-store or audit-trail call that failed (unreachable database, timeout, constraint).
  * The message names the operation and the driver's reason, never the query's parameters.
@@ -37,8 +39,18 @@ export interface PostgresStoreOptions {
 }
 
 /**
- * Runs one database call, turning any failure into a `PostgresStoreError`. The deadline covers
- * what server-side timeouts cannot: a connection that stopped answering (a network partition).
+ * Whether the database refused a value for what it is rather than failing: a data exception
+ * (SQLSTATE class 22: a NUL byte, an impossible date, bad JSON text) or a value over one of its
+ * limits (54000). The request carried it, so the caller hears 400, not 503.
+ */
+function isRefusedValue(error: PostgresStoreError): boolean {
+  return error.code !== undefined && (error.code.startsWith('22') || error.code === '54000');
+}
+
+/**
+ * Runs one database call, turning any failure into a `PostgresStoreError`, or a refused value
+ * into a `KeyManagementError` (`INVALID_REQUEST`) caused by one. The deadline covers what
+ * server-side timeouts cannot: a connection that stopped answering (a network partition).
  */
 export async function attempt<T>(
   operation: string,
@@ -55,7 +67,15 @@ export async function attempt<T>(
   try {
     return await Promise.race([answer, deadline]);
   } catch (error) {
-    throw new PostgresStoreError(operation, error);
+    const failure = new PostgresStoreError(operation, error);
+    if (isRefusedValue(failure)) {
+      throw new KeyManagementError(
+        'INVALID_REQUEST',
+        'the database cannot store a value of this request',
+        { cause: failure },
+      );
+    }
+    throw failure;
   } finally {
     clearTimeout(timer);
   }

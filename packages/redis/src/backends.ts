@@ -1,31 +1,53 @@
 import { type AuthFailureLimit, KeygateConfigError } from '@keygate/core';
-import type { RedisOptions } from 'ioredis';
-import { connectRedis, type RedisClient, type RedisLogger, withTimeout } from './client.js';
+import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis';
+import {
+  connectRedis,
+  connectRedisCluster,
+  describeError,
+  isCluster,
+  parseRedisClusterNodes,
+  type RedisClient,
+  type RedisLogger,
+  whenReady,
+  withTimeout,
+} from './client.js';
 import { RedisAuthFailureGuard } from './failure-guard.js';
 import { RedisInvalidationBus } from './invalidation.js';
+import { RedisNodeHealth } from './node-health.js';
 import { type RedisErrorPolicy, RedisRateLimiter } from './rate-limiter.js';
 
 export type RedisBackendsOptions = (
   | {
-      /** `redis://` or `rediss://` URL; the client is created with `connectRedis()` and closed by `close()`. */
+      /** `redis://` or `rediss://` URL of a single Redis; the client is created with `connectRedis()` and closed by `close()`. */
       url: string;
       /** Overrides for the created client (see `REDIS_CLIENT_DEFAULTS`). */
       redisOptions?: RedisOptions;
+    }
+  | {
+      /**
+       * Some nodes of a Redis Cluster, as `host:port,host:port` (the form of `REDIS_CLUSTER_NODES`)
+       * or `{ host, port }` objects; the client is created with `connectRedisCluster()` and closed by `close()`.
+       */
+      clusterNodes: string | ClusterNode[];
+      /** Overrides for the created Cluster client. */
+      clusterOptions?: ClusterOptions;
     }
   | {
       /** An existing ioredis client or Cluster; `close()` leaves it open. */
       client: RedisClient;
     }
 ) & {
-  /** What the rate limiter does while Redis is unreachable. Default `'memory'`. */
+  /** What the rate limiter does while the node serving a key is unreachable. Default `'memory'`. */
   onRedisError?: RedisErrorPolicy;
   /** Failed authentications allowed per IP. Default 20 per 60 s, then blocked 300 s. */
   authFailureLimit?: AuthFailureLimit;
   /** First segment of every key and of the pub/sub channel. Default `'keygate'`. */
   namespace?: string;
-  /** Longest any request waits for Redis, in ms. Default 100. */
+  /** Longest any request waits for Redis, in ms. Default 500. */
   timeoutMs?: number;
-  /** Where outages are logged, once per transition. Default `console`. */
+  /** While a node is down, how often it is probed before requests try it again, in ms. Default 1,000. */
+  recheckIntervalMs?: number;
+  /** Where outages are logged, once per node and transition. Default `console`. */
   logger?: RedisLogger;
 };
 
@@ -34,49 +56,132 @@ export interface RedisBackends {
   limiter: RedisRateLimiter;
   failureGuard: RedisAuthFailureGuard;
   invalidation: RedisInvalidationBus;
-  /** Closes the subscriber connection, and the client when it was created from `url`. Idempotent. */
+  /** Outages per node, shared by the three components. */
+  nodeHealth: RedisNodeHealth;
+  /**
+   * Waits up to `timeoutMs` (default 2,000) for the client: `true` once it is ready, `false`
+   * if it could not connect in time (keygate then runs on its fallbacks). Rejects with a
+   * `KeygateConfigError` when the client is of the wrong kind: a single-node URL that points
+   * at a Redis Cluster node, or cluster nodes that are a Redis without cluster mode.
+   */
+  ready(timeoutMs?: number): Promise<boolean>;
+  /** Closes the subscriber connection, and the client when it was created here. Idempotent. */
   close(): Promise<void>;
 }
 
 /**
- * The three Redis-backed pieces keygate needs, on one client:
+ * The three Redis-backed pieces keygate needs, on one client and one per-node outage tracker:
  * `createKeygate({ limiter, authFailureGuard: failureGuard, invalidation })`.
  */
 export function createRedisBackends(options: RedisBackendsOptions): RedisBackends {
-  const { onRedisError, authFailureLimit, namespace, timeoutMs, logger } = options;
+  const {
+    onRedisError = 'memory',
+    authFailureLimit,
+    namespace,
+    timeoutMs,
+    recheckIntervalMs,
+    logger,
+  } = options;
   let client: RedisClient;
-  let owned: boolean;
+  let owned = true;
   if ('client' in options && options.client) {
     client = options.client;
     owned = false;
   } else if ('url' in options && options.url) {
     client = connectRedis(options.url, options.redisOptions);
-    owned = true;
+  } else if ('clusterNodes' in options && options.clusterNodes) {
+    client = connectRedisCluster(options.clusterNodes, options.clusterOptions);
   } else {
-    throw new KeygateConfigError('INVALID_OPTION', 'createRedisBackends needs a url or a client');
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'createRedisBackends needs a url, clusterNodes or a client',
+    );
   }
-  const limiter = new RedisRateLimiter({ client, onRedisError, namespace, timeoutMs, logger });
-  const failureGuard = new RedisAuthFailureGuard({
+  const nodeHealth = new RedisNodeHealth({
     client,
-    namespace,
     timeoutMs,
-    ...authFailureLimit,
+    recheckIntervalMs,
+    logger,
+    whileDown:
+      onRedisError === 'fail-closed'
+        ? 'refusing rate-limited requests for keys on it and counting failed authentications in memory'
+        : 'applying per-instance in-memory limits and failed-authentication counts to keys on it',
+    whenBack: 'limits for keys on it are shared again',
   });
-  const invalidation = new RedisInvalidationBus({ client, namespace, timeoutMs, logger });
+  const shared = { client, namespace, timeoutMs, logger, nodeHealth };
+  const limiter = new RedisRateLimiter({ ...shared, onRedisError, recheckIntervalMs });
+  const failureGuard = new RedisAuthFailureGuard({ ...shared, ...authFailureLimit });
+  const invalidation = new RedisInvalidationBus(shared);
   let closing: Promise<void> | null = null;
   return {
     client,
     limiter,
     failureGuard,
     invalidation,
+    nodeHealth,
+    ready: (waitMs = 2_000) => checkedReady(client, waitMs),
     close() {
       closing ??= (async () => {
-        await Promise.all([limiter.close(), invalidation.close()]);
+        await Promise.all([limiter.close(), failureGuard.close(), invalidation.close()]);
+        nodeHealth.close();
         if (owned) await quit(client);
       })();
       return closing;
     },
   };
+}
+
+/**
+ * Where the reference app and the CLI find Redis: `REDIS_CLUSTER_NODES` (`host:port,host:port`,
+ * some nodes of a Redis Cluster) or `REDIS_URL` (a single Redis), as `createRedisBackends`
+ * options; `null` when neither is set.
+ */
+export function redisConnectionFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): { url: string } | { clusterNodes: string } | null {
+  const url = env.REDIS_URL?.trim();
+  const clusterNodes = env.REDIS_CLUSTER_NODES?.trim();
+  if (url && clusterNodes) {
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'set REDIS_URL (a single Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both',
+    );
+  }
+  if (clusterNodes) {
+    // Fails now, with the entry at fault, rather than as a connection that never succeeds.
+    parseRedisClusterNodes(clusterNodes);
+    return { clusterNodes };
+  }
+  return url ? { url } : null;
+}
+
+async function checkedReady(client: RedisClient, timeoutMs: number): Promise<boolean> {
+  if (isCluster(client)) {
+    let notCluster = false;
+    const onNodeError = (error: unknown) => {
+      if (/cluster support disabled/i.test(describeError(error))) notCluster = true;
+    };
+    client.on('node error', onNodeError);
+    const ready = await whenReady(client, timeoutMs);
+    client.off('node error', onNodeError);
+    if (notCluster) {
+      throw new KeygateConfigError(
+        'INVALID_OPTION',
+        'the Redis Cluster nodes given are a Redis without cluster mode: connect to it with a single-node URL (REDIS_URL), not as a cluster',
+      );
+    }
+    return ready;
+  }
+  if (!(await whenReady(client, timeoutMs))) return false;
+  const info = await withTimeout(client.info('cluster'), timeoutMs).catch(() => '');
+  if (/cluster_enabled:1/.test(info)) {
+    const { host, port } = client.options;
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      `Redis at ${host}:${port} is a node of a Redis Cluster: connect with connectRedisCluster() or the clusterNodes option (REDIS_CLUSTER_NODES for the reference app and the CLI), not a single-node URL (REDIS_URL)`,
+    );
+  }
+  return true;
 }
 
 /** Closes the connection: politely (QUIT, then its end) when connected, at once otherwise. */

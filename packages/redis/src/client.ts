@@ -1,3 +1,4 @@
+import { KeygateConfigError } from '@keygate/core';
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 
 /** A single Redis connection or a Redis Cluster, both from ioredis 5. */
@@ -46,18 +47,89 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
 
 /**
  * An ioredis Cluster with the same fail-fast settings: no cluster-level offline queue,
- * a 2 s command timeout and backoff between reconnects. `options` override them.
+ * a 2 s command timeout and backoff between reconnects. `nodes` are some of the cluster's
+ * nodes (it discovers the rest), as `{ host, port }` objects or as the text of
+ * `REDIS_CLUSTER_NODES` (see {@link parseRedisClusterNodes}). `options` override the defaults.
  */
-export function connectRedisCluster(nodes: ClusterNode[], options: ClusterOptions = {}): Cluster {
-  const cluster = new Cluster(nodes, {
+export function connectRedisCluster(
+  nodes: ClusterNode[] | string,
+  options: ClusterOptions = {},
+): Cluster {
+  const seeds =
+    typeof nodes === 'string' ? parseRedisClusterNodes(nodes) : { nodes, redisOptions: {} };
+  const cluster = new Cluster(seeds.nodes, {
     enableOfflineQueue: false,
     clusterRetryStrategy: reconnectDelay,
     ...options,
     // Node connections keep their offline queue: the Cluster's own ready check runs before they connect.
-    redisOptions: { ...CONNECTION_DEFAULTS, ...options.redisOptions },
+    redisOptions: { ...CONNECTION_DEFAULTS, ...seeds.redisOptions, ...options.redisOptions },
   });
   cluster.on('error', () => {});
   return cluster;
+}
+
+/**
+ * Reads `host:port,host:port,...` (the form of `REDIS_CLUSTER_NODES`). An entry may also be a
+ * `redis://` or `rediss://` URL: its user name and password, and TLS for `rediss://`, apply to
+ * every node of the cluster.
+ */
+export function parseRedisClusterNodes(text: string): {
+  nodes: Array<{ host: string; port: number }>;
+  redisOptions: RedisOptions;
+} {
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  if (entries.length === 0) {
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'Redis Cluster nodes must be given as host:port[,host:port...]',
+    );
+  }
+  const redisOptions: RedisOptions = {};
+  const nodes = entries.map((entry) => {
+    const text = entry.includes('://') ? entry : `redis://${entry}`;
+    const url = URL.canParse(text) ? new URL(text) : null;
+    if (!url || !['redis:', 'rediss:'].includes(url.protocol) || !url.hostname) {
+      throw new KeygateConfigError(
+        'INVALID_OPTION',
+        `not a Redis Cluster node: ${JSON.stringify(entry.replace(/\/\/[^@/]*@/, '//***@'))} (expected host:port or a redis:// URL)`,
+      );
+    }
+    if (url.username) redisOptions.username = decodeURIComponent(url.username);
+    if (url.password) redisOptions.password = decodeURIComponent(url.password);
+    if (url.protocol === 'rediss:') redisOptions.tls = {};
+    // IPv6 hosts come back from URL in brackets; ioredis wants them bare.
+    return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 6379) };
+  });
+  return { nodes, redisOptions };
+}
+
+/** Whether `client` is an ioredis Cluster (a duck-typed check, so another copy of ioredis also passes). */
+export function isCluster(client: RedisClient): client is Cluster {
+  return (client as Partial<Cluster>).isCluster === true;
+}
+
+/**
+ * Resolves `true` once `client` is ready, `false` when its first connection attempt fails or
+ * `timeoutMs` passes first. It never rejects.
+ */
+export function whenReady(client: RedisClient, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const settle = (ready: boolean) => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('close', onClose);
+      resolve(ready);
+    };
+    const onReady = () => settle(true);
+    const onClose = () => settle(false);
+    const timer = setTimeout(onClose, timeoutMs);
+    client.once('ready', onReady);
+    client.once('close', onClose);
+  });
 }
 
 /** Raised when a Redis call takes longer than the caller may wait. */
@@ -81,10 +153,6 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T
   } finally {
     clearTimeout(timer);
   }
-}
-
-export function isReady(client: RedisClient): boolean {
-  return client.status === 'ready';
 }
 
 export function describeError(error: unknown): string {

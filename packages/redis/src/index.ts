@@ -2,18 +2,31 @@ export {
   createRedisBackends,
   type RedisBackends,
   type RedisBackendsOptions,
+  redisConnectionFromEnv,
 } from './backends.js';
 export {
   connectRedis,
   connectRedisCluster,
+  isCluster,
+  parseRedisClusterNodes,
   REDIS_CLIENT_DEFAULTS,
   type RedisClient,
   type RedisLogger,
   RedisTimeoutError,
   reconnectDelay,
+  whenReady,
 } from './client.js';
 export { RedisAuthFailureGuard, type RedisAuthFailureGuardOptions } from './failure-guard.js';
-export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './invalidation.js';
+export {
+  RedisInvalidationBus,
+  type RedisInvalidationBusOptions,
+  SUBSCRIBER_CONNECTION_NAME,
+} from './invalidation.js';
+export {
+  RedisNodeHealth,
+  type RedisNodeHealthOptions,
+  RedisNodeUnavailableError,
+} from './node-health.js';
 export {
   RateLimiterUnavailableError,
   type RedisErrorPolicy,

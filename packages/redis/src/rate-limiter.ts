@@ -6,13 +6,8 @@ import {
   type RateLimitResult,
   settlePolicies,
 } from '@keygate/core';
-import {
-  describeError,
-  isReady,
-  type RedisClient,
-  type RedisLogger,
-  withTimeout,
-} from './client.js';
+import { describeError, type RedisClient, type RedisLogger } from './client.js';
+import { RedisNodeHealth, requirePositive } from './node-health.js';
 import { RATE_LIMIT_SCRIPT } from './rate-limit-script.js';
 
 /** What the limiter does when Redis cannot answer. */
@@ -30,12 +25,18 @@ export interface RedisRateLimiterOptions {
   insurance?: RateLimiter;
   /** First segment of every key: `<namespace>:rl:{<subject>}:<policy>`. Default `'keygate'`. */
   namespace?: string;
-  /** Longest a request waits for Redis before the fallback answers, in ms. Default 100. */
+  /** Longest a request waits for Redis before the fallback answers, in ms. Default 500. */
   timeoutMs?: number;
-  /** After a failed or timed-out call, how long requests skip Redis before trying it again, in ms. Default 1000. */
+  /** While a node is down, how often it is probed before requests try it again, in ms. Default 1,000. */
   recheckIntervalMs?: number;
-  /** Receives one `warn` when Redis becomes unusable and one `info` when it is back. Default `console`. */
+  /** Receives one `warn` when a node becomes unusable and one `info` when it is back. Default `console`. */
   logger?: RedisLogger;
+  /**
+   * Outage tracking per node, shared with the other components on the same client (as
+   * `createRedisBackends` does). Default: the limiter's own, from `timeoutMs`,
+   * `recheckIntervalMs` and `logger`.
+   */
+  nodeHealth?: RedisNodeHealth;
 }
 
 /** Thrown by `consume()` in `'fail-closed'` mode while Redis is unreachable. */
@@ -59,7 +60,9 @@ type ScriptCommand = Record<
  * Limits shared by every instance using the same Redis. All of a subject's policies are
  * checked and charged by one Lua script call (one round trip, one Cluster slot), on
  * Redis's clock; a rejected request charges nothing. The arithmetic is that of
- * `MemoryRateLimiter`, so headers read the same with or without Redis.
+ * `MemoryRateLimiter`, so headers read the same with or without Redis. While the node
+ * serving a subject is down, that subject falls back (`onRedisError`) without waiting;
+ * subjects on the other nodes keep their shared limits.
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly #client: RedisClient;
@@ -67,10 +70,8 @@ export class RedisRateLimiter implements RateLimiter {
   readonly #insurance: RateLimiter;
   readonly #prefix: string;
   readonly #timeoutMs: number;
-  readonly #recheckIntervalMs: number;
-  readonly #logger: RedisLogger;
-  #down = false;
-  #skipRedisUntil = 0;
+  readonly #nodeHealth: RedisNodeHealth;
+  readonly #ownsNodeHealth: boolean;
 
   constructor(options: RedisRateLimiterOptions) {
     const {
@@ -81,6 +82,7 @@ export class RedisRateLimiter implements RateLimiter {
       timeoutMs = 500,
       recheckIntervalMs = 1_000,
       logger = console,
+      nodeHealth,
     } = options;
     if (!client) throw new KeygateConfigError('INVALID_OPTION', 'RedisRateLimiter needs a client');
     if (onRedisError !== 'memory' && onRedisError !== 'fail-closed') {
@@ -96,8 +98,20 @@ export class RedisRateLimiter implements RateLimiter {
     this.#insurance = insurance;
     this.#prefix = `${namespace}:rl:`;
     this.#timeoutMs = timeoutMs;
-    this.#recheckIntervalMs = recheckIntervalMs;
-    this.#logger = logger;
+    this.#ownsNodeHealth = !nodeHealth;
+    this.#nodeHealth =
+      nodeHealth ??
+      new RedisNodeHealth({
+        client,
+        timeoutMs,
+        recheckIntervalMs,
+        logger,
+        whileDown:
+          onRedisError === 'fail-closed'
+            ? 'refusing rate-limited requests for keys on it'
+            : 'applying per-instance in-memory limits to keys on it',
+        whenBack: 'limits for keys on it are shared again',
+      });
     client.defineCommand(COMMAND, { lua: RATE_LIMIT_SCRIPT });
   }
 
@@ -108,12 +122,6 @@ export class RedisRateLimiter implements RateLimiter {
 
   async consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult> {
     if (policies.length === 0) return { allowed: true, policies: [] };
-    if (!isReady(this.#client)) {
-      return this.#unavailable(subject, policies, `connection is ${this.#client.status}`);
-    }
-    if (this.#skipRedisUntil > Date.now()) {
-      return this.#unavailable(subject, policies, 'a recent call failed');
-    }
     const args: string[] = policies.map((p) => this.keyOf(subject, p.name));
     for (const policy of policies) {
       if (policy.kind === 'token-bucket') {
@@ -125,50 +133,21 @@ export class RedisRateLimiter implements RateLimiter {
     let reply: ScriptReply;
     try {
       const command = (this.#client as unknown as ScriptCommand)[COMMAND];
-      reply = await withTimeout(
-        command.call(this.#client, policies.length, ...args),
+      reply = await this.#nodeHealth.call(
+        args[0]!,
+        () => command.call(this.#client, policies.length, ...args),
         this.#timeoutMs,
       );
     } catch (error) {
-      this.#skipRedisUntil = Date.now() + this.#recheckIntervalMs;
-      return this.#unavailable(subject, policies, error);
-    }
-    if (this.#down) {
-      this.#down = false;
-      this.#logger.info('[keygate] Redis rate limiter recovered; limits are shared again');
+      if (this.#onRedisError === 'fail-closed') throw new RateLimiterUnavailableError(error);
+      return this.#insurance.consume(subject, policies);
     }
     return settle(policies, reply);
   }
 
   async close(): Promise<void> {
+    if (this.#ownsNodeHealth) this.#nodeHealth.close();
     await this.#insurance.close?.();
-  }
-
-  #unavailable(
-    subject: string,
-    policies: readonly RateLimitPolicy[],
-    cause: unknown,
-  ): Promise<RateLimitResult> {
-    const failClosed = this.#onRedisError === 'fail-closed';
-    if (!this.#down) {
-      this.#down = true;
-      this.#logger.warn(
-        `[keygate] Redis rate limiter unavailable (${describeError(cause)}); ${
-          failClosed ? 'refusing rate-limited requests' : 'applying per-instance in-memory limits'
-        } until it is back`,
-      );
-    }
-    if (failClosed) return Promise.reject(new RateLimiterUnavailableError(cause));
-    return this.#insurance.consume(subject, policies);
-  }
-}
-
-function requirePositive(name: string, value: number): void {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new KeygateConfigError(
-      'INVALID_OPTION',
-      `${name} must be a positive number (got ${String(value)})`,
-    );
   }
 }
 

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { trustProxyFrom } from './runtime.js';
+
+describe('TRUST_PROXY', () => {
+  it('is off when unset, empty or 0', () => {
+    for (const value of [undefined, '', '0', 'off', 'false']) {
+      expect(trustProxyFrom({ TRUST_PROXY: value })).toBe(0);
+    }
+  });
+
+  it('is a number of proxy hops', () => {
+    expect(trustProxyFrom({ TRUST_PROXY: '1' })).toBe(1);
+    expect(trustProxyFrom({ TRUST_PROXY: ' 2 ' })).toBe(2);
+  });
+
+  it('is a list of proxy addresses and CIDR ranges', () => {
+    expect(trustProxyFrom({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1' })).toEqual([
+      '10.0.0.0/8',
+      '127.0.0.1',
+      '::1',
+    ]);
+  });
+
+  it('refuses anything else with a message, `true` included (it would believe any client)', () => {
+    for (const value of ['true', 'yes', '10.0.0.0/99', '1.5', 'proxy.internal']) {
+      expect(() => trustProxyFrom({ TRUST_PROXY: value }), value).toThrow(
+        `TRUST_PROXY must be a number of proxy hops or a comma-separated list of proxy addresses or CIDR ranges (got ${value})`,
+      );
+    }
+  });
+});
