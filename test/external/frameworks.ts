@@ -103,6 +103,16 @@ async function checkApp(node: string, project: string, script: string): Promise<
       'Bearer realm="api", error="insufficient_scope", scope="read:data"',
     );
     expect(await denied.json()).toMatchObject({ success: false, code: 'INSUFFICIENT_SCOPE' });
+
+    // The key-management page and its script, served from the installed package's `ui/dist`.
+    const page = await fetch(`http://127.0.0.1:${app.port}/dashboard`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const script = /<script type="module" src="([^"]+)"/.exec(await page.text())?.[1];
+    expect(script).toMatch(/^\/dashboard\/assets\/.+\.js$/);
+    const asset = await fetch(`http://127.0.0.1:${app.port}${script}`);
+    expect(asset.status).toBe(200);
+    expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(1000);
   } finally {
     // Closing stdin is the app's signal to close its server and keygate, then exit on its own.
     child.stdin.end();
@@ -150,8 +160,9 @@ export function describeFrameworks(frameworks: Framework[]): void {
     );
 
     describe.each(nodes)('on Node $major', (node) => {
-      it.each(APPS)('%s answers 401 without a key, 200 with one, 403 without the scope', (script) =>
-        checkApp(node.path, project, script),
+      it.each(APPS)(
+        '%s: 401 without a key, 200 with one, 403 without the scope; the page',
+        (script) => checkApp(node.path, project, script),
       );
     });
   });

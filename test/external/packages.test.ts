@@ -25,6 +25,14 @@ describe.each(Object.keys(tarballs).sort())('%s', (name) => {
     for (const extension of ['.mjs', '.cjs', '.d.mts', '.d.cts', '.mjs.map', '.cjs.map']) {
       expect(files).toContain(`dist/index${extension}`);
     }
+    if (name === '@keygate/core') {
+      // The key-management page, built by the package's own build step.
+      expect(files).toContain('ui/dist/manifest.json');
+      expect(files.filter((file) => file.startsWith('ui/dist/assets/'))).toHaveLength(2);
+      expect(
+        files.filter((file) => file.startsWith('ui/') && !file.startsWith('ui/dist/')),
+      ).toEqual([]);
+    }
     expect(
       files.filter((file) => /\.test\.|^src\/|\.ts$/.test(file.replace(/\.d\.[mc]ts$/, ''))),
     ).toEqual([]);

@@ -9,6 +9,7 @@ export {
   MemoryAuditSink,
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export * from './dashboard.js';
 export {
   boundsOf,
   type DelegationBounds,

@@ -1,4 +1,6 @@
 import {
+  createDashboard,
+  type DashboardOptions,
   type Decision,
   type GuardOptions,
   handleManagementRequest,
@@ -114,4 +116,14 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
   };
   return (req, res, next) =>
     req.apiKey ? manage(req, res, next) : authenticate(req, res, () => manage(req, res, next));
+}
+
+/** The key-management page, to mount with `app.use('/dashboard', keyDashboard({ keygate }))`. */
+export function keyDashboard(options: { keygate: Keygate } & DashboardOptions): RequestHandler {
+  const { keygate, ...rest } = options;
+  const handle = createDashboard(keygate, rest);
+  return (req, res) => {
+    const response = handle({ method: req.method, mountPath: req.baseUrl, path: req.path });
+    res.status(response.status).set(response.headers).send(response.body);
+  };
 }

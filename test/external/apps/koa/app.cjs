@@ -1,6 +1,6 @@
 // Koa 2 or 3 from CommonJS JavaScript, as a user installs it: `npm install @keygate/koa`.
 const Koa = require('koa');
-const { apiKeyAuth, createKeygate, requireScope } = require('@keygate/koa');
+const { apiKeyAuth, createKeygate, keyDashboard, requireScope } = require('@keygate/koa');
 
 async function main() {
   const keygate = createKeygate();
@@ -8,6 +8,7 @@ async function main() {
   const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
   const app = new Koa();
+  app.use(keyDashboard({ keygate }));
   app.use(apiKeyAuth({ keygate }));
   app.use(requireScope('read:data'));
   app.use((ctx) => {

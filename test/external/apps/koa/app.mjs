@@ -1,5 +1,5 @@
 // Koa 2 or 3 from ESM JavaScript, as a user installs it: `npm install @keygate/koa`.
-import { apiKeyAuth, createKeygate, requireScope } from '@keygate/koa';
+import { apiKeyAuth, createKeygate, keyDashboard, requireScope } from '@keygate/koa';
 import Koa from 'koa';
 
 const keygate = createKeygate();
@@ -7,6 +7,7 @@ const reader = await keygate.keys.create({ name: 'reader', scopes: ['read:data']
 const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
 const app = new Koa();
+app.use(keyDashboard({ keygate }));
 app.use(apiKeyAuth({ keygate }));
 app.use(requireScope('read:data'));
 app.use((ctx) => {

@@ -4,6 +4,7 @@ import {
   type ApiKeyState,
   apiKeyAuth,
   createKeygate,
+  keyDashboard,
   type Principal,
   requireScope,
 } from '@keygate/koa';
@@ -17,6 +18,7 @@ const reader = await keygate.keys.create({ name: 'reader', scopes: ['read:data']
 const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
 const app = new Koa<ApiKeyState>();
+app.use(keyDashboard({ keygate }));
 app.use(apiKeyAuth({ keygate }));
 app.use(requireScope('read:data'));
 app.use((ctx) => {
