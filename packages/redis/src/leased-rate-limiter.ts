@@ -96,9 +96,9 @@ interface SubjectLeases {
  * out, when the lease ends (`leaseMs`) or when the key's policies change. It never admits more
  * than Redis granted it, so all instances together never admit more than exact mode would.
  *
- * A lease is sized to what this instance used over its previous one, and never more than
- * `maxLeaseShare` of what the key has left: large far from the limits, one token (exact mode's
- * behaviour) near them. Unspent tokens go back when a lease is unused for `idleMs`, when the key
+ * A lease is sized to twice what this instance would use over a lease length at the rate it
+ * spent its previous one, and never more than `maxLeaseShare` of what the key has left: large
+ * far from the limits, one token (exact mode's behaviour) near them. Unspent tokens go back when a lease is unused for `idleMs`, when the key
  * changes (`invalidate`), and on `close()`. A lease whose instance died is reclaimed by Redis
  * shortly after it ends. While a key's node is down, requests spend what is already leased,
  * then fall back as in exact mode (`onRedisError`).
@@ -134,8 +134,8 @@ export class LeasedRedisRateLimiter implements RateLimiter {
     this.#idleMs = idleMs;
     // An idle lease is given back within 1.5 × idleMs of its last use, a call taking up to the timeout.
     this.#graceMs = 2 * idleMs + this.#backend.timeoutMs;
-    this.#client.defineCommand(COMMAND, { lua: LEASE_SCRIPT });
     this.#maxLeaseShare = maxLeaseShare;
+    this.#client.defineCommand(COMMAND, { lua: LEASE_SCRIPT });
     this.#sweeper = setInterval(() => this.#sweep(), idleMs / 2);
     this.#sweeper.unref();
   }
