@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { trustProxyFrom } from './runtime.js';
+import { limitsFrom, trustProxyFrom } from './runtime.js';
 
 describe('TRUST_PROXY', () => {
   it('is off when unset, empty or 0', () => {
@@ -27,5 +27,19 @@ describe('TRUST_PROXY', () => {
         `TRUST_PROXY must be a number of proxy hops or a comma-separated list of proxy addresses or CIDR ranges (got ${value})`,
       );
     }
+  });
+});
+
+describe('KEYGATE_LIMITS', () => {
+  it('is exact unless set to leased', () => {
+    expect(limitsFrom({})).toBe('exact');
+    expect(limitsFrom({ KEYGATE_LIMITS: 'exact' })).toBe('exact');
+    expect(limitsFrom({ KEYGATE_LIMITS: ' Leased ' })).toBe('leased');
+  });
+
+  it('refuses anything else with a message', () => {
+    expect(() => limitsFrom({ KEYGATE_LIMITS: 'local' })).toThrow(
+      'KEYGATE_LIMITS must be exact or leased (got local)',
+    );
   });
 });

@@ -6,7 +6,7 @@ import {
   type KeygateOptions,
 } from '@keygate/core';
 import { type KeyDatabase, openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
+import { createRedisBackends, type RedisLimitsMode, redisConnectionFromEnv } from '@keygate/redis';
 import proxyaddr from 'proxy-addr';
 import { DemoSessions } from './session.js';
 
@@ -26,7 +26,8 @@ export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:confi
 /**
  * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
  * `.keygate/` otherwise), Redis when `REDIS_URL` (a single Redis) or `REDIS_CLUSTER_NODES`
- * (`host:port,...` of a Redis Cluster) is set (in-process limits otherwise), digests peppered with
+ * (`host:port,...` of a Redis Cluster) is set (in-process limits otherwise; leased with
+ * `KEYGATE_LIMITS=leased`), digests peppered with
  * `KEYGATE_PEPPER` when it is set, and the audit trail also as JSON lines on stdout when
  * `KEYGATE_AUDIT_STDOUT=1`.
  */
@@ -36,7 +37,8 @@ export async function openRuntime(
 ): Promise<Runtime> {
   const databaseUrl = env.DATABASE_URL || undefined;
   const redisConnection = redisConnectionFromEnv(env);
-  const redis = redisConnection ? createRedisBackends(redisConnection) : null;
+  const limits = limitsFrom(env);
+  const redis = redisConnection ? createRedisBackends({ ...redisConnection, limits }) : null;
   let database: KeyDatabase;
   try {
     // A Redis of the wrong kind (a cluster node given as REDIS_URL) stops the start; one that is down does not.
@@ -84,9 +86,7 @@ export async function openRuntime(
   const description = [
     databaseUrl ? 'keys in Postgres' : 'keys in embedded PGlite (.keygate/)',
     redisConnection
-      ? 'clusterNodes' in redisConnection
-        ? 'limits in Redis Cluster'
-        : 'limits in Redis'
+      ? `${limits === 'leased' ? 'leased ' : ''}limits in ${'clusterNodes' in redisConnection ? 'Redis Cluster' : 'Redis'}`
       : 'limits in memory',
     ...(auditToStdout ? ['audit trail also on stdout'] : []),
   ].join(', ');
@@ -168,6 +168,14 @@ export function trustProxyFrom(env: NodeJS.ProcessEnv = process.env): TrustProxy
     );
   }
   return proxies;
+}
+
+/** `KEYGATE_LIMITS`: `exact` (unset: the default) or `leased`; it applies when Redis is configured. */
+export function limitsFrom(env: NodeJS.ProcessEnv = process.env): RedisLimitsMode {
+  const value = (env.KEYGATE_LIMITS ?? '').trim().toLowerCase();
+  if (value === '' || value === 'exact') return 'exact';
+  if (value === 'leased') return 'leased';
+  throw new Error(`KEYGATE_LIMITS must be exact or leased (got ${env.KEYGATE_LIMITS})`);
 }
 
 function isOn(value: string | undefined): boolean {

@@ -4,6 +4,7 @@ import {
   ERROR_CODES,
   type ErrorCode,
   failure,
+  isKeygateError,
   KeygateConfigError,
   KeygateError,
 } from './errors.js';
@@ -69,6 +70,25 @@ describe('KeygateError', () => {
     const error = new KeygateError('INVALID_REQUEST', { message: 'name: too long', cause });
     expect(failure(error).body.error).toBe('name: too long');
     expect(error.cause).toBe(cause);
+  });
+});
+
+describe('isKeygateError', () => {
+  it('knows a KeygateError of another copy of the core (CommonJS beside ESM) by its shape', () => {
+    class OtherCopy extends Error {
+      readonly code = 'INVALID_REQUEST';
+      constructor() {
+        super('the database cannot store a value of this request');
+        this.name = 'KeygateError';
+      }
+    }
+    expect(isKeygateError(new KeygateError('NOT_FOUND'))).toBe(true);
+    expect(isKeygateError(new OtherCopy())).toBe(true);
+    expect(
+      isKeygateError(Object.assign(new Error('x'), { name: 'KeygateError', code: 'NOPE' })),
+    ).toBe(false);
+    expect(isKeygateError(new Error('connection refused'))).toBe(false);
+    expect(isKeygateError({ name: 'KeygateError', code: 'NOT_FOUND' })).toBe(false);
   });
 });
 

@@ -72,6 +72,22 @@ export class KeygateError extends Error {
   }
 }
 
+/**
+ * Whether `value` is a `KeygateError`, of this copy of the core or another: an app may load the
+ * CommonJS and the ESM build side by side (a store from one, an adapter from the other), each with
+ * its own class, so `instanceof` alone would take a refused value for an outage.
+ */
+export function isKeygateError(value: unknown): value is KeygateError {
+  if (value instanceof KeygateError) return true;
+  const code = (value as Partial<KeygateError> | null)?.code;
+  return (
+    value instanceof Error &&
+    value.name === 'KeygateError' &&
+    typeof code === 'string' &&
+    Object.hasOwn(ERROR_CODES, code)
+  );
+}
+
 function challenge(code: ErrorCode, requiredScope: string | undefined): string | undefined {
   if (code === 'AUTH_REQUIRED') return 'Bearer realm="api"';
   if (code === 'INVALID_API_KEY') return 'Bearer realm="api", error="invalid_token"';

@@ -39,6 +39,7 @@ export {
   type AuthFailureLimit,
   LocalInvalidationBus,
   MemoryAuthFailureGuard,
+  type MemoryAuthFailureGuardOptions,
 } from './local-backends.js';
 export * from './management.js';
 export { MemoryKeyStore } from './memory-store.js';

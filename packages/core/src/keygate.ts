@@ -91,13 +91,22 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   return keygate;
 }
 
-/** Drops cached verifications when another instance (or this one) changes a key, and all of them when the bus was interrupted. */
-function followInvalidations({ cache, invalidation, logger }: KeygateConfig): void {
-  if (!cache) return;
+/**
+ * When a key changes here or on another instance: drops its cached verifications, and whatever the
+ * limiter holds for it (leased tokens); when the bus was interrupted, all of them.
+ */
+function followInvalidations({ cache, limiter, invalidation, logger }: KeygateConfig): void {
+  if (!cache && !limiter?.invalidate && !limiter?.reset) return;
   invalidation
     .subscribe(
-      (keyId) => cache.invalidateKey(keyId),
-      () => cache.clear(),
+      (keyId) => {
+        cache?.invalidateKey(keyId);
+        limiter?.invalidate?.(keyId);
+      },
+      () => {
+        cache?.clear();
+        limiter?.reset?.();
+      },
     )
     .catch((error: unknown) =>
       logger.warn('[keygate] cache invalidation subscription failed:', error),

@@ -1,6 +1,6 @@
 import { crossSiteRefusal, mediaTypeRefusal } from './csrf.js';
 import { boundsOf } from './delegation.js';
-import { failure, KeygateError } from './errors.js';
+import { failure, isKeygateError, KeygateError } from './errors.js';
 import { pathOf } from './extract.js';
 import type { Keygate } from './keygate.js';
 import type { Actor } from './keys.js';
@@ -296,7 +296,7 @@ async function answer(
         return ok(await keys.usage(id, usageParams(query), actor));
     }
   } catch (error) {
-    if (error instanceof KeygateError) return refused(error);
+    if (isKeygateError(error)) return refused(error);
     keygate.logger.error('[keygate] key management failed:', error);
     return failure(new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' }));
   }

@@ -66,8 +66,8 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
       .handleManagementRequest(keygate, {
         request: toRequest(req),
         authentication: req.keygate,
-        // Below the mount point, not percent-decoded.
-        path: req.path,
+        // As sent: `req.path` is decoded on Express 5, and has a leading `//` collapsed on 4.
+        path: core.pathBelowMount(req.originalUrl, req.baseUrl),
         origin: `${req.protocol}://${req.get('host')}`,
         // A body parser mounted before us has read the stream already.
         body: () => req.body ?? req,

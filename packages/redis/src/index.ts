@@ -2,6 +2,7 @@ export {
   createRedisBackends,
   type RedisBackends,
   type RedisBackendsOptions,
+  type RedisLimitsMode,
   redisConnectionFromEnv,
 } from './backends.js';
 export {
@@ -21,6 +22,10 @@ export {
   type RedisInvalidationBusOptions,
   SUBSCRIBER_CONNECTION_NAME,
 } from './invalidation.js';
+export {
+  LeasedRedisRateLimiter,
+  type LeasedRedisRateLimiterOptions,
+} from './leased-rate-limiter.js';
 export {
   RedisNodeHealth,
   type RedisNodeHealthOptions,
