@@ -168,22 +168,6 @@ describe('VerificationCache', () => {
     expect(cache.size).toBe(2);
   });
 
-  it('keeps a hit in the recent half where it is; one in the older half moves to the end', async () => {
-    const cache = new VerificationCache<ApiKeyRecord>({ maxEntries: 4 });
-    const load = vi.fn(async (digest: string) => record(`key_${digest}`));
-    for (const digest of ['a', 'b', 'c', 'd']) await lookup(cache, digest, load);
-    // d and c are the recent half: hits leave the order as it is.
-    await lookup(cache, 'd', load);
-    // a is the oldest: a hit makes it the most recent, and b is evicted next.
-    await lookup(cache, 'a', load);
-    await lookup(cache, 'e', load);
-    expect(load).toHaveBeenCalledTimes(5);
-    for (const digest of ['a', 'c', 'd', 'e']) await lookup(cache, digest, load);
-    expect(load).toHaveBeenCalledTimes(5);
-    await lookup(cache, 'b', load);
-    expect(load).toHaveBeenCalledTimes(6);
-  });
-
   it('invalidateKey forgets every digest of that key, and only that key', async () => {
     const cache = new VerificationCache<ApiKeyRecord>();
     const key = record('key_1');

@@ -85,8 +85,26 @@ const SYSTEM: Actor = { id: 'system' };
 
 /** A stored key without its digests: what a request carries as `principal.key`. */
 export function keyDetails(record: ApiKeyRecord): KeyDetails {
-  const { digest: _d, previousDigest: _p, digestVersion: _v, ...key } = record;
-  return key;
+  // Field by field: one object shape for every key, and no digest slips in with a new field.
+  return {
+    id: record.id,
+    name: record.name,
+    ownerId: record.ownerId,
+    type: record.type,
+    environment: record.environment,
+    prefix: record.prefix,
+    start: record.start,
+    scopes: record.scopes,
+    resources: record.resources,
+    restrictions: record.restrictions,
+    rateLimit: record.rateLimit,
+    metadata: record.metadata,
+    expiresAt: record.expiresAt,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    revokedAt: record.revokedAt,
+    previousDigestExpiresAt: record.previousDigestExpiresAt,
+  };
 }
 
 function parse<T>(

@@ -1,7 +1,7 @@
 import { KeygateError } from './errors.js';
 import type { OutageLog } from './outage-log.js';
 import { rateLimitHeaders } from './rate-limit.js';
-import type { Headers, RateLimiter, RateLimitPolicy } from './types.js';
+import type { Headers, RateLimiter, RateLimitPolicy, RateLimitResult } from './types.js';
 
 /** What the limit step decided: the rate-limit headers, and the error when the request is refused. */
 export interface Limited {
@@ -17,27 +17,32 @@ const UNAVAILABLE_HEADERS: Headers = { 'Retry-After': '1' };
  * `RATE_LIMITED` (429, with `Retry-After`) when one is exhausted; `SERVICE_UNAVAILABLE` (503) when
  * the limiter cannot answer, its outage logged. No limiter: no limit and no headers.
  */
-export async function limitRequest(
+export function limitRequest(
   limiter: RateLimiter | null,
   subject: string,
   policies: readonly RateLimitPolicy[],
   policyHeader: string | undefined,
   outage: OutageLog,
 ): Promise<Limited> {
-  if (!limiter) return UNLIMITED;
-  let result: Awaited<ReturnType<RateLimiter['consume']>>;
+  if (!limiter) return Promise.resolve(UNLIMITED);
+  let answer: Promise<RateLimitResult>;
   try {
-    result = await limiter.consume(subject, policies);
+    answer = limiter.consume(subject, policies);
   } catch (error) {
-    outage.warn('rate limiter unavailable', error);
-    return {
-      headers: UNAVAILABLE_HEADERS,
-      error: new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' }),
-    };
+    answer = Promise.reject(error);
   }
-  const headers = rateLimitHeaders(result, Date.now(), policyHeader);
-  return {
-    headers,
-    error: result.allowed ? null : new KeygateError('RATE_LIMITED', { reason: 'rate_limited' }),
-  };
+  // Chained rather than awaited: one promise fewer on every request.
+  return answer.then(
+    (result): Limited => ({
+      headers: rateLimitHeaders(result, Date.now(), policyHeader),
+      error: result.allowed ? null : new KeygateError('RATE_LIMITED', { reason: 'rate_limited' }),
+    }),
+    (error: unknown): Limited => {
+      outage.warn('rate limiter unavailable', error);
+      return {
+        headers: UNAVAILABLE_HEADERS,
+        error: new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' }),
+      };
+    },
+  );
 }

@@ -56,6 +56,26 @@ describe('knownKey', () => {
   });
 });
 
+describe('knownKey: shared limits', () => {
+  it('keys without limits of their own share one policies array per type; the others get theirs', async () => {
+    const store = new MemoryKeyStore();
+    const shared = new Map();
+    const [a, b, pub, own] = await Promise.all([
+      store.create(newKey('a'.repeat(64))),
+      store.create(newKey('b'.repeat(64))),
+      store.create(newKey('c'.repeat(64), { type: 'public' })),
+      store.create(newKey('e'.repeat(64), { rateLimit: { daily: 5 } })),
+    ]);
+    const [ka, kb, kp, ko] = [a, b, pub, own].map((r) => knownKey(r, DEFAULT_TIERS, shared));
+    expect(ka!.policies).toBe(kb!.policies);
+    expect(ka!.policyHeader).toBe('"burst";q=10000;w=10, "daily";q=10000000;w=86400');
+    expect(kp!.policies).not.toBe(ka!.policies);
+    expect(kp!.policyHeader).toBe('"burst";q=1000;w=10, "daily";q=1000000;w=86400');
+    expect(ko!.policies).not.toBe(ka!.policies);
+    expect(ko!.policyHeader).toBe('"burst";q=10000;w=10, "daily";q=5;w=86400');
+  });
+});
+
 describe('createKeyLookup', () => {
   it('answers a cached key at once, without a promise or a store call', async () => {
     const { secret } = format.generate('secret', 'live');

@@ -33,8 +33,30 @@ export interface KeyLookupDeps {
   tiers: RateLimitTiers;
 }
 
-export function knownKey(record: ApiKeyRecord, tiers: RateLimitTiers): KnownKey {
-  const policies = policiesFor(tiers[record.type], record.rateLimit);
+/** The policies and their header, of keys without limits of their own: one of each per key type. */
+type SharedLimits = Map<ApiKeyRecord['type'], { policies: RateLimitPolicy[]; header: string }>;
+
+function limitsOf(record: ApiKeyRecord, tiers: RateLimitTiers, shared?: SharedLimits) {
+  const own = record.rateLimit;
+  const shareable = shared && (own === null || Object.keys(own).length === 0);
+  const known = shareable ? shared.get(record.type) : undefined;
+  if (known) return known;
+  const policies = policiesFor(tiers[record.type], own);
+  const limits = { policies, header: rateLimitPolicyHeader(policies) };
+  if (shareable) shared.set(record.type, limits);
+  return limits;
+}
+
+/**
+ * What every request with `record` needs, built once. `shared` holds the limits of keys without
+ * their own, so that most keys share one policies array (and the limiter what it derives from it).
+ */
+export function knownKey(
+  record: ApiKeyRecord,
+  tiers: RateLimitTiers,
+  shared?: SharedLimits,
+): KnownKey {
+  const { policies, header } = limitsOf(record, tiers, shared);
   return {
     id: record.id,
     record,
@@ -49,7 +71,7 @@ export function knownKey(record: ApiKeyRecord, tiers: RateLimitTiers): KnownKey 
       key: keyDetails(record),
     },
     policies,
-    policyHeader: rateLimitPolicyHeader(policies),
+    policyHeader: header,
     restrictions: compileRestrictions(record.restrictions),
   };
 }
@@ -64,8 +86,9 @@ export function createKeyLookup(
   deps: KeyLookupDeps,
 ): (secret: string) => KeyMatch | Promise<KeyMatch> {
   const { store, cache, hasher, tiers } = deps;
+  const shared: SharedLimits = new Map();
   const load = (digest: string): Promise<KnownKey | null> =>
-    store.findByDigest(digest).then((record) => (record ? knownKey(record, tiers) : null));
+    store.findByDigest(digest).then((record) => (record ? knownKey(record, tiers, shared) : null));
   const find = (digest: string): Promise<KnownKey | null> =>
     cache ? cache.lookup(digest, load, Date.now()) : load(digest);
 
@@ -82,12 +105,15 @@ export function createKeyLookup(
     return legacyHeld;
   };
 
-  const miss = async (secret: string, digest: string, hit: null | undefined) => {
-    const known = hit === null ? null : await find(digest);
-    if (known || !hasher.legacy || !(await storeHoldsLegacyKeys())) return { known, digest };
-    const legacy = hasher.legacy.digest(secret);
+  const withLegacy = async (secret: string, digest: string): Promise<KeyMatch> => {
+    const legacy = hasher.legacy?.digest(secret);
+    if (legacy === undefined || !(await storeHoldsLegacyKeys())) return { known: null, digest };
     return { known: await find(legacy), digest: legacy };
   };
+  const miss = (secret: string, digest: string, hit: null | undefined): Promise<KeyMatch> =>
+    (hit === null ? Promise.resolve(null) : find(digest)).then((known) =>
+      known || !hasher.legacy ? { known, digest } : withLegacy(secret, digest),
+    );
 
   return function lookUp(secret) {
     const digest = hasher.digest(secret);

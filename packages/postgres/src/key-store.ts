@@ -47,10 +47,9 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   findByDigest(digest: string): Promise<ApiKeyRecord | null> {
-    return attempt('findByDigest', this.#timeoutMs, async () => {
-      const [row] = await this.#findByDigest.execute({ digest });
-      return row ?? null;
-    });
+    return attempt('findByDigest', this.#timeoutMs, () =>
+      this.#findByDigest.execute({ digest }).then((rows) => rows[0] ?? null),
+    );
   }
 
   async create(key: NewKeyRecord, event?: AuditEvent): Promise<ApiKeyRecord> {

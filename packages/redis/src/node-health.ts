@@ -113,25 +113,36 @@ export class RedisNodeHealth {
    * which case it throws `RedisNodeUnavailableError` at once. A call that fails or outlasts
    * `timeoutMs` marks the node down and rethrows.
    */
-  async call<T>(key: string, command: () => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T> {
+  call<T>(key: string, command: () => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T> {
     const node = this.nodeOf(key);
     const circuit = this.#circuits.get(node);
     if (circuit) {
-      if (circuit.state !== 'trial') throw new RedisNodeUnavailableError(node, circuit.cause);
+      if (circuit.state !== 'trial') {
+        return Promise.reject(new RedisNodeUnavailableError(node, circuit.cause));
+      }
       circuit.state = 'trying';
     }
-    let result: T;
+    let answer: Promise<T>;
     try {
       if (this.#client.status !== 'ready') {
         throw new Error(`connection is ${this.#client.status}`);
       }
-      result = await withTimeout(command(), timeoutMs);
+      answer = withTimeout(command(), timeoutMs);
     } catch (error) {
       this.#failed(node, error);
-      throw error;
+      return Promise.reject(error);
     }
-    if (circuit && this.#circuits.get(node) === circuit) this.#back(node, circuit, 'recovered');
-    return result;
+    // Chained rather than awaited: the request path's Redis call costs one promise fewer.
+    return answer.then(
+      (result) => {
+        if (circuit && this.#circuits.get(node) === circuit) this.#back(node, circuit, 'recovered');
+        return result;
+      },
+      (error: unknown) => {
+        this.#failed(node, error);
+        throw error;
+      },
+    );
   }
 
   /** Stops probing. */

@@ -68,6 +68,8 @@ export class RedisRateLimiter implements RateLimiter {
   readonly #client: RedisClient;
   readonly #backend: LimiterBackend;
   readonly #prefix: string;
+  /** Each set of policies' script arguments, made once: a key's policies are the same array on every request. */
+  readonly #policyArgs = new WeakMap<readonly RateLimitPolicy[], string[]>();
 
   constructor(options: RedisRateLimiterOptions) {
     this.#backend = limiterBackend(options, 'RedisRateLimiter');
@@ -81,21 +83,27 @@ export class RedisRateLimiter implements RateLimiter {
     return `${this.#prefix}{${subject}}:${policyName}`;
   }
 
-  async consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult> {
-    if (policies.length === 0) return { allowed: true, policies: [] };
-    const keys = policies.map((p) => this.keyOf(subject, p.name));
-    let reply: ScriptReply;
-    try {
-      const command = (this.#client as unknown as ScriptCommand)[COMMAND];
-      reply = await this.#backend.nodeHealth.call(
-        keys[0]!,
-        () => command.call(this.#client, policies.length, ...keys, ...policyArgs(policies)),
-        this.#backend.timeoutMs,
-      );
-    } catch (error) {
-      return this.#backend.fallback(subject, policies, error);
+  consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult> {
+    if (policies.length === 0) return Promise.resolve({ allowed: true, policies: [] });
+    let args = this.#policyArgs.get(policies);
+    if (args === undefined) {
+      args = policyArgs(policies);
+      this.#policyArgs.set(policies, args);
     }
-    return settle(policies, reply);
+    const scriptArgs = args;
+    const keys = policies.map((p) => this.keyOf(subject, p.name));
+    const command = (this.#client as unknown as ScriptCommand)[COMMAND];
+    // Chained rather than awaited: one promise fewer on every request.
+    return this.#backend.nodeHealth
+      .call(
+        keys[0]!,
+        () => command.call(this.#client, policies.length, ...keys, ...scriptArgs),
+        this.#backend.timeoutMs,
+      )
+      .then(
+        (reply) => settle(policies, reply),
+        (error: unknown) => this.#backend.fallback(subject, policies, error),
+      );
   }
 
   async close(): Promise<void> {
