@@ -7,7 +7,7 @@ import type {
   ListKeysQuery,
   NewKeyRecord,
 } from '@keygate/core';
-import { and, desc, eq, isNull, or, sql } from 'drizzle-orm';
+import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import { insertAuditEvents, PostgresAuditSink } from './audit-sink.js';
 import type { KeygateDatabase } from './database.js';
@@ -38,10 +38,13 @@ export class PostgresKeyStore implements KeyStore {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.auditSink = new PostgresAuditSink(db, options);
     const digest = sql.placeholder('digest');
+    // Two index scans, the second run only when the first finds nothing: `digest = $1 or
+    // previous_digest = $1` would combine both indexes in a bitmap on every lookup.
     this.#findByDigest = db
       .select()
       .from(apiKeys)
-      .where(or(eq(apiKeys.digest, digest), eq(apiKeys.previousDigest, digest)))
+      .where(eq(apiKeys.digest, digest))
+      .unionAll(db.select().from(apiKeys).where(eq(apiKeys.previousDigest, digest)))
       .limit(1)
       .prepare('keygate_find_by_digest');
   }
