@@ -9,10 +9,9 @@ import type { ContentfulStatusCode as Status } from 'hono/utils/http-status';
 
 export * from '@keygate/core';
 
+/** `apiKey`: who the request acts as (key or session); `keygate`: its authentication, which `requireScope` checks. */
 export interface ApiKeyVariables {
-  /** Who the request acts as: the verified key, or the browser session. */
   apiKey: core.Principal;
-  /** The request's authentication (principal, rate-limit headers), which `requireScope` checks. */
   keygate: core.Authentication;
 }
 declare module 'hono' {
@@ -48,6 +47,10 @@ function prepare({ getIp = clientIp(), ...rest }: ApiKeyAuthOptions) {
 const reject = ({ status, body, headers }: core.Answer) =>
   new HTTPException(status as Status, { res: Response.json(body, { status, headers }) });
 
+const setHeaders = (c: Context, headers: core.Headers) => {
+  for (const name in headers) c.header(name, headers[name]);
+};
+
 /** Authenticates every request; sets `c.get('apiKey')` and the rate-limit headers, or throws the failure. */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
   const { keygate, toRequest } = prepare(options);
@@ -56,15 +59,11 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
     if (!decision.ok) throw reject(decision);
     c.set('apiKey', decision.principal);
     c.set('keygate', decision);
-    const { headers } = decision;
-    // Set before the response exists (a header set on a finished response rebuilds it), and
-    // again on a Response the handler built itself.
-    for (const name in headers) c.header(name, headers[name]);
+    // Set before the response exists (setting one on a finished response rebuilds it), and again
+    // on a Response the handler built itself.
+    setHeaders(c, decision.headers);
     await next();
-    for (const first in headers) {
-      if (!c.res.headers.has(first)) for (const name in headers) c.header(name, headers[name]);
-      break;
-    }
+    if (!c.res.headers.has('X-RateLimit-Limit')) setHeaders(c, decision.headers);
   };
 }
 
@@ -101,8 +100,11 @@ export function keyDashboard({ keygate, ...options }: core.KeyDashboardOptions) 
   const page = core.createDashboard(keygate, options);
   return new Hono().all('*', (c) => {
     const mountPath = basePath(c);
-    const path = c.req.path.slice(mountPath.length);
-    const { status, headers, body } = page({ method: c.req.method, mountPath, path });
-    return c.body(body, status as Status, headers);
+    const answer = page({
+      method: c.req.method,
+      mountPath,
+      path: c.req.path.slice(mountPath.length),
+    });
+    return c.body(answer.body, answer.status as Status, answer.headers);
   });
 }
