@@ -699,3 +699,42 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
     });
   });
 });
+
+describe('PostgresKeyStore reading keys through postgres.js itself', () => {
+  it('finds the same record as through drizzle, by its digest or its previous one, without drizzle', async () => {
+    const statements: string[] = [];
+    const database = await createTestDatabase({
+      logger: { logQuery: (query) => statements.push(query) },
+    });
+    try {
+      const viaDrizzle = new PostgresKeyStore(database.db);
+      const direct = new PostgresKeyStore(database.db, { postgresJs: database.sql });
+      const { key } = newKey({
+        resources: ['website:w_1', 'link:*'],
+        restrictions: { ips: ['10.0.0.0/8'], endpoints: ['GET /v1/**'] },
+        rateLimit: { perSecond: 0.5, burst: 5 },
+        metadata: { team: 'growth', nested: { count: 2 } },
+        expiresAt: new Date(Date.now() + 86_400_000),
+      });
+      await direct.create(key);
+      const rotated = await direct.rotate(key.id, {
+        digest: hasher.digest('sk_live_next'),
+        digestVersion: 0,
+        start: 'sk_live_nextxx',
+        previousDigestExpiresAt: new Date(Date.now() + 3_600_000),
+      });
+      for (const digest of [hasher.digest('sk_live_next'), key.digest]) {
+        statements.length = 0;
+        const found = await direct.findByDigest(digest);
+        expect(statements).toEqual([]);
+        expect(found).toEqual(rotated);
+        expect(found).toEqual(await viaDrizzle.findByDigest(digest));
+        expect(found?.createdAt).toBeInstanceOf(Date);
+        expect(found?.previousDigestExpiresAt).toBeInstanceOf(Date);
+      }
+      expect(await direct.findByDigest(hasher.digest('sk_live_unknown'))).toBeNull();
+    } finally {
+      await database.close();
+    }
+  });
+});

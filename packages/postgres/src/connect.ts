@@ -6,9 +6,8 @@ import postgres from 'postgres';
 import type { PostgresAuditSink } from './audit-sink.js';
 import { lockDataDirectory } from './data-dir-lock.js';
 import type { KeygateDatabase } from './database.js';
-import { PostgresKeyStore } from './key-store.js';
+import { PostgresKeyStore, type PostgresKeyStoreOptions } from './key-store.js';
 import { migrate } from './migrate.js';
-import type { PostgresStoreOptions } from './store-error.js';
 
 /** An open key database: the drizzle handle, the store and audit sink on it, and its `close()`. */
 export interface KeyDatabase {
@@ -76,7 +75,8 @@ export async function connectPostgres(options: PostgresConnectionOptions): Promi
   }
   // A call may wait for a connection and then for its statement; past both, the server is gone.
   const timeoutMs = Math.max(connectTimeoutSeconds * 1000, statementTimeoutMs) + 1000;
-  return handle('postgres', db, close, { timeoutMs });
+  // The lookup reads through postgres.js itself, unless drizzle's logger is to see every statement.
+  return handle('postgres', db, close, { timeoutMs, ...(logger ? {} : { postgresJs: client }) });
 }
 
 const EMBEDDED_CALL_TIMEOUT_MS = 30_000;
@@ -178,7 +178,7 @@ function handle(
   kind: KeyDatabase['kind'],
   db: KeygateDatabase,
   close: () => Promise<void>,
-  options: PostgresStoreOptions,
+  options: PostgresKeyStoreOptions,
 ): KeyDatabase {
   const store = new PostgresKeyStore(db, options);
   return { kind, db, store, auditSink: store.auditSink, close };

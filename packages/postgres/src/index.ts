@@ -11,7 +11,7 @@ export {
 } from './connect.js';
 export { DataDirectoryLockedError } from './data-dir-lock.js';
 export type { KeygateDatabase } from './database.js';
-export { PostgresKeyStore } from './key-store.js';
+export { PostgresKeyStore, type PostgresKeyStoreOptions } from './key-store.js';
 export { type MigrationResult, migrate, migrationsFolder } from './migrate.js';
 export { apiKeys, auditEvents, usageBatches, usageCounts } from './schema.js';
 export { PostgresStoreError, type PostgresStoreOptions } from './store-error.js';

@@ -7,8 +7,9 @@ import type {
   ListKeysQuery,
   NewKeyRecord,
 } from '@keygate/core';
-import { and, desc, eq, isNull, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, isNull, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
+import type { Sql } from 'postgres';
 import { insertAuditEvents, PostgresAuditSink } from './audit-sink.js';
 import type { KeygateDatabase } from './database.js';
 import { apiKeys } from './schema.js';
@@ -16,6 +17,29 @@ import { attempt, DEFAULT_CALL_TIMEOUT_MS, type PostgresStoreOptions } from './s
 
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
+
+export interface PostgresKeyStoreOptions extends PostgresStoreOptions {
+  /**
+   * The postgres.js client under `db`, when it parses types as by default (no `transform`, no
+   * `types`): the request path's one lookup then reads its row straight into a key, without
+   * drizzle's row mapping. `connectPostgres` passes it (unless it was given a `logger`, which sees
+   * drizzle's statements only). Default: none, drizzle's prepared query.
+   */
+  postgresJs?: Sql;
+}
+
+/** Every column of a key, named as `ApiKeyRecord` names it: a postgres.js row is then the record. */
+const KEY_COLUMNS = Object.entries(getTableColumns(apiKeys))
+  .map(([field, column]) => `"${column.name}" as "${field}"`)
+  .join(', ');
+
+/**
+ * A key by its digest, or by its previous digest during a rotation's grace period: two plain index
+ * scans, the second run only when the first finds nothing (`digest = $1 or previous_digest = $1`
+ * would combine both indexes in a bitmap on every lookup).
+ */
+const FIND_BY_DIGEST = `(select ${KEY_COLUMNS} from keygate_api_keys where digest = $1
+  union all select ${KEY_COLUMNS} from keygate_api_keys where previous_digest = $1) limit 1`;
 
 /**
  * Keys in Postgres (server or PGlite) through drizzle. Every call is one statement (a key change
@@ -30,28 +54,33 @@ export class PostgresKeyStore implements KeyStore {
   readonly auditSink: PostgresAuditSink;
   readonly #db: KeygateDatabase;
   readonly #timeoutMs: number;
-  /** The cold path's one query, built once: drizzle's query builder costs more than the lookup itself. */
-  readonly #findByDigest;
+  /** The cold path's one query, prepared once: drizzle's query builder costs more than the lookup. */
+  readonly #lookUp: (digest: string) => PromiseLike<ApiKeyRecord[]>;
 
-  constructor(db: KeygateDatabase, options: PostgresStoreOptions = {}) {
+  constructor(db: KeygateDatabase, options: PostgresKeyStoreOptions = {}) {
     this.#db = db;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.auditSink = new PostgresAuditSink(db, options);
-    const digest = sql.placeholder('digest');
-    // Two index scans, the second run only when the first finds nothing: `digest = $1 or
-    // previous_digest = $1` would combine both indexes in a bitmap on every lookup.
-    this.#findByDigest = db
-      .select()
-      .from(apiKeys)
-      .where(eq(apiKeys.digest, digest))
-      .unionAll(db.select().from(apiKeys).where(eq(apiKeys.previousDigest, digest)))
-      .limit(1)
-      .prepare('keygate_find_by_digest');
+    const client = options.postgresJs;
+    if (client) {
+      this.#lookUp = (digest) =>
+        client.unsafe<ApiKeyRecord[]>(FIND_BY_DIGEST, [digest], { prepare: true });
+    } else {
+      const digest = sql.placeholder('digest');
+      const prepared = db
+        .select()
+        .from(apiKeys)
+        .where(eq(apiKeys.digest, digest))
+        .unionAll(db.select().from(apiKeys).where(eq(apiKeys.previousDigest, digest)))
+        .limit(1)
+        .prepare('keygate_find_by_digest');
+      this.#lookUp = (value) => prepared.execute({ digest: value });
+    }
   }
 
   findByDigest(digest: string): Promise<ApiKeyRecord | null> {
     return attempt('findByDigest', this.#timeoutMs, () =>
-      this.#findByDigest.execute({ digest }).then((rows) => rows[0] ?? null),
+      this.#lookUp(digest).then((rows) => rows[0] ?? null),
     );
   }
 
