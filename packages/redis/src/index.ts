@@ -2,6 +2,7 @@ export {
   createRedisBackends,
   type RedisBackends,
   type RedisBackendsOptions,
+  type RedisConnectionFromEnv,
   redisConnectionFromEnv,
 } from './backends.js';
 export {
