@@ -9,7 +9,7 @@ import { createRedisBackends, type RedisBackends } from '@keygate/redis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 import { type AppProcess, runCli, startAppProcess, stopAppProcesses } from './support/processes.js';
-import { waitFor } from './support/redis.js';
+import { GENEROUS_REDIS_TIMEOUT_MS, waitFor } from './support/redis.js';
 import {
   type ClusterNodeServer,
   type RedisClusterServers,
@@ -17,14 +17,15 @@ import {
 } from './support/redis-cluster.js';
 
 /**
- * keygate's Redis timeout in this file: generous, so that a healthy node (or an instance's own
- * event loop) slowed down by a loaded machine is never taken for down, which would break the
- * exactness asserted on healthy masters. A killed node refuses connections at once, so its loss
- * is noticed without waiting for any timeout.
+ * keygate's Redis timeout for every instance here: a healthy master slowed down by a loaded
+ * machine must never be taken for down, which would break the exactness asserted on healthy
+ * masters. The killed master refuses connections at once, so its loss is noticed without it.
  */
-const REDIS_TIMEOUT_MS = 10_000;
+const REDIS_TIMEOUT_MS = GENEROUS_REDIS_TIMEOUT_MS;
 /** The longest a health transition (a node lost, a failover followed) is waited for. */
 const TRANSITION_MS = 30_000;
+/** Per test: these start processes and send hundreds of requests, which a loaded machine slows down. */
+const TEST_MS = 120_000;
 
 let cluster: RedisClusterServers;
 let database: TestDatabase;
@@ -117,7 +118,7 @@ function linesOf(app: AppProcess, pattern: RegExp): string[] {
 
 const WEBSITES = '/v1/query/websites';
 
-describe('two app processes on a Redis Cluster', () => {
+describe('two app processes on a Redis Cluster', { timeout: TEST_MS }, () => {
   it('admit exactly each key’s burst between them, with keys on every master', async () => {
     const masters = await cluster.masters();
     expect(masters).toHaveLength(3);
@@ -165,10 +166,10 @@ describe('two app processes on a Redis Cluster', () => {
     const drops = linesOf(b, /subscriber connection dropped; subscribed again/).length;
     expect(drops).toBeGreaterThan(0);
     expect(drops).toBeLessThanOrEqual(kills.length);
-  }, 120_000);
+  });
 });
 
-describe('configuration from the environment', () => {
+describe('configuration from the environment', { timeout: TEST_MS }, () => {
   it('the CLI revokes through REDIS_CLUSTER_NODES, and the other process refuses the key within a second', async () => {
     const { key, secret } = await keygate.keys.create({ name: 'reader', scopes: ['read:data'] });
     expect(await statusOf(b, secret)).toBe(200);
@@ -176,6 +177,7 @@ describe('configuration from the environment', () => {
     const revoked = await runCli(['keys', 'revoke', key.id], {
       DATABASE_URL: database.url,
       REDIS_CLUSTER_NODES: cluster.seeds,
+      KEYGATE_REDIS_TIMEOUT_MS: String(REDIS_TIMEOUT_MS),
     });
     expect(revoked, revoked.stderr).toMatchObject({ code: 0, stderr: '' });
     const exited = performance.now();
@@ -229,7 +231,7 @@ async function refusedBy(app: AppProcess, secret: string, since: number): Promis
   }
 }
 
-describe('one master killed', () => {
+describe('one master killed', { timeout: TEST_MS }, () => {
   /** An instance that refuses rate-limited requests while the node of their key is down. */
   let failClosed: Keygate;
   let backends: RedisBackends;
@@ -259,7 +261,7 @@ describe('one master killed', () => {
     victim = await cluster.masterOf('keygate:invalidate:seq');
     replica = await cluster.replicaOf(victim);
     keys = await keysOn(await cluster.masters(), 2);
-  });
+  }, TEST_MS);
 
   afterAll(async () => {
     await failClosed?.close();

@@ -1,7 +1,9 @@
-import type { RateLimitPolicy, RateLimitResult } from '@keygate/core';
+import { createKeygate, type RateLimitPolicy, type RateLimitResult } from '@keygate/core';
 import { connectRedis, RateLimiterUnavailableError, RedisRateLimiter } from '@keygate/redis';
 import { Redis, type RedisOptions } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createTestDatabase } from './support/postgres.js';
+import { startAppProcess } from './support/processes.js';
 import {
   freePort,
   type RedisServer,
@@ -154,4 +156,39 @@ describe('RedisRateLimiter when Redis goes away', () => {
     expect(results.filter((r) => r.allowed)).toHaveLength(5);
     expect(logger.warn).toHaveBeenCalledTimes(1);
   });
+});
+
+describe('the reference app', () => {
+  it('waits KEYGATE_REDIS_TIMEOUT_MS for a stalled Redis, then serves from memory and says so', async () => {
+    const [server, database] = await Promise.all([privateServer(), createTestDatabase()]);
+    cleanup.push(() => database.close());
+    const app = await startAppProcess('hono', {
+      DATABASE_URL: database.url,
+      REDIS_URL: server.url,
+      KEYGATE_REDIS_TIMEOUT_MS: '1500',
+    });
+    cleanup.push(() => app.stop());
+    const keygate = createKeygate({ store: database.store, limiter: false, cache: false });
+    const { secret } = await keygate.keys.create({ name: 'reader', scopes: ['read:data'] });
+    await keygate.close();
+    const status = async () => {
+      const response = await fetch(`${app.origin}/v1/query/websites`, {
+        headers: { 'x-api-key': secret },
+      });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    expect(await status()).toBe(200);
+
+    server.suspend();
+    cleanup.push(() => server.resume());
+    expect(await status()).toBe(200);
+    await waitFor('the outage warning', () =>
+      app
+        .output()
+        .includes(
+          `Redis at 127.0.0.1:${server.port} unreachable (Redis did not answer within 1500 ms)`,
+        ),
+    );
+  }, 120_000);
 });

@@ -38,10 +38,11 @@ Usage:
   keygate usage KEY [--range 24h|7d|30d] [--json]
 
 Environment:
-  DATABASE_URL         Postgres to use; without it, the embedded database under .keygate/
-  REDIS_URL            Redis to tell running apps about changed keys (cache invalidation)
-  REDIS_CLUSTER_NODES  instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
-  KEYGATE_PEPPER       Secret mixed into key digests (HMAC); must be the apps' own
+  DATABASE_URL              Postgres to use; without it, the embedded database under .keygate/
+  REDIS_URL                 Redis to tell running apps about changed keys (cache invalidation)
+  REDIS_CLUSTER_NODES       instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
+  KEYGATE_REDIS_TIMEOUT_MS  Longest wait for Redis, in ms (default 500)
+  KEYGATE_PEPPER            Secret mixed into key digests (HMAC); must be the apps' own
 
 Secrets are printed once, by create and rotate; nothing else ever shows one.
 Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.
