@@ -58,6 +58,17 @@ export const CONTESTANTS: Contestant[] = [
     }),
   ),
   {
+    id: 'keygate-hono-leased',
+    label: 'keygate on hono, Postgres + Redis, leased limits',
+    framework: 'hono',
+    kind: 'keygate',
+    server: 'keygate-hono',
+    baseline: 'bare-hono',
+    keys: 'keygate-postgres',
+    backends: 'postgres+redis',
+    env: { KEYGATE_BENCH_LIMITS: 'leased' },
+  },
+  {
     id: 'keygate-hono-no-audit',
     label: 'diagnostic: keygate on hono, Postgres + Redis, audit trail off',
     framework: 'hono',

@@ -142,13 +142,20 @@ export interface MeasuredLoad extends LoadResult {
   cpuUsPerRequest: number;
 }
 
-/** Runs the load generator in its own process; samples the server's CPU time around the measured run. */
+/** The start and the end of the measured run, as the load generator announces them. */
+export type LoadPhase = 'measure-start' | 'measure-end';
+
+/**
+ * Runs the load generator in its own process; samples the server's CPU time around the measured
+ * run, and tells `onPhase` (if given) when it starts and ends.
+ */
 export function runLoad(
   loadFile: string,
   config: LoadConfig,
   pin: readonly string[],
   configFile: string,
   server: Pick<RunningServer, 'cpuSeconds'>,
+  onPhase?: (phase: LoadPhase) => void,
 ): Promise<MeasuredLoad> {
   writeFileSync(configFile, JSON.stringify(config));
   const [cmd, args] = command(pin, [loadFile, configFile]);
@@ -163,8 +170,14 @@ export function runLoad(
     const lines = pending.split('\n');
     pending = lines.pop() ?? '';
     for (const line of lines) {
-      if (line === 'PHASE measure-start') cpuAtStart = server.cpuSeconds();
-      if (line === 'PHASE measure-end') cpuAtEnd = server.cpuSeconds();
+      if (line === 'PHASE measure-start') {
+        cpuAtStart = server.cpuSeconds();
+        onPhase?.('measure-start');
+      }
+      if (line === 'PHASE measure-end') {
+        cpuAtEnd = server.cpuSeconds();
+        onPhase?.('measure-end');
+      }
     }
   });
   return new Promise((resolve, reject) => {

@@ -335,7 +335,7 @@ export function renderReport(report: BenchReport, analysis: string | null): stri
   }
   push(
     '',
-    "Server CPU is the server process's user + system time over the measured run divided by its requests (from `/proc/<pid>/stat`); it leaves out the work Postgres and Redis do for it, and it is far less sensitive than req/s to other load on the machine. *Redis cmds sent* counts the commands the server sent (a script invocation is one), from `MONITOR` in a separate 2 s run; *Redis cmds run* is from `INFO commandstats`, which also counts every command a script runs.",
+    "Server CPU is the server process's user + system time over the measured run divided by its requests (from `/proc/<pid>/stat`); it leaves out the work Postgres and Redis do for it, and it is far less sensitive than req/s to other load on the machine. *Redis cmds sent* counts the commands the server sent (a script invocation is one), from `MONITOR` in a separate run (10 s counted after priming and warm-up, so at bench load: a leased server's first lease of each key is left out); *Redis cmds run* is from `INFO commandstats`, which also counts every command a script runs.",
   );
   const logLines = report.results.filter((r) => mediansOf(r).logLines > 0);
   if (logLines.length > 0) {

@@ -6,6 +6,7 @@ import { getMigrations } from 'better-auth/db/migration';
 import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
+import type { LoadPhase } from './measure.js';
 import { createBenchAuth, readPermission } from './peers/better-auth.js';
 import {
   HAND_ROLLED_REDIS_PREFIX,
@@ -295,27 +296,36 @@ export async function openBackendCounters(
 }
 
 /**
- * Commands clients sent to Redis database `db` while `during` ran, per request it reports: what
- * `MONITOR` shows, leaving out the commands scripts run (source `lua`). `INFO commandstats`
- * counts those too, so it cannot tell one round trip running a script from several.
+ * Commands clients sent to Redis database `db` during a measured run, per request measured: what
+ * `MONITOR` shows between the two calls `during` makes to `mark` (the start and the end of its
+ * measured run, after priming and warm-up), leaving out the commands scripts run (source `lua`).
+ * `INFO commandstats` counts those too, so it cannot tell one round trip running a script from
+ * several. `during` resolves to the requests of its measured run.
  */
 export async function redisRoundTripsPerRequest(
   redisUrl: string,
-  during: () => Promise<number>,
+  during: (mark: (phase: LoadPhase) => void) => Promise<number>,
 ): Promise<number> {
   const db = new URL(redisUrl).pathname.slice(1) || '0';
-  const redis = new Redis(redisUrl);
+  const monitor = new Redis(redisUrl, { monitor: true, retryStrategy: () => null });
+  // On a busy Redis, monitor lines can arrive before ioredis has put the connection in monitor
+  // mode, and it reports each as a reply nobody asked for: they precede the count, so let them be.
+  monitor.on('error', () => {});
   let sent = 0;
+  const at: Partial<Record<LoadPhase, number>> = {};
   try {
-    const monitor = await redis.monitor();
+    await new Promise<void>((resolve, reject) => {
+      monitor.once('monitoring', () => resolve());
+      monitor.once('end', () => reject(new Error(`could not MONITOR Redis at ${redisUrl}`)));
+    });
     monitor.on('monitor', (_time: string, _args: string[], source: string, database: string) => {
       if (database === db && source !== 'lua') sent++;
     });
-    const requests = await during();
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    monitor.disconnect();
-    return sent / requests;
+    const requests = await during((phase) => {
+      at[phase] = sent;
+    });
+    return ((at['measure-end'] ?? Number.NaN) - (at['measure-start'] ?? Number.NaN)) / requests;
   } finally {
-    redis.disconnect();
+    monitor.disconnect();
   }
 }

@@ -3,22 +3,12 @@ import {
   type AuditEvent,
   type AuditSink,
   createKeygate,
-  type Keygate,
   KeyManagementError,
-  MemoryKeyStore,
   type UsageRow,
 } from '@keygate/core';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import * as data from '../../examples/shared/src/data.js';
-import { DemoSessions } from '../../examples/shared/src/session.js';
-import {
-  type CaseContext,
-  type CaseRequest,
-  type ConformanceCase,
-  cases,
-  securityCases,
-} from './cases.js';
-import { adapters, type RawResponse, type RunningApp, rawRequest, startApp } from './harness.js';
+import { describe, expect, it, vi } from 'vitest';
+import { adapters, rawRequest } from './harness.js';
+import { arrange, describeConformance } from './table.js';
 
 // Every GET route's handler reads the synthetic data layer once, so counting those reads counts
 // handler runs without touching the apps.
@@ -32,117 +22,9 @@ vi.mock(import('../../examples/shared/src/data.js'), async (importOriginal) => {
   };
 });
 
-function handlerRuns(): number {
-  return [data.visibleWebsites, data.websiteAnalytics, data.linkAnalytics].reduce(
-    (runs, read) => runs + vi.mocked(read).mock.calls.length,
-    0,
-  );
-}
-
-const running: Array<{ app: RunningApp; keygate: Keygate }> = [];
 const READER_KEY = { name: 'reader', scopes: ['read:data'] };
 
-afterEach(async () => {
-  for (const { app, keygate } of running.splice(0)) {
-    await app.close();
-    await keygate.close();
-  }
-});
-
-async function arrange(
-  adapter: (typeof adapters)[number],
-  testCase: ConformanceCase,
-): Promise<{ app: RunningApp; ctx: CaseContext; keygate: Keygate; ids: Map<string, string> }> {
-  const store = new MemoryKeyStore();
-  const sessions = new DemoSessions();
-  const keygate = createKeygate({
-    store,
-    authFailureLimit: false,
-    ...(testCase.sessions ? { session: sessions.resolver } : {}),
-    ...testCase.options,
-  });
-  const secrets = new Map<string, string>();
-  const ids = new Map<string, string>();
-  for (const [name, { state, ...input }] of Object.entries(testCase.keys ?? {})) {
-    const issued = await keygate.keys.create(input);
-    secrets.set(name, issued.secret);
-    ids.set(name, issued.key.id);
-    if (state === 'revoked') await keygate.keys.revoke(issued.key.id);
-    // The API refuses a past expiry, so the key expires in the store, as time would make it.
-    if (state === 'expired') {
-      await store.update(issued.key.id, { expiresAt: new Date(Date.now() - 1000) });
-    }
-  }
-  const cookies = new Map<string, string>();
-  for (const [name, session] of Object.entries(testCase.sessions ?? {})) {
-    cookies.set(name, sessions.issue(session).cookie);
-  }
-  const app = await startApp(adapter, keygate, {
-    trustProxy: testCase.trustProxy,
-    host: testCase.host,
-  });
-  running.push({ app, keygate });
-  const lookup = (map: Map<string, string>, name: string) => {
-    const value = map.get(name);
-    if (value === undefined) throw new Error(`the case defines no ${name}`);
-    return value;
-  };
-  return {
-    app,
-    ctx: {
-      key: (name) => lookup(secrets, name),
-      id: (name) => lookup(ids, name),
-      cookie: (name) => lookup(cookies, name),
-      origin: app.origin,
-    },
-    keygate,
-    ids,
-  };
-}
-
-async function send(app: RunningApp, request: CaseRequest): Promise<RawResponse> {
-  if (request.rawHeaders) {
-    return rawRequest(app, {
-      method: request.method,
-      target: request.path,
-      headers: [...Object.entries(request.headers ?? {}), ...request.rawHeaders],
-    });
-  }
-  const response = await fetch(`${app.origin}${request.path}`, {
-    method: request.method ?? 'GET',
-    headers: request.headers,
-    body: request.body,
-  });
-  return {
-    status: response.status,
-    headers: Object.fromEntries(response.headers),
-    body: await response.text(),
-  };
-}
-
-describe.each(adapters)('$name reference app', (adapter) => {
-  it.each([...cases, ...securityCases])('$name', async (testCase) => {
-    const { app, ctx } = await arrange(adapter, testCase);
-    for (const [index, step] of testCase.steps.entries()) {
-      const label = `step ${index + 1}`;
-      const runsBefore = handlerRuns();
-      const response = await send(app, step.request(ctx));
-
-      expect(response.status, label).toBe(step.status);
-      if (step.body !== undefined) {
-        expect(response.headers['content-type'], label).toMatch(/^application\/json/);
-        expect(JSON.parse(response.body), label).toEqual(step.body);
-      }
-      if (step.headers) expect(response.headers, label).toMatchObject(step.headers);
-      for (const name of step.absentHeaders ?? []) {
-        expect(response.headers, `${label}: ${name}`).not.toHaveProperty(name);
-      }
-      if (step.handlerRan !== undefined) {
-        expect(handlerRuns() - runsBefore, `${label}: handler runs`).toBe(step.handlerRan ? 1 : 0);
-      }
-    }
-  });
-});
+describeConformance(adapters.map((adapter) => ({ label: adapter.name, adapter })));
 
 describe.each(adapters)('$name audit trail', (adapter) => {
   it('records a key sent in the query string by its start, never the secret, and counts its uses', async () => {

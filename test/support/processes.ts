@@ -40,7 +40,7 @@ export interface AppProcess {
   pid: number;
   /** Everything the process wrote so far (stdout and stderr). */
   output(): string;
-  /** SIGTERM (the app flushes and closes), SIGKILL after 5 s; resolves once it has exited. */
+  /** SIGTERM (the app flushes and closes); resolves once it has exited, rejects if it had to be killed after 30 s. */
   stop(): Promise<void>;
 }
 
@@ -90,13 +90,23 @@ export async function startAppProcess(
     child.stderr?.on('data', watch);
   });
   const stop = async () => {
+    let killed = false;
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      // Generous: a graceful stop flushes the audit trail and usage, which a loaded machine slows.
+      const timer = setTimeout(() => {
+        killed = true;
+        child.kill('SIGKILL');
+      }, 30_000);
       await exited;
       clearTimeout(timer);
     }
     stops.delete(stop);
+    if (killed) {
+      throw new Error(
+        `${framework} app did not stop within 30 s of SIGTERM and was killed (what it had not flushed is lost)\n${output}`,
+      );
+    }
   };
   stops.add(stop);
   return {

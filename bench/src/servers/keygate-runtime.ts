@@ -17,7 +17,8 @@ export interface BenchKeygate {
  * Postgres when `DATABASE_URL` is set, else the embedded PGlite under `KEYGATE_DATA_DIR`; Redis
  * when `REDIS_URL` is set, else in-process limits. Keys, audit trail and limits are all on.
  * Migrations are applied by the orchestrator beforehand, as `keygate migrate` is on deploy.
- * `KEYGATE_BENCH_AUDIT=off` drops the audit trail, for the diagnostic run that prices it.
+ * `KEYGATE_BENCH_AUDIT=off` drops the audit trail, for the diagnostic run that prices it;
+ * `KEYGATE_BENCH_LIMITS=leased` shares limits through Redis in leases instead of exactly.
  */
 export async function openBenchKeygate(
   env: NodeJS.ProcessEnv = process.env,
@@ -29,8 +30,13 @@ export async function openBenchKeygate(
     dataDir: env.KEYGATE_DATA_DIR,
     migrate: false,
   });
+  const leased = env.KEYGATE_BENCH_LIMITS === 'leased';
   const redis = redisUrl
-    ? createRedisBackends({ url: redisUrl, namespace: BENCH_REDIS_NAMESPACE })
+    ? createRedisBackends({
+        url: redisUrl,
+        namespace: BENCH_REDIS_NAMESPACE,
+        limits: leased ? 'leased' : 'exact',
+      })
     : null;
   const keygate = createKeygate({
     store: database.store,
@@ -47,7 +53,7 @@ export async function openBenchKeygate(
     keygate,
     description: [
       databaseUrl ? 'postgres' : 'pglite',
-      redisUrl ? 'redis' : 'memory',
+      redisUrl ? (leased ? 'redis (leased limits)' : 'redis') : 'memory',
       ...(env.KEYGATE_BENCH_AUDIT === 'off' ? ['no audit trail'] : []),
     ].join(' + '),
     async close() {

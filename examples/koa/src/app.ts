@@ -1,12 +1,24 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
 import {
+  APP_SCOPES,
+  type DemoSessions,
+  demoLogin,
   linkAnalytics,
+  MAX_LOGIN_BODY,
   type TrustProxy,
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import { type ApiKeyState, apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/koa';
+import {
+  type ApiKeyState,
+  apiKeyAuth,
+  apiKeyRoutes,
+  keyDashboard,
+  nodeHeaders,
+  readBody,
+  requireScope,
+} from '@keygate/koa';
 import Router from '@koa/router';
 import Koa from 'koa';
 import proxyaddr from 'proxy-addr';
@@ -14,7 +26,7 @@ import proxyaddr from 'proxy-addr';
 /** The reference analytics API on Koa (SPEC §8). */
 export function createApp(
   keygate: Keygate,
-  config: { trustProxy?: TrustProxy } = {},
+  config: { trustProxy?: TrustProxy; sessions?: DemoSessions } = {},
 ): Koa<ApiKeyState> {
   const app = new Koa<ApiKeyState>();
   const options = { keygate };
@@ -36,6 +48,21 @@ export function createApp(
   router.get('/health', (ctx) => {
     ctx.body = { success: true, data: { status: 'ok' } };
   });
+  router.get('/', (ctx) => ctx.redirect('/dashboard'));
+  if (config.sessions) {
+    const login = demoLogin(keygate, config.sessions);
+    router.all('/login', async (ctx) => {
+      const response = await login({
+        method: ctx.method,
+        headers: nodeHeaders(ctx.req.headersDistinct),
+        ip: ctx.ip,
+        body: () => readBody(ctx.req, ctx.get('content-length') || undefined, MAX_LOGIN_BODY),
+      });
+      ctx.status = response.status;
+      ctx.set(response.headers);
+      ctx.body = response.body;
+    });
+  }
   router.get('/v1/query/websites', requireScope('read:data', { keyType: 'secret' }), (ctx) => {
     ctx.body = { success: true, data: visibleWebsites(ctx.state.apiKey) };
   });
@@ -68,6 +95,14 @@ export function createApp(
   });
 
   const authenticate = apiKeyAuth(options);
+  app.use(
+    keyDashboard({
+      keygate,
+      prefix: '/dashboard',
+      scopes: APP_SCOPES,
+      ...(config.sessions ? { signInUrl: '/login' } : {}),
+    }),
+  );
   app.use(apiKeyRoutes(options));
   app.use(async (ctx, next) => (ctx.path.startsWith('/v1/') ? authenticate(ctx, next) : next()));
   app.use(router.routes());

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { openRuntime, trustProxyFrom } from './runtime.js';
+import { limitsFrom, openRuntime, trustProxyFrom } from './runtime.js';
 
 describe('TRUST_PROXY', () => {
   it('is off when unset, empty or 0', () => {
@@ -40,5 +40,19 @@ describe('KEYGATE_REDIS_TIMEOUT_MS', () => {
         `KEYGATE_REDIS_TIMEOUT_MS must be a whole number of milliseconds from 1 to 60000 (got ${value})`,
       );
     }
+  });
+});
+
+describe('KEYGATE_LIMITS', () => {
+  it('is exact unless set to leased', () => {
+    expect(limitsFrom({})).toBe('exact');
+    expect(limitsFrom({ KEYGATE_LIMITS: 'exact' })).toBe('exact');
+    expect(limitsFrom({ KEYGATE_LIMITS: ' Leased ' })).toBe('leased');
+  });
+
+  it('refuses anything else with a message', () => {
+    expect(() => limitsFrom({ KEYGATE_LIMITS: 'local' })).toThrow(
+      'KEYGATE_LIMITS must be exact or leased (got local)',
+    );
   });
 });

@@ -6,8 +6,9 @@ import {
   type KeygateOptions,
 } from '@keygate/core';
 import { type KeyDatabase, openKeyDatabase } from '@keygate/postgres';
-import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
+import { createRedisBackends, type RedisLimitsMode, redisConnectionFromEnv } from '@keygate/redis';
 import proxyaddr from 'proxy-addr';
+import { DemoSessions } from './session.js';
 
 export interface Runtime {
   keygate: Keygate;
@@ -15,6 +16,8 @@ export interface Runtime {
   description: string;
   /** The admin key created on the first start with an empty embedded store. */
   bootstrap: IssuedKey | null;
+  /** Browser sessions opened at `/login` (resolved by keygate when a request has no key). */
+  sessions: DemoSessions;
   close(): Promise<void>;
 }
 
@@ -23,8 +26,8 @@ export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:confi
 /**
  * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
  * `.keygate/` otherwise), Redis when `REDIS_URL` (a single Redis) or `REDIS_CLUSTER_NODES`
- * (`host:port,...` of a Redis Cluster) is set (in-process limits otherwise; its timeout from
- * `KEYGATE_REDIS_TIMEOUT_MS`), digests peppered with
+ * (`host:port,...` of a Redis Cluster) is set (in-process limits otherwise; leased with
+ * `KEYGATE_LIMITS=leased`; its timeout from `KEYGATE_REDIS_TIMEOUT_MS`), digests peppered with
  * `KEYGATE_PEPPER` when it is set, and the audit trail also as JSON lines on stdout when
  * `KEYGATE_AUDIT_STDOUT=1`.
  */
@@ -34,7 +37,8 @@ export async function openRuntime(
 ): Promise<Runtime> {
   const databaseUrl = env.DATABASE_URL || undefined;
   const redisConnection = redisConnectionFromEnv(env);
-  const redis = redisConnection ? createRedisBackends(redisConnection) : null;
+  const limits = limitsFrom(env);
+  const redis = redisConnection ? createRedisBackends({ ...redisConnection, limits }) : null;
   let database: KeyDatabase;
   try {
     // A Redis of the wrong kind (a cluster node given as REDIS_URL) stops the start; one that is down does not.
@@ -45,9 +49,11 @@ export async function openRuntime(
     throw error;
   }
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
+  const sessions = new DemoSessions();
   let keygate: Keygate;
   try {
     keygate = createKeygate({
+      session: sessions.resolver,
       pepper: env.KEYGATE_PEPPER || undefined,
       store: database.store,
       auditSinks: auditToStdout
@@ -80,9 +86,7 @@ export async function openRuntime(
   const description = [
     databaseUrl ? 'keys in Postgres' : 'keys in embedded PGlite (.keygate/)',
     redisConnection
-      ? 'clusterNodes' in redisConnection
-        ? 'limits in Redis Cluster'
-        : 'limits in Redis'
+      ? `${limits === 'leased' ? 'leased ' : ''}limits in ${'clusterNodes' in redisConnection ? 'Redis Cluster' : 'Redis'}`
       : 'limits in memory',
     ...(auditToStdout ? ['audit trail also on stdout'] : []),
   ].join(', ');
@@ -91,6 +95,7 @@ export async function openRuntime(
     keygate,
     description,
     bootstrap,
+    sessions,
     async close() {
       await keygate.close();
       await redis?.close();
@@ -105,6 +110,8 @@ export function bootstrapMessage(issued: IssuedKey, baseUrl: string): string {
     '',
     'Created a bootstrap admin key (shown once; store it now):',
     `  ${issued.secret}`,
+    '',
+    `Manage keys in the browser: open ${baseUrl}/dashboard and paste it.`,
     '',
     'Try it:',
     `  curl -H "x-api-key: ${issued.secret}" ${baseUrl}/v1/query/websites`,
@@ -161,6 +168,14 @@ export function trustProxyFrom(env: NodeJS.ProcessEnv = process.env): TrustProxy
     );
   }
   return proxies;
+}
+
+/** `KEYGATE_LIMITS`: `exact` (unset: the default) or `leased`; it applies when Redis is configured. */
+export function limitsFrom(env: NodeJS.ProcessEnv = process.env): RedisLimitsMode {
+  const value = (env.KEYGATE_LIMITS ?? '').trim().toLowerCase();
+  if (value === '' || value === 'exact') return 'exact';
+  if (value === 'leased') return 'leased';
+  throw new Error(`KEYGATE_LIMITS must be exact or leased (got ${env.KEYGATE_LIMITS})`);
 }
 
 function isOn(value: string | undefined): boolean {

@@ -36,7 +36,7 @@ export async function serveReferenceApp(
   server.listen(port, host, () => {
     const url = `http://localhost:${(server.address() as AddressInfo).port}`;
     console.log(
-      `keygate reference app (${framework}) listening on ${url} (${runtime.description})`,
+      `keygate reference app (${framework}) listening on ${url} (${runtime.description}); key-management page: ${url}/dashboard`,
     );
     if (runtime.bootstrap) console.log(bootstrapMessage(runtime.bootstrap, url));
   });

@@ -11,6 +11,7 @@ import {
 } from '@keygate/core';
 import { migrate, openKeyDatabase } from '@keygate/postgres';
 import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
+import packageJson from '../package.json' with { type: 'json' };
 
 export interface CliIO {
   out(text: string): void;
@@ -20,33 +21,6 @@ export interface CliIO {
 
 /** A mistake in the command line: printed with the usage hint, exit code 2. */
 class UsageError extends Error {}
-
-export const HELP = `keygate — manage API keys
-
-Usage:
-  keygate migrate
-  keygate keys create --name N --scopes a,b [--owner O] [--type secret|public] [--env live|test]
-                      [--resource website:w1 ...] [--expires ISO-8601]
-                      [--rate PER_SECOND] [--burst N] [--daily N]
-                      [--allow-ip CIDR ...] [--allow-referrer ORIGIN_PATTERN ...]
-                      [--allow-endpoint "METHOD /path/pattern" ...] [--json]
-  keygate keys list [--owner O] [--include-revoked] [--limit N] [--json]
-  keygate keys show ID [--json]
-  keygate keys rotate ID [--grace SECONDS] [--json]
-  keygate keys revoke ID [--json]
-  keygate audit [--key ID] [--limit N] [--json]
-  keygate usage KEY [--range 24h|7d|30d] [--json]
-
-Environment:
-  DATABASE_URL              Postgres to use; without it, the embedded database under .keygate/
-  REDIS_URL                 Redis to tell running apps about changed keys (cache invalidation)
-  REDIS_CLUSTER_NODES       instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
-  KEYGATE_REDIS_TIMEOUT_MS  Longest wait for Redis, in ms (default 500)
-  KEYGATE_PEPPER            Secret mixed into key digests (HMAC); must be the apps' own
-
-Secrets are printed once, by create and rotate; nothing else ever shows one.
-Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.
-`;
 
 const OPTIONS = {
   name: { type: 'string' },
@@ -70,6 +44,155 @@ const OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+interface Command {
+  /** The words that name it: `migrate`, `keys create`. */
+  name: string;
+  /** Its usage, one line per entry (continuations indented under the first). */
+  usage: string[];
+  /** What it does, for `keygate <command> --help`. */
+  summary: string;
+  /** The options it accepts besides `--help`; any other is refused. */
+  options: OptionName[];
+  /** Whether it takes a key ID after its name. */
+  takesId: boolean;
+}
+
+const COMMANDS: Command[] = [
+  {
+    name: 'migrate',
+    usage: ['keygate migrate [--json]'],
+    summary: 'Applies the migrations shipped with @keygate/postgres that have not run yet.',
+    options: ['json'],
+    takesId: false,
+  },
+  {
+    name: 'keys create',
+    usage: [
+      'keygate keys create --name N --scopes a,b [--owner O] [--type secret|public] [--env live|test]',
+      '                    [--resource website:w1 ...] [--expires ISO-8601]',
+      '                    [--rate PER_SECOND] [--burst N] [--daily N]',
+      '                    [--allow-ip CIDR ...] [--allow-referrer ORIGIN_PATTERN ...]',
+      '                    [--allow-endpoint "METHOD /path/pattern" ...] [--json]',
+    ],
+    summary: 'Creates a key and prints its ID and its secret, once.',
+    options: [
+      'name',
+      'owner',
+      'type',
+      'env',
+      'scopes',
+      'resource',
+      'expires',
+      'rate',
+      'burst',
+      'daily',
+      'allow-ip',
+      'allow-referrer',
+      'allow-endpoint',
+      'json',
+    ],
+    takesId: false,
+  },
+  {
+    name: 'keys list',
+    usage: ['keygate keys list [--owner O] [--include-revoked] [--limit N] [--json]'],
+    summary: 'Lists keys, newest first: prefix and start only, never a secret.',
+    options: ['owner', 'include-revoked', 'limit', 'json'],
+    takesId: false,
+  },
+  {
+    name: 'keys show',
+    usage: ['keygate keys show ID [--json]'],
+    summary: 'Shows one key: its settings, last use, expiry and revocation.',
+    options: ['json'],
+    takesId: true,
+  },
+  {
+    name: 'keys rotate',
+    usage: ['keygate keys rotate ID [--grace SECONDS] [--json]'],
+    summary:
+      'Issues a new secret for the key and prints it, once. The old secret stops working at once,\nor after --grace seconds.',
+    options: ['grace', 'json'],
+    takesId: true,
+  },
+  {
+    name: 'keys revoke',
+    usage: ['keygate keys revoke ID [--json]'],
+    summary: 'Revokes the key, immediately and for good.',
+    options: ['json'],
+    takesId: true,
+  },
+  {
+    name: 'audit',
+    usage: ['keygate audit [--key ID] [--limit N] [--json]'],
+    summary: 'Prints recent audit events, newest first.',
+    options: ['key', 'limit', 'json'],
+    takesId: false,
+  },
+  {
+    name: 'usage',
+    usage: ['keygate usage KEY [--range 24h|7d|30d] [--json]'],
+    summary:
+      "Prints a key's requests over the range (default 24h), by hour or by day: served, failed and\nrate limited.",
+    options: ['range', 'json'],
+    takesId: true,
+  },
+];
+
+const ENVIRONMENT = `Environment:
+  DATABASE_URL              Postgres to use; without it, the embedded database under .keygate/
+                            (which needs @electric-sql/pglite installed)
+  REDIS_URL                 Redis to tell running apps about changed keys (cache invalidation)
+  REDIS_CLUSTER_NODES       instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
+  KEYGATE_REDIS_TIMEOUT_MS  Longest wait for Redis, in ms (default 500)
+  KEYGATE_PEPPER            Secret mixed into key digests (HMAC); must be the apps' own`;
+
+const EXIT_CODES =
+  'Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.';
+
+function usageLines(commands: Command[]): string {
+  return commands.flatMap((command) => command.usage.map((line) => `  ${line}`)).join('\n');
+}
+
+export const HELP = `keygate ${packageJson.version} — manage API keys
+
+Usage:
+${usageLines(COMMANDS)}
+  keygate <command> --help
+  keygate --version
+
+${ENVIRONMENT}
+
+Secrets are printed once, by create and rotate; nothing else ever shows one.
+${EXIT_CODES}
+`;
+
+function commandHelp(command: Command): string {
+  return `Usage:\n${usageLines([command])}\n\n${command.summary}\n\n${ENVIRONMENT}\n\n${EXIT_CODES}\n`;
+}
+
+const USAGE_HINT = "Run 'keygate --help' for usage.";
+
+/** The command `argv` starts with, and the arguments after its name. */
+function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
+  for (const command of COMMANDS) {
+    const words = command.name.split(' ');
+    if (words.every((word, i) => argv[i] === word)) {
+      return { command, rest: argv.slice(words.length) };
+    }
+  }
+  return undefined;
+}
+
+/** The options `command` accepts, for `parseArgs`. */
+function optionsOf(command: Command): Partial<typeof OPTIONS> {
+  return Object.fromEntries(
+    [...command.options, 'help' as const].map((name) => [name, OPTIONS[name]]),
+  );
+}
 
 type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
@@ -192,45 +315,75 @@ function describeUsage(usage: KeyUsage): string {
   ].join('\n');
 }
 
-function requireId(positionals: string[], command: string): string {
-  const id = positionals[2];
-  if (!id) throw new UsageError(`keys ${command} needs a key ID`);
-  return id;
-}
-
 /** Longest a rotate or revoke waits for Redis; past it, the change is made and apps see it when their cache expires. */
 const REDIS_WAIT_MS = 3_000;
 
 /** Runs one CLI invocation; returns the exit code. */
 export async function run(argv: string[], io: CliIO): Promise<number> {
-  let parsed: { values: Values; positionals: string[] };
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (error) {
-    io.err(`keygate: ${(error as Error).message}\nRun 'keygate --help' for usage.\n`);
+  const refuse = (message: string): number => {
+    io.err(`keygate: ${message}\n${USAGE_HINT}\n`);
+    return 2;
+  };
+  const [first] = argv;
+  if (first === undefined) {
+    io.out(HELP);
     return 2;
   }
-  const { values, positionals } = parsed;
-  const [command, sub] = positionals;
-  if (values.help || command === undefined || command === 'help') {
-    io.out(HELP);
-    return values.help || command === 'help' ? 0 : 2;
+  if (first === '--version' || first === '-v') {
+    if (argv.length > 1) return refuse(`${first} takes no arguments`);
+    io.out(`${packageJson.version}\n`);
+    return 0;
   }
+  if (first === '--help' || first === '-h' || first === 'help') {
+    const topic = argv.slice(1);
+    if (topic.length === 0) {
+      io.out(HELP);
+      return 0;
+    }
+    const found = findCommand(topic);
+    if (!found || found.rest.length > 0) return refuse(`unknown command '${topic.join(' ')}'`);
+    io.out(commandHelp(found.command));
+    return 0;
+  }
+  const found = findCommand(argv);
+  if (!found) {
+    if (first.startsWith('-'))
+      return refuse(`Unknown option '${first}': options go after the command`);
+    const words = argv.findIndex((arg) => arg.startsWith('-'));
+    return refuse(`unknown command '${argv.slice(0, words === -1 ? undefined : words).join(' ')}'`);
+  }
+
+  const { command: spec, rest } = found;
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: rest,
+      options: optionsOf(spec),
+      allowPositionals: true,
+      strict: true,
+    }) as { values: Values; positionals: string[] });
+  } catch (error) {
+    const unknown = /^Unknown option '([^']+)'/.exec((error as Error).message);
+    return refuse(
+      unknown
+        ? `Unknown option '${unknown[1]}' for '${spec.name}' (see 'keygate ${spec.name} --help')`
+        : (error as Error).message,
+    );
+  }
+  if (values.help) {
+    io.out(commandHelp(spec));
+    return 0;
+  }
+  const [command, sub] = spec.name.split(' ');
+  if (spec.takesId && positionals.length === 0) return refuse(`${spec.name} needs a key ID`);
+  if (positionals.length > (spec.takesId ? 1 : 0)) {
+    return refuse(`unexpected argument '${positionals.at(-1)}' for '${spec.name}'`);
+  }
+  const id = positionals[0] ?? '';
   const json = values.json ?? false;
   const print = (data: unknown, text: string) =>
     io.out(json ? `${JSON.stringify(data)}\n` : `${text}\n`);
-
-  const known =
-    command === 'migrate' ||
-    command === 'audit' ||
-    command === 'usage' ||
-    (command === 'keys' && ['create', 'list', 'show', 'rotate', 'revoke'].includes(sub ?? ''));
-  if (!known) {
-    io.err(
-      `keygate: unknown command '${positionals.join(' ')}'\nRun 'keygate --help' for usage.\n`,
-    );
-    return 2;
-  }
 
   let keygate: Keygate | undefined;
   let close = async () => {};
@@ -238,7 +391,6 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     const input = command === 'keys' && sub === 'create' ? createInput(values) : undefined;
     const limit = number(values.limit, 'limit', true);
     const range = usageRange(values.range);
-    if (command === 'usage' && sub === undefined) throw new UsageError('usage needs a key ID');
     const grace = values.grace === undefined ? 0 : Number(values.grace);
     if (!Number.isInteger(grace) || grace < 0) {
       throw new UsageError(`--grace must be a whole number of seconds (got ${values.grace})`);
@@ -296,7 +448,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
         events.length === 0 ? 'No audit events.' : events.map(describeEvent).join('\n'),
       );
     } else if (command === 'usage') {
-      const usage = await keygate.keys.usage(sub!, { range });
+      const usage = await keygate.keys.usage(id, { range });
       print(usage, describeUsage(usage));
     } else if (sub === 'create') {
       const issued = await keygate.keys.create(input!, actor);
@@ -322,20 +474,16 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
               .join('\n'),
       );
     } else if (sub === 'show') {
-      const key = await keygate.keys.get(requireId(positionals, 'show'));
+      const key = await keygate.keys.get(id);
       print(key, describeKey(key));
     } else if (sub === 'rotate') {
-      const issued = await keygate.keys.rotate(
-        requireId(positionals, 'rotate'),
-        { gracePeriodSeconds: grace },
-        actor,
-      );
+      const issued = await keygate.keys.rotate(id, { gracePeriodSeconds: grace }, actor);
       print(
         { ...issued.key, secret: issued.secret },
         `Rotated ${issued.key.id}${grace > 0 ? ` (the old secret works for ${grace} more seconds)` : ''}.\n\nsecret:      ${issued.secret}\n\nStore the secret now: it is not shown again.`,
       );
     } else if (sub === 'revoke') {
-      const key = await keygate.keys.revoke(requireId(positionals, 'revoke'), actor);
+      const key = await keygate.keys.revoke(id, actor);
       print({ id: key.id, revokedAt: key.revokedAt }, `Revoked ${key.id}.`);
     }
     await close();

@@ -9,6 +9,7 @@ export {
   MemoryAuditSink,
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export * from './dashboard.js';
 export {
   boundsOf,
   type DelegationBounds,
@@ -36,6 +37,7 @@ export {
   type AuthFailureLimit,
   LocalInvalidationBus,
   MemoryAuthFailureGuard,
+  type MemoryAuthFailureGuardOptions,
 } from './local-backends.js';
 export * from './management.js';
 export { MemoryKeyStore } from './memory-store.js';

@@ -120,6 +120,12 @@ export interface Keygate {
   readonly audit: AuditLog;
   readonly auditReader: AuditReader | null;
   readonly adminScope: string;
+  /** Scopes a public key may hold. */
+  readonly publicScopes: readonly string[];
+  /** Environments this app accepts keys from. */
+  readonly environments: readonly KeyEnvironment[];
+  /** Whether browser sessions can authenticate (a session resolver is configured). */
+  readonly acceptsSessions: boolean;
   /** Origins, besides a request's own, from which a session may change keys (normalised). */
   readonly trustedOrigins: ReadonlySet<string>;
   readonly logger: Pick<Console, 'warn' | 'error'>;
@@ -212,11 +218,17 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     tiers,
   });
 
-  if (cache) {
+  if (cache || limiter?.invalidate || limiter?.reset) {
     invalidation
       .subscribe(
-        (keyId) => cache.invalidateKey(keyId),
-        () => cache.clear(),
+        (keyId) => {
+          cache?.invalidateKey(keyId);
+          limiter?.invalidate?.(keyId);
+        },
+        () => {
+          cache?.clear();
+          limiter?.reset?.();
+        },
       )
       .catch((error: unknown) =>
         logger.warn('[keygate] cache invalidation subscription failed:', error),
@@ -518,6 +530,9 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     audit,
     auditReader,
     adminScope,
+    publicScopes,
+    environments,
+    acceptsSessions: options.session !== undefined,
     trustedOrigins,
     logger,
     async close() {

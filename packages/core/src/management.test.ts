@@ -702,3 +702,64 @@ describe('management: browser sessions (CSRF) and media types', () => {
     expect((await call('POST', `/${admin.key.id}/rotate`)).status).toBe(200);
   });
 });
+
+describe('GET /me', () => {
+  it('says who is calling and the bounds it delegates within, never a secret', async () => {
+    const { call, admin } = await setup();
+    const response = await call('GET', '/me');
+    expect(response.status).toBe(200);
+    expect((response.body as { data: unknown }).data).toEqual({
+      kind: 'key',
+      id: admin.key.id,
+      ownerId: 'org_a',
+      type: 'secret',
+      environment: 'live',
+      scopes: ['manage:keys', 'read:data', 'write:llm', 'track:events'],
+      resources: null,
+      name: 'admin',
+      start: admin.key.start,
+      expiresAt: null,
+      restrictions: null,
+      rateLimit: null,
+    });
+    expect(JSON.stringify(response.body)).not.toContain(admin.secret);
+  });
+
+  it('answers a session with its own scopes and resources', async () => {
+    const { call } = await setup();
+    const session: Principal = {
+      kind: 'session',
+      id: 'sess_1',
+      ownerId: 'org_a',
+      scopes: ['read:data'],
+      resources: ['website:w_1'],
+      type: 'secret',
+      environment: 'live',
+      session: { id: 'sess_1', ownerId: 'org_a', scopes: ['read:data'], admin: true },
+    };
+    const response = await call('GET', '/me', { as: session });
+    expect((response.body as { data: unknown }).data).toEqual({
+      kind: 'session',
+      id: 'sess_1',
+      ownerId: 'org_a',
+      type: 'secret',
+      environment: 'live',
+      scopes: ['read:data'],
+      resources: ['website:w_1'],
+    });
+  });
+
+  it('is for admins only, like the rest of the router', async () => {
+    const { call, keygate } = await setup();
+    const reader = await keygate.keys.create({
+      name: 'r',
+      ownerId: 'org_a',
+      scopes: ['read:data'],
+    });
+    const as = await principalFor(keygate, reader.secret);
+    expect(failure(await call('GET', '/me', { as }), 403, 'INSUFFICIENT_SCOPE')).toBeDefined();
+    expect(
+      failure(await call('GET', '/me', { as: undefined }), 401, 'AUTH_REQUIRED'),
+    ).toBeDefined();
+  });
+});

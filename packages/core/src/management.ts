@@ -36,6 +36,8 @@ export const MAX_MANAGEMENT_BODY = 64 * 1024;
 const ID = '([A-Za-z0-9_-]{1,200})';
 const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
   { method: 'GET', pattern: /^\/?$/, action: 'list' },
+  // Before `/:id`: key ids are `key_…`, so `me` never names a key.
+  { method: 'GET', pattern: /^\/me\/?$/, action: 'me' },
   { method: 'POST', pattern: /^\/?$/, action: 'create' },
   { method: 'GET', pattern: new RegExp(`^/${ID}/?$`), action: 'get' },
   { method: 'PATCH', pattern: new RegExp(`^/${ID}/?$`), action: 'update' },
@@ -44,7 +46,16 @@ const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
   { method: 'GET', pattern: new RegExp(`^/${ID}/events/?$`), action: 'events' },
   { method: 'GET', pattern: new RegExp(`^/${ID}/usage/?$`), action: 'usage' },
 ];
-type Action = 'list' | 'create' | 'get' | 'update' | 'revoke' | 'rotate' | 'events' | 'usage';
+type Action =
+  | 'me'
+  | 'list'
+  | 'create'
+  | 'get'
+  | 'update'
+  | 'revoke'
+  | 'rotate'
+  | 'events'
+  | 'usage';
 const TAKES_BODY: ReadonlySet<Action> = new Set(['create', 'update', 'rotate']);
 const KEY_ID = /^[A-Za-z0-9_-]{1,200}$/;
 
@@ -113,6 +124,22 @@ function intParam(query: URLSearchParams, name: string, max: number): number | u
   return Number(value);
 }
 
+/** Who is calling and the bounds of what they may delegate: their own scopes, resources, environment, expiry, limits and restrictions. */
+function describePrincipal(principal: Principal) {
+  const common = {
+    kind: principal.kind,
+    id: principal.id,
+    ownerId: principal.ownerId,
+    type: principal.type,
+    environment: principal.environment,
+    scopes: principal.scopes,
+    resources: principal.resources,
+  };
+  if (principal.kind === 'session') return common;
+  const { name, start, expiresAt, restrictions, rateLimit } = principal.key;
+  return { ...common, name, start, expiresAt, restrictions, rateLimit };
+}
+
 function queryOf(url: string): URLSearchParams {
   const start = url.indexOf('?');
   if (start === -1) return new URLSearchParams();
@@ -162,6 +189,8 @@ export async function handleManagementRequest(
   const query = queryOf(req.request.url);
   try {
     switch (route.action) {
+      case 'me':
+        return ok(describePrincipal(principal));
       case 'list': {
         const limit = intParam(query, 'limit', 1_000);
         const after = cursorParam(query);

@@ -191,6 +191,10 @@ export interface RateLimitResult {
  */
 export interface RateLimiter {
   consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult>;
+  /** A key changed (limits, revocation, rotation) on some instance: drop what is held for it, e.g. leased tokens. */
+  invalidate?(subject: string): void;
+  /** Key changes may have been missed: drop what is held for every subject. */
+  reset?(): void;
   close?(): Promise<void>;
 }
 

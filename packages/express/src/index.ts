@@ -1,4 +1,6 @@
 import {
+  createDashboard,
+  type DashboardOptions,
   type Decision,
   type GuardOptions,
   handleManagementRequest,
@@ -83,6 +85,16 @@ export function requireScope(spec: ScopeSpec, options: GuardOptions<Request> = {
   };
 }
 
+/**
+ * The path below the mount point as sent, not percent-decoded. (`req.path` on Express 4 has a
+ * leading `//` collapsed, so `/v1/api-keys//ID` would read as the key `ID`.)
+ */
+function pathBelowMount(req: Request): string {
+  const below = req.originalUrl.slice(req.baseUrl.length);
+  const query = below.indexOf('?');
+  return (query === -1 ? below : below.slice(0, query)) || '/';
+}
+
 /** The management API, to mount with `app.use('/v1/api-keys', apiKeyRoutes({ keygate }))`. */
 export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
   const keygate = toKeygate(options);
@@ -90,8 +102,7 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
   const manage = (req: Request, res: Response, next: NextFunction): void => {
     handleManagementRequest(keygate, {
       request: authenticated.get(req)?.request ?? toRequest(req),
-      // Below the mount point, not percent-decoded.
-      path: req.path,
+      path: pathBelowMount(req),
       origin: `${req.protocol}://${req.get('host')}`,
       // A body parser mounted before us has already read the stream.
       body: async () =>
@@ -105,4 +116,14 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
   };
   return (req, res, next) =>
     req.apiKey ? manage(req, res, next) : authenticate(req, res, () => manage(req, res, next));
+}
+
+/** The key-management page, to mount with `app.use('/dashboard', keyDashboard({ keygate }))`. */
+export function keyDashboard(options: { keygate: Keygate } & DashboardOptions): RequestHandler {
+  const { keygate, ...rest } = options;
+  const handle = createDashboard(keygate, rest);
+  return (req, res) => {
+    const response = handle({ method: req.method, mountPath: req.baseUrl, path: req.path });
+    res.status(response.status).set(response.headers).send(response.body);
+  };
 }

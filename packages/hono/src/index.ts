@@ -1,4 +1,6 @@
 import {
+  createDashboard,
+  type DashboardOptions,
   type Decision,
   type GuardOptions,
   handleManagementRequest,
@@ -18,6 +20,7 @@ import {
 } from '@keygate/core';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { GetConnInfo } from 'hono/conninfo';
+import { basePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import proxyaddr from 'proxy-addr';
 
@@ -201,4 +204,21 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
   routes.all('/', handler);
   routes.all('/:rest{.*}', handler);
   return routes;
+}
+
+/** The key-management page, to mount with `app.route('/dashboard', keyDashboard({ keygate }))`. */
+export function keyDashboard(options: { keygate: Keygate } & DashboardOptions): Hono {
+  const { keygate, ...rest } = options;
+  const handle = createDashboard(keygate, rest);
+  const page = new Hono();
+  page.all('*', (c) => {
+    const mountPath = basePath(c);
+    const response = handle({
+      method: c.req.method,
+      mountPath,
+      path: c.req.path.slice(mountPath.length),
+    });
+    return c.body(response.body, response.status as ContentfulStatusCode, response.headers);
+  });
+  return page;
 }

@@ -1,4 +1,6 @@
 import {
+  createDashboard,
+  type DashboardOptions,
   type Decision,
   type GuardOptions,
   handleManagementRequest,
@@ -122,5 +124,28 @@ export function apiKeyRoutes(
     if (ctx.path !== prefix && !ctx.path.startsWith(`${prefix}/`)) return next();
     if (ctx.state.apiKey) return manage(ctx);
     await authenticate(ctx, () => manage(ctx));
+  };
+}
+
+export interface KeyDashboardOptions extends DashboardOptions {
+  keygate: Keygate;
+  /** Where the page answers. Default `/dashboard`. */
+  prefix?: string;
+}
+
+/** The key-management page as one middleware: `app.use(keyDashboard({ keygate, prefix: '/dashboard' }))`. */
+export function keyDashboard(options: KeyDashboardOptions): Middleware {
+  const { keygate, prefix = '/dashboard', ...rest } = options;
+  const handle = createDashboard(keygate, rest);
+  return async (ctx, next) => {
+    if (ctx.path !== prefix && !ctx.path.startsWith(`${prefix}/`)) return next();
+    const response = handle({
+      method: ctx.method,
+      mountPath: prefix,
+      path: ctx.path.slice(prefix.length),
+    });
+    ctx.status = response.status;
+    ctx.set(response.headers);
+    ctx.body = response.body;
   };
 }

@@ -96,15 +96,11 @@ export interface EmbeddedDatabaseOptions {
  */
 export async function openEmbedded(options: EmbeddedDatabaseOptions = {}): Promise<KeyDatabase> {
   const { dataDir = '.keygate/pglite', migrate: runMigrations = true, logger = false } = options;
+  const { PGlite, drizzlePglite } = await loadPglite();
   const directory = resolve(dataDir);
   const lock = lockDataDirectory(directory);
   let client: PGlite | undefined;
   try {
-    // Loaded on demand: apps on a Postgres server never load PGlite's WebAssembly build.
-    const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([
-      import('@electric-sql/pglite'),
-      import('drizzle-orm/pglite'),
-    ]);
     // A subdirectory keeps the lock file out of the Postgres data directory.
     const opened = await PGlite.create(join(directory, 'pgdata'));
     client = opened;
@@ -126,6 +122,37 @@ export async function openEmbedded(options: EmbeddedDatabaseOptions = {}): Promi
   } catch (error) {
     await client?.close();
     lock.release();
+    throw error;
+  }
+}
+
+/** `openEmbedded` needs `@electric-sql/pglite`, an optional peer dependency, and it is not installed. */
+export class EmbeddedDatabaseUnavailableError extends Error {
+  readonly code = 'PGLITE_MISSING';
+
+  constructor(cause: unknown) {
+    super(
+      '[keygate:PGLITE_MISSING] the embedded database needs @electric-sql/pglite, which is not ' +
+        'installed: run `npm install @electric-sql/pglite`, or set DATABASE_URL to use a ' +
+        'Postgres server.',
+      { cause },
+    );
+    this.name = 'EmbeddedDatabaseUnavailableError';
+  }
+}
+
+/** Loaded on demand: PGlite is an optional peer, and apps on a Postgres server never load its WebAssembly. */
+async function loadPglite() {
+  try {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const { drizzle: drizzlePglite } = await import('drizzle-orm/pglite');
+    return { PGlite, drizzlePglite };
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    const notFound = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+    if (notFound && message.includes('@electric-sql/pglite')) {
+      throw new EmbeddedDatabaseUnavailableError(error);
+    }
     throw error;
   }
 }

@@ -2,6 +2,7 @@ export { PostgresAuditSink } from './audit-sink.js';
 export {
   connectPostgres,
   type EmbeddedDatabaseOptions,
+  EmbeddedDatabaseUnavailableError,
   type KeyDatabase,
   type KeyDatabaseOptions,
   openEmbedded,

@@ -1,5 +1,4 @@
 import { KeyManagementError } from '@keygate/core';
-import { DrizzleQueryError } from 'drizzle-orm';
 
 /**
  * A key-store or audit-trail call that failed (unreachable database, timeout, constraint).
@@ -11,12 +10,24 @@ export class PostgresStoreError extends Error {
 
   constructor(operation: string, error: unknown) {
     // Drizzle's wrapper prints every parameter of the query; report the driver's error instead.
-    const cause = error instanceof DrizzleQueryError && error.cause ? error.cause : error;
+    const cause = isDrizzleQueryError(error) && error.cause ? error.cause : error;
     super(`[keygate:postgres] ${operation} failed: ${describe(cause)}`, { cause });
     this.name = 'PostgresStoreError';
     const code = (cause as { code?: unknown } | null)?.code;
     this.code = typeof code === 'string' ? code : undefined;
   }
+}
+
+/**
+ * drizzle's `DrizzleQueryError`, recognised by shape rather than `instanceof`: the app's drizzle
+ * (CommonJS or ESM, another version) may be a different copy from the one this package loads.
+ */
+function isDrizzleQueryError(error: unknown): error is Error & { cause?: unknown } {
+  return (
+    error instanceof Error &&
+    typeof (error as { query?: unknown }).query === 'string' &&
+    Array.isArray((error as { params?: unknown }).params)
+  );
 }
 
 /** Default for `timeoutMs`: past the 5 s connect and statement timeouts of `connectPostgres`. */

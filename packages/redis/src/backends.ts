@@ -14,8 +14,15 @@ import {
 } from './client.js';
 import { RedisAuthFailureGuard } from './failure-guard.js';
 import { RedisInvalidationBus } from './invalidation.js';
+import { LeasedRedisRateLimiter } from './leased-rate-limiter.js';
 import { RedisNodeHealth, requirePositive } from './node-health.js';
 import { type RedisErrorPolicy, RedisRateLimiter } from './rate-limiter.js';
+
+/**
+ * `'exact'`: one Redis call per request. `'leased'`: instances take tokens from Redis in leases
+ * and spend them in memory, so most requests make no Redis call; never more admitted either way.
+ */
+export type RedisLimitsMode = 'exact' | 'leased';
 
 export type RedisBackendsOptions = (
   | {
@@ -38,6 +45,8 @@ export type RedisBackendsOptions = (
       client: RedisClient;
     }
 ) & {
+  /** How limits are shared (`'exact'` or `'leased'`, see `RedisLimitsMode`). Default `'exact'`. */
+  limits?: RedisLimitsMode;
   /** What the rate limiter does while the node serving a key is unreachable. Default `'memory'`. */
   onRedisError?: RedisErrorPolicy;
   /** Failed authentications allowed per IP. Default 20 per 60 s, then blocked 300 s. */
@@ -54,7 +63,7 @@ export type RedisBackendsOptions = (
 
 export interface RedisBackends {
   client: RedisClient;
-  limiter: RedisRateLimiter;
+  limiter: RedisRateLimiter | LeasedRedisRateLimiter;
   failureGuard: RedisAuthFailureGuard;
   invalidation: RedisInvalidationBus;
   /** Outages per node, shared by the three components. */
@@ -76,6 +85,7 @@ export interface RedisBackends {
  */
 export function createRedisBackends(options: RedisBackendsOptions): RedisBackends {
   const {
+    limits = 'exact',
     onRedisError = 'memory',
     authFailureLimit,
     namespace,
@@ -107,6 +117,13 @@ export function createRedisBackends(options: RedisBackendsOptions): RedisBackend
       'createRedisBackends needs a url, clusterNodes or a client',
     );
   }
+  if (limits !== 'exact' && limits !== 'leased') {
+    if (owned) client.disconnect();
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      `limits must be 'exact' or 'leased' (got ${String(limits)})`,
+    );
+  }
   const nodeHealth = new RedisNodeHealth({
     client,
     timeoutMs,
@@ -119,7 +136,10 @@ export function createRedisBackends(options: RedisBackendsOptions): RedisBackend
     whenBack: 'limits for keys on it are shared again',
   });
   const shared = { client, namespace, timeoutMs, logger, nodeHealth };
-  const limiter = new RedisRateLimiter({ ...shared, onRedisError, recheckIntervalMs });
+  const limiter =
+    limits === 'leased'
+      ? new LeasedRedisRateLimiter({ ...shared, onRedisError, recheckIntervalMs })
+      : new RedisRateLimiter({ ...shared, onRedisError, recheckIntervalMs });
   const failureGuard = new RedisAuthFailureGuard({ ...shared, ...authFailureLimit });
   const invalidation = new RedisInvalidationBus(shared);
   let closing: Promise<void> | null = null;

@@ -3,6 +3,7 @@ export {
   type RedisBackends,
   type RedisBackendsOptions,
   type RedisConnectionFromEnv,
+  type RedisLimitsMode,
   redisConnectionFromEnv,
 } from './backends.js';
 export {
@@ -23,6 +24,10 @@ export {
   type RedisInvalidationBusOptions,
   SUBSCRIBER_CONNECTION_NAME,
 } from './invalidation.js';
+export {
+  LeasedRedisRateLimiter,
+  type LeasedRedisRateLimiterOptions,
+} from './leased-rate-limiter.js';
 export {
   RedisNodeHealth,
   type RedisNodeHealthOptions,

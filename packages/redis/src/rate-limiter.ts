@@ -66,53 +66,14 @@ type ScriptCommand = Record<
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly #client: RedisClient;
-  readonly #onRedisError: RedisErrorPolicy;
-  readonly #insurance: RateLimiter;
+  readonly #backend: LimiterBackend;
   readonly #prefix: string;
-  readonly #timeoutMs: number;
-  readonly #nodeHealth: RedisNodeHealth;
-  readonly #ownsNodeHealth: boolean;
 
   constructor(options: RedisRateLimiterOptions) {
-    const {
-      client,
-      onRedisError = 'memory',
-      insurance = new MemoryRateLimiter(),
-      namespace = 'keygate',
-      timeoutMs = 500,
-      recheckIntervalMs = 1_000,
-      logger = console,
-      nodeHealth,
-    } = options;
-    if (!client) throw new KeygateConfigError('INVALID_OPTION', 'RedisRateLimiter needs a client');
-    if (onRedisError !== 'memory' && onRedisError !== 'fail-closed') {
-      throw new KeygateConfigError(
-        'INVALID_OPTION',
-        `onRedisError must be 'memory' or 'fail-closed' (got ${String(onRedisError)})`,
-      );
-    }
-    requirePositive('timeoutMs', timeoutMs);
-    requirePositive('recheckIntervalMs', recheckIntervalMs);
-    this.#client = client;
-    this.#onRedisError = onRedisError;
-    this.#insurance = insurance;
-    this.#prefix = `${namespace}:rl:`;
-    this.#timeoutMs = timeoutMs;
-    this.#ownsNodeHealth = !nodeHealth;
-    this.#nodeHealth =
-      nodeHealth ??
-      new RedisNodeHealth({
-        client,
-        timeoutMs,
-        recheckIntervalMs,
-        logger,
-        whileDown:
-          onRedisError === 'fail-closed'
-            ? 'refusing rate-limited requests for keys on it'
-            : 'applying per-instance in-memory limits to keys on it',
-        whenBack: 'limits for keys on it are shared again',
-      });
-    client.defineCommand(COMMAND, { lua: RATE_LIMIT_SCRIPT });
+    this.#backend = limiterBackend(options, 'RedisRateLimiter');
+    this.#client = options.client;
+    this.#prefix = `${options.namespace ?? 'keygate'}:rl:`;
+    this.#client.defineCommand(COMMAND, { lua: RATE_LIMIT_SCRIPT });
   }
 
   /** The Redis key holding `policyName`'s state for `subject`; the hash tag keeps a subject's keys in one slot. */
@@ -122,33 +83,97 @@ export class RedisRateLimiter implements RateLimiter {
 
   async consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult> {
     if (policies.length === 0) return { allowed: true, policies: [] };
-    const args: string[] = policies.map((p) => this.keyOf(subject, p.name));
-    for (const policy of policies) {
-      if (policy.kind === 'token-bucket') {
-        args.push(policy.kind, String(policy.capacity), String(policy.refillPerSecond));
-      } else {
-        args.push(policy.kind, String(policy.limit), String(policy.windowSeconds));
-      }
-    }
+    const keys = policies.map((p) => this.keyOf(subject, p.name));
     let reply: ScriptReply;
     try {
       const command = (this.#client as unknown as ScriptCommand)[COMMAND];
-      reply = await this.#nodeHealth.call(
-        args[0]!,
-        () => command.call(this.#client, policies.length, ...args),
-        this.#timeoutMs,
+      reply = await this.#backend.nodeHealth.call(
+        keys[0]!,
+        () => command.call(this.#client, policies.length, ...keys, ...policyArgs(policies)),
+        this.#backend.timeoutMs,
       );
     } catch (error) {
-      if (this.#onRedisError === 'fail-closed') throw new RateLimiterUnavailableError(error);
-      return this.#insurance.consume(subject, policies);
+      return this.#backend.fallback(subject, policies, error);
     }
     return settle(policies, reply);
   }
 
   async close(): Promise<void> {
-    if (this.#ownsNodeHealth) this.#nodeHealth.close();
-    await this.#insurance.close?.();
+    await this.#backend.close();
   }
+}
+
+/** What both Redis limiters share: the per-node outage tracking, and what answers while a node is down. */
+export interface LimiterBackend {
+  nodeHealth: RedisNodeHealth;
+  timeoutMs: number;
+  /** Answers for a subject whose node cannot be reached: the insurance, or `RateLimiterUnavailableError`. */
+  fallback(
+    subject: string,
+    policies: readonly RateLimitPolicy[],
+    error: unknown,
+  ): Promise<RateLimitResult>;
+  close(): Promise<void>;
+}
+
+/** Checks a limiter's options (throwing `KeygateConfigError` once, at construction) and sets up what it shares. */
+export function limiterBackend(options: RedisRateLimiterOptions, name: string): LimiterBackend {
+  const {
+    client,
+    onRedisError = 'memory',
+    timeoutMs = 500,
+    recheckIntervalMs = 1_000,
+    logger = console,
+  } = options;
+  if (!client) throw new KeygateConfigError('INVALID_OPTION', `${name} needs a client`);
+  if (onRedisError !== 'memory' && onRedisError !== 'fail-closed') {
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      `onRedisError must be 'memory' or 'fail-closed' (got ${String(onRedisError)})`,
+    );
+  }
+  requirePositive('timeoutMs', timeoutMs);
+  requirePositive('recheckIntervalMs', recheckIntervalMs);
+  const insurance: RateLimiter = options.insurance ?? new MemoryRateLimiter();
+  const nodeHealth =
+    options.nodeHealth ??
+    new RedisNodeHealth({
+      client,
+      timeoutMs,
+      recheckIntervalMs,
+      logger,
+      whileDown:
+        onRedisError === 'fail-closed'
+          ? 'refusing rate-limited requests for keys on it'
+          : 'applying per-instance in-memory limits to keys on it',
+      whenBack: 'limits for keys on it are shared again',
+    });
+  const ownsNodeHealth = !options.nodeHealth;
+  return {
+    nodeHealth,
+    timeoutMs,
+    async fallback(subject, policies, error) {
+      if (onRedisError === 'fail-closed') throw new RateLimiterUnavailableError(error);
+      return insurance.consume(subject, policies);
+    },
+    async close() {
+      if (ownsNodeHealth) nodeHealth.close();
+      await insurance.close?.();
+    },
+  };
+}
+
+/** Three script arguments per policy: its kind, its quota, its refill rate or window length. */
+export function policyArgs(policies: readonly RateLimitPolicy[]): string[] {
+  const args: string[] = [];
+  for (const policy of policies) {
+    if (policy.kind === 'token-bucket') {
+      args.push(policy.kind, String(policy.capacity), String(policy.refillPerSecond));
+    } else {
+      args.push(policy.kind, String(policy.limit), String(policy.windowSeconds));
+    }
+  }
+  return args;
 }
 
 /** Turns the script's reply (what each policy had before the request) into the shared result. */

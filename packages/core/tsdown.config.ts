@@ -1,0 +1,3 @@
+import { packageBuild } from '../../tsdown.base.js';
+
+export default packageBuild({ entry: ['src/index.ts'] });

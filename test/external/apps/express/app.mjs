@@ -1,0 +1,27 @@
+// Express 4 or 5 from ESM JavaScript, as a user installs it: `npm install @keygate/express`.
+import { apiKeyAuth, createKeygate, keyDashboard, requireScope } from '@keygate/express';
+import express from 'express';
+
+const keygate = createKeygate();
+const reader = await keygate.keys.create({ name: 'reader', scopes: ['read:data'] });
+const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
+
+const app = express();
+app.use('/dashboard', keyDashboard({ keygate }));
+app.use('/v1', apiKeyAuth({ keygate }));
+app.get('/v1/data', requireScope('read:data'), (req, res) => {
+  res.json({ success: true, data: { keyId: req.apiKey.id, scopes: req.apiKey.scopes } });
+});
+
+const server = app.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  console.log(
+    JSON.stringify({ port, keyId: reader.key.id, secret: reader.secret, other: writer.secret }),
+  );
+});
+// The test closes stdin when it is done: stop serving and flush keygate.
+process.stdin.on('end', () => {
+  server.close();
+  keygate.close();
+});
+process.stdin.resume();
