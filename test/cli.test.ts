@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 /** `keygate ...` in this process, with the same output and exit code as the binary. */
-async function runHere(args: string[]): Promise<CliResult> {
+async function runHere(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const code = await run(args, {
@@ -47,7 +47,7 @@ async function runHere(args: string[]): Promise<CliResult> {
     err: (text) => {
       stderr += text;
     },
-    env,
+    env: { ...env, ...extraEnv },
   });
   return { code, stdout, stderr };
 }
@@ -268,6 +268,17 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
     expect(revoke).toEqual({ code: 1, stdout: '', stderr: 'keygate: API key not found\n' });
     expect(showJson.code).toBe(1);
     expect(onlyJson(showJson)).toEqual({ error: 'API key not found' });
+  });
+
+  it('a bad KEYGATE_REDIS_TIMEOUT_MS exits 1 before changing anything', async () => {
+    const refused = await runHere(['keys', 'revoke', key.id], { KEYGATE_REDIS_TIMEOUT_MS: '2s' });
+    expect(refused).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        'keygate: [keygate:INVALID_OPTION] KEYGATE_REDIS_TIMEOUT_MS must be a whole number of milliseconds from 1 to 60000 (got 2s)\n',
+    });
+    expect(onlyJson(await runHere(['keys', 'show', key.id, '--json'])).revokedAt).toBeNull();
   });
 
   it('rotates: the new secret is printed once; the old one stops working', async () => {

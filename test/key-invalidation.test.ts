@@ -10,9 +10,16 @@ import { run } from 'keygate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 import { type AppProcess, startAppProcess, stopAppProcesses } from './support/processes.js';
-import { freePort, type RedisServer, startRedisServer } from './support/redis.js';
+import {
+  freePort,
+  GENEROUS_REDIS_TIMEOUT_MS,
+  type RedisServer,
+  startRedisServer,
+} from './support/redis.js';
 
 const POLL_MS = 25;
+/** A publish or gap check slowed past the default 500 ms by a loaded machine must not give up. */
+const REDIS_TIMEOUT = { KEYGATE_REDIS_TIMEOUT_MS: String(GENEROUS_REDIS_TIMEOUT_MS) };
 
 let database: TestDatabase;
 let redis: RedisServer;
@@ -37,7 +44,7 @@ function note(name: string, sent: number, answered: number, total: number): numb
 
 beforeAll(async () => {
   [database, redis] = await Promise.all([createTestDatabase(), startRedisServer()]);
-  const env = { DATABASE_URL: database.url, REDIS_URL: redis.url };
+  const env = { DATABASE_URL: database.url, REDIS_URL: redis.url, ...REDIS_TIMEOUT };
   [a, b] = await Promise.all([startAppProcess('hono', env), startAppProcess('express', env)]);
   keygate = createKeygate({
     store: database.store,
@@ -191,7 +198,7 @@ describe('a change made on one instance reaches the other within a second', () =
     const code = await run(['keys', 'revoke', key.id], {
       out: (text) => out.push(text),
       err: (text) => err.push(text),
-      env: { DATABASE_URL: database.url, REDIS_URL: redis.url },
+      env: { DATABASE_URL: database.url, REDIS_URL: redis.url, ...REDIS_TIMEOUT },
     });
     expect({ code, err: err.join('') }).toEqual({ code: 0, err: '' });
     expect(out.join('')).toBe(`Revoked ${key.id}.\n`);
@@ -237,7 +244,7 @@ describe('the CLI announces a change once Redis answers', () => {
       const code = await run(['keys', 'rotate', key.id, '--json'], {
         out: (text) => out.push(text),
         err: (text) => err.push(text),
-        env: { DATABASE_URL: database.url, REDIS_URL: link.url },
+        env: { DATABASE_URL: database.url, REDIS_URL: link.url, ...REDIS_TIMEOUT },
       });
       // Before the fix the database answered first and the CLI published on a client still connecting.
       expect({ code, err: err.join('') }).toEqual({ code: 0, err: '' });

@@ -39,9 +39,10 @@ describe('createRedisBackends', () => {
       url: SHARED_REDIS_URL,
       namespace,
       logger,
-      redisOptions: { commandTimeout: 5_000 },
       timeoutMs: 5_000,
     });
+    // ioredis's own command timeout (2 s by default) would otherwise cut keygate's longer one short.
+    expect(redis.client.options).toMatchObject({ commandTimeout: 5_000 });
     await waitFor('the client to connect', () => redis.client.status === 'ready');
     const keygate = createKeygate({
       limiter: redis.limiter,
@@ -112,7 +113,8 @@ describe('createRedisBackends', () => {
     await waitFor('a failed connection attempt', () => redis.client.status === 'reconnecting');
     const started = performance.now();
     await redis.close();
-    expect(performance.now() - started).toBeLessThan(100);
+    // Without waiting for a reconnect attempt (up to 2 s) or a QUIT that cannot be sent (1 s).
+    expect(performance.now() - started).toBeLessThan(1_000);
     await new Promise((resolve) => setTimeout(resolve, 300));
     // No further reconnect attempt.
     expect(redis.client.status).not.toBe('connecting');
@@ -131,5 +133,20 @@ describe('createRedisBackends', () => {
 
   it('needs a url, cluster nodes or a client', () => {
     expect(() => createRedisBackends({ url: '' })).toThrow(/url, clusterNodes or a client/);
+  });
+
+  it('refuses an impossible timeout before connecting, and keeps the 2 s backstop under a shorter one', async () => {
+    expect(() => createRedisBackends({ url: SHARED_REDIS_URL, timeoutMs: 0 })).toThrow(
+      'timeoutMs must be a positive number (got 0)',
+    );
+    const short = createRedisBackends({ url: SHARED_REDIS_URL, timeoutMs: 200 });
+    expect(short.client.options).toMatchObject({ commandTimeout: 2_000 });
+    const cluster = createRedisBackends({
+      clusterNodes: `127.0.0.1:${await freePort()}`,
+      timeoutMs: 8_000,
+      logger: { warn: () => {}, info: () => {} },
+    });
+    expect(cluster.client.options).toMatchObject({ redisOptions: { commandTimeout: 8_000 } });
+    await Promise.all([short.close(), cluster.close()]);
   });
 });

@@ -9,12 +9,23 @@ import { createRedisBackends, type RedisBackends } from '@keygate/redis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 import { type AppProcess, runCli, startAppProcess, stopAppProcesses } from './support/processes.js';
-import { waitFor } from './support/redis.js';
+import { GENEROUS_REDIS_TIMEOUT_MS, waitFor } from './support/redis.js';
 import {
   type ClusterNodeServer,
   type RedisClusterServers,
   startRedisCluster,
 } from './support/redis-cluster.js';
+
+/**
+ * keygate's Redis timeout for every instance here: a healthy master slowed down by a loaded
+ * machine must never be taken for down, which would break the exactness asserted on healthy
+ * masters. The killed master refuses connections at once, so its loss is noticed without it.
+ */
+const REDIS_TIMEOUT_MS = GENEROUS_REDIS_TIMEOUT_MS;
+/** The longest a health transition (a node lost, a failover followed) is waited for. */
+const TRANSITION_MS = 30_000;
+/** Per test: these start processes and send hundreds of requests, which a loaded machine slows down. */
+const TEST_MS = 120_000;
 
 let cluster: RedisClusterServers;
 let database: TestDatabase;
@@ -29,6 +40,7 @@ beforeAll(async () => {
   const env = {
     DATABASE_URL: database.url,
     REDIS_CLUSTER_NODES: cluster.seeds,
+    KEYGATE_REDIS_TIMEOUT_MS: String(REDIS_TIMEOUT_MS),
     // Each revoked key is polled from its own address, so the polls do not add up to a blocked IP.
     TRUST_PROXY: '1',
   };
@@ -106,7 +118,7 @@ function linesOf(app: AppProcess, pattern: RegExp): string[] {
 
 const WEBSITES = '/v1/query/websites';
 
-describe('two app processes on a Redis Cluster', () => {
+describe('two app processes on a Redis Cluster', { timeout: TEST_MS }, () => {
   it('admit exactly each key’s burst between them, with keys on every master', async () => {
     const masters = await cluster.masters();
     expect(masters).toHaveLength(3);
@@ -124,11 +136,11 @@ describe('two app processes on a Redis Cluster', () => {
   });
 
   it('loses no revocation while the subscriber connections are dropped again and again', async () => {
-    const issued = await Promise.all(
-      Array.from({ length: 60 }, () =>
-        keygate.keys.create({ name: 'reader', scopes: ['read:data'] }),
-      ),
-    );
+    // One at a time: 60 creations at once queue on the pool, past the store's timeout on a loaded machine.
+    const issued = [];
+    for (let i = 0; i < 60; i++) {
+      issued.push(await keygate.keys.create({ name: 'reader', scopes: ['read:data'] }));
+    }
     // Both processes serve each key, so both have it in their verification cache.
     for (const { secret } of issued) {
       expect([await statusOf(a, secret), await statusOf(b, secret)]).toEqual([200, 200]);
@@ -157,7 +169,7 @@ describe('two app processes on a Redis Cluster', () => {
   });
 });
 
-describe('configuration from the environment', () => {
+describe('configuration from the environment', { timeout: TEST_MS }, () => {
   it('the CLI revokes through REDIS_CLUSTER_NODES, and the other process refuses the key within a second', async () => {
     const { key, secret } = await keygate.keys.create({ name: 'reader', scopes: ['read:data'] });
     expect(await statusOf(b, secret)).toBe(200);
@@ -165,6 +177,7 @@ describe('configuration from the environment', () => {
     const revoked = await runCli(['keys', 'revoke', key.id], {
       DATABASE_URL: database.url,
       REDIS_CLUSTER_NODES: cluster.seeds,
+      KEYGATE_REDIS_TIMEOUT_MS: String(REDIS_TIMEOUT_MS),
     });
     expect(revoked, revoked.stderr).toMatchObject({ code: 0, stderr: '' });
     const exited = performance.now();
@@ -218,7 +231,7 @@ async function refusedBy(app: AppProcess, secret: string, since: number): Promis
   }
 }
 
-describe('one master killed', () => {
+describe('one master killed', { timeout: TEST_MS }, () => {
   /** An instance that refuses rate-limited requests while the node of their key is down. */
   let failClosed: Keygate;
   let backends: RedisBackends;
@@ -230,6 +243,7 @@ describe('one master killed', () => {
   beforeAll(async () => {
     backends = createRedisBackends({
       clusterNodes: cluster.seeds,
+      timeoutMs: REDIS_TIMEOUT_MS,
       onRedisError: 'fail-closed',
       authFailureLimit: { points: 3, durationSeconds: 60, blockSeconds: 60 },
       logger: logged,
@@ -247,7 +261,7 @@ describe('one master killed', () => {
     victim = await cluster.masterOf('keygate:invalidate:seq');
     replica = await cluster.replicaOf(victim);
     keys = await keysOn(await cluster.masters(), 2);
-  });
+  }, TEST_MS);
 
   afterAll(async () => {
     await failClosed?.close();
@@ -289,8 +303,10 @@ describe('one master killed', () => {
       [200, 200, 503],
     );
     const lost = new RegExp(`Redis Cluster node ${victim.address} unreachable`);
-    await waitFor('both processes to log the lost node', () =>
-      [a, b].every((app) => linesOf(app, lost).length === 1),
+    await waitFor(
+      'both processes to log the lost node',
+      () => [a, b].every((app) => linesOf(app, lost).length === 1),
+      TRANSITION_MS,
     );
 
     for (const key of keys) {
@@ -328,6 +344,9 @@ describe('one master killed', () => {
     };
     const lostIp = await ipOn((master) => master === victim);
     const healthyIp = await ipOn((master) => master !== victim);
+    const healthyMaster = await cluster.masterOf(`keygate:auth-fail:${healthyIp}`);
+    expect(backends.nodeHealth.isDown(victim.address)).toBe(true);
+    expect(backends.nodeHealth.isDown(healthyMaster.address)).toBe(false);
     for (const ip of [lostIp, healthyIp]) {
       const statuses = [];
       for (let i = 0; i < 5; i++) {
@@ -342,7 +361,6 @@ describe('one master killed', () => {
       // Three failures allowed, then the IP is blocked: never a 503.
       expect(statuses, ip).toEqual([401, 401, 401, 429, 429]);
     }
-    const healthyMaster = await cluster.masterOf(`keygate:auth-fail:${healthyIp}`);
     expect(await cluster.connection(healthyMaster).exists(`keygate:auth-fail:${healthyIp}`)).toBe(
       1,
     );
@@ -366,14 +384,18 @@ describe('one master killed', () => {
       'the replica to take over',
       async () =>
         (await cluster.masterOf(bucketOf(keys.find((k) => k.master === victim)!.id))) === replica,
-      30_000,
+      TRANSITION_MS,
     );
     const replaced = new RegExp(`Redis Cluster node ${victim.address} no longer serves any slot`);
-    await waitFor('both processes to follow', () =>
-      [a, b].every((app) => linesOf(app, replaced).length === 1),
+    await waitFor(
+      'both processes to follow',
+      () => [a, b].every((app) => linesOf(app, replaced).length === 1),
+      TRANSITION_MS,
     );
-    await waitFor('the fail-closed instance to follow', () =>
-      logged.info.mock.calls.some(([line]) => replaced.test(String(line))),
+    await waitFor(
+      'the fail-closed instance to follow',
+      () => logged.info.mock.calls.some(([line]) => replaced.test(String(line))),
+      TRANSITION_MS,
     );
 
     // Keys now on the promoted replica are exact again, and no longer refused.

@@ -18,6 +18,14 @@ import { Redis, type RedisOptions } from 'ioredis';
 
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/**
+ * keygate's Redis timeout (`timeoutMs`, `KEYGATE_REDIS_TIMEOUT_MS`) for tests that assert exact
+ * limits or delivered invalidations on a healthy Redis: on a loaded machine a reply (or the
+ * event loop that reads it) can take longer than the default 500 ms, and a healthy node would be
+ * taken for down. A killed server still refuses connections at once, whatever the timeout.
+ */
+export const GENEROUS_REDIS_TIMEOUT_MS = 10_000;
+
 export const START_SHARED_REDIS =
   'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no';
 

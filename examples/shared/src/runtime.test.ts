@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { limitsFrom, trustProxyFrom } from './runtime.js';
+import { limitsFrom, openRuntime, trustProxyFrom } from './runtime.js';
 
 describe('TRUST_PROXY', () => {
   it('is off when unset, empty or 0', () => {
@@ -25,6 +25,19 @@ describe('TRUST_PROXY', () => {
     for (const value of ['true', 'yes', '10.0.0.0/99', '1.5', 'proxy.internal']) {
       expect(() => trustProxyFrom({ TRUST_PROXY: value }), value).toThrow(
         `TRUST_PROXY must be a number of proxy hops or a comma-separated list of proxy addresses or CIDR ranges (got ${value})`,
+      );
+    }
+  });
+});
+
+describe('KEYGATE_REDIS_TIMEOUT_MS', () => {
+  it('stops the start with a message when it is not a whole number of milliseconds', async () => {
+    for (const value of ['2s', '0', '1.5']) {
+      await expect(
+        openRuntime({ REDIS_URL: 'redis://127.0.0.1:6379', KEYGATE_REDIS_TIMEOUT_MS: value }),
+        value,
+      ).rejects.toThrow(
+        `KEYGATE_REDIS_TIMEOUT_MS must be a whole number of milliseconds from 1 to 60000 (got ${value})`,
       );
     }
   });

@@ -27,7 +27,7 @@ export const APP_SCOPES = ['read:data', 'write:llm', 'track:events', 'read:confi
  * Builds keygate from the environment: Postgres when `DATABASE_URL` is set (embedded PGlite under
  * `.keygate/` otherwise), Redis when `REDIS_URL` (a single Redis) or `REDIS_CLUSTER_NODES`
  * (`host:port,...` of a Redis Cluster) is set (in-process limits otherwise; leased with
- * `KEYGATE_LIMITS=leased`), digests peppered with
+ * `KEYGATE_LIMITS=leased`; its timeout from `KEYGATE_REDIS_TIMEOUT_MS`), digests peppered with
  * `KEYGATE_PEPPER` when it is set, and the audit trail also as JSON lines on stdout when
  * `KEYGATE_AUDIT_STDOUT=1`.
  */

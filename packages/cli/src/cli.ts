@@ -143,11 +143,12 @@ const COMMANDS: Command[] = [
 ];
 
 const ENVIRONMENT = `Environment:
-  DATABASE_URL         Postgres to use; without it, the embedded database under .keygate/
-                       (which needs @electric-sql/pglite installed)
-  REDIS_URL            Redis to tell running apps about changed keys (cache invalidation)
-  REDIS_CLUSTER_NODES  instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
-  KEYGATE_PEPPER       Secret mixed into key digests (HMAC); must be the apps' own`;
+  DATABASE_URL              Postgres to use; without it, the embedded database under .keygate/
+                            (which needs @electric-sql/pglite installed)
+  REDIS_URL                 Redis to tell running apps about changed keys (cache invalidation)
+  REDIS_CLUSTER_NODES       instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
+  KEYGATE_REDIS_TIMEOUT_MS  Longest wait for Redis, in ms (default 500)
+  KEYGATE_PEPPER            Secret mixed into key digests (HMAC); must be the apps' own`;
 
 const EXIT_CODES =
   'Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.';

@@ -6,6 +6,7 @@ import {
   describeError,
   isCluster,
   parseRedisClusterNodes,
+  REDIS_CLIENT_DEFAULTS,
   type RedisClient,
   type RedisLogger,
   whenReady,
@@ -13,7 +14,7 @@ import {
 import { RedisAuthFailureGuard } from './failure-guard.js';
 import { RedisInvalidationBus } from './invalidation.js';
 import { LeasedRedisRateLimiter } from './leased-rate-limiter.js';
-import { RedisNodeHealth } from './node-health.js';
+import { RedisNodeHealth, requirePositive } from './node-health.js';
 import { type RedisErrorPolicy, RedisRateLimiter } from './rate-limiter.js';
 
 /**
@@ -91,15 +92,24 @@ export function createRedisBackends(options: RedisBackendsOptions): RedisBackend
     recheckIntervalMs,
     logger,
   } = options;
+  if (timeoutMs !== undefined) requirePositive('timeoutMs', timeoutMs);
+  // ioredis's command timeout is a backstop behind keygate's own, so never the shorter of the two.
+  const backstop =
+    timeoutMs === undefined
+      ? {}
+      : { commandTimeout: Math.max(REDIS_CLIENT_DEFAULTS.commandTimeout, timeoutMs) };
   let client: RedisClient;
   let owned = true;
   if ('client' in options && options.client) {
     client = options.client;
     owned = false;
   } else if ('url' in options && options.url) {
-    client = connectRedis(options.url, options.redisOptions);
+    client = connectRedis(options.url, { ...backstop, ...options.redisOptions });
   } else if ('clusterNodes' in options && options.clusterNodes) {
-    client = connectRedisCluster(options.clusterNodes, options.clusterOptions);
+    client = connectRedisCluster(options.clusterNodes, {
+      ...options.clusterOptions,
+      redisOptions: { ...backstop, ...options.clusterOptions?.redisOptions },
+    });
   } else {
     throw new KeygateConfigError(
       'INVALID_OPTION',
@@ -150,14 +160,22 @@ export function createRedisBackends(options: RedisBackendsOptions): RedisBackend
   };
 }
 
+/** What `redisConnectionFromEnv` reads: where Redis is and, when set, how long keygate waits for it. */
+export type RedisConnectionFromEnv = ({ url: string } | { clusterNodes: string }) & {
+  timeoutMs?: number;
+};
+
+/** The longest `KEYGATE_REDIS_TIMEOUT_MS` taken: a request waiting longer on Redis is a mistake. */
+const MAX_ENV_TIMEOUT_MS = 60_000;
+
 /**
  * Where the reference app and the CLI find Redis: `REDIS_CLUSTER_NODES` (`host:port,host:port`,
- * some nodes of a Redis Cluster) or `REDIS_URL` (a single Redis), as `createRedisBackends`
- * options; `null` when neither is set.
+ * some nodes of a Redis Cluster) or `REDIS_URL` (a single Redis), with `KEYGATE_REDIS_TIMEOUT_MS`
+ * as `timeoutMs` when set, as `createRedisBackends` options; `null` when neither is set.
  */
 export function redisConnectionFromEnv(
   env: NodeJS.ProcessEnv = process.env,
-): { url: string } | { clusterNodes: string } | null {
+): RedisConnectionFromEnv | null {
   const url = env.REDIS_URL?.trim();
   const clusterNodes = env.REDIS_CLUSTER_NODES?.trim();
   if (url && clusterNodes) {
@@ -166,12 +184,23 @@ export function redisConnectionFromEnv(
       'set REDIS_URL (a single Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both',
     );
   }
+  const timeout = env.KEYGATE_REDIS_TIMEOUT_MS?.trim();
+  const wait: { timeoutMs?: number } = {};
+  if (timeout) {
+    wait.timeoutMs = Number(timeout);
+    if (!/^\d+$/.test(timeout) || wait.timeoutMs < 1 || wait.timeoutMs > MAX_ENV_TIMEOUT_MS) {
+      throw new KeygateConfigError(
+        'INVALID_OPTION',
+        `KEYGATE_REDIS_TIMEOUT_MS must be a whole number of milliseconds from 1 to ${MAX_ENV_TIMEOUT_MS} (got ${timeout})`,
+      );
+    }
+  }
   if (clusterNodes) {
     // Fails now, with the entry at fault, rather than as a connection that never succeeds.
     parseRedisClusterNodes(clusterNodes);
-    return { clusterNodes };
+    return { clusterNodes, ...wait };
   }
-  return url ? { url } : null;
+  return url ? { url, ...wait } : null;
 }
 
 async function checkedReady(client: RedisClient, timeoutMs: number): Promise<boolean> {

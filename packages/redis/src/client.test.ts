@@ -59,4 +59,28 @@ describe('redisConnectionFromEnv', () => {
       /not a Redis Cluster node/,
     );
   });
+
+  it('takes KEYGATE_REDIS_TIMEOUT_MS as the timeout, for either kind', () => {
+    expect(
+      redisConnectionFromEnv({ REDIS_URL: 'redis://r:6379', KEYGATE_REDIS_TIMEOUT_MS: ' 2500 ' }),
+    ).toEqual({ url: 'redis://r:6379', timeoutMs: 2500 });
+    expect(
+      redisConnectionFromEnv({ REDIS_CLUSTER_NODES: 'a:7000', KEYGATE_REDIS_TIMEOUT_MS: '60000' }),
+    ).toEqual({ clusterNodes: 'a:7000', timeoutMs: 60_000 });
+    expect(
+      redisConnectionFromEnv({ REDIS_URL: 'redis://r:6379', KEYGATE_REDIS_TIMEOUT_MS: '' }),
+    ).toEqual({ url: 'redis://r:6379' });
+  });
+
+  it('refuses a KEYGATE_REDIS_TIMEOUT_MS that is not a whole number of ms from 1 to 60000', () => {
+    for (const value of ['0', '-5', '1.5', '2s', 'abc', '60001', '1e3', 'Infinity']) {
+      expect(
+        () =>
+          redisConnectionFromEnv({ REDIS_URL: 'redis://r:6379', KEYGATE_REDIS_TIMEOUT_MS: value }),
+        value,
+      ).toThrow(
+        `KEYGATE_REDIS_TIMEOUT_MS must be a whole number of milliseconds from 1 to 60000 (got ${value})`,
+      );
+    }
+  });
 });

@@ -2,6 +2,7 @@ export {
   createRedisBackends,
   type RedisBackends,
   type RedisBackendsOptions,
+  type RedisConnectionFromEnv,
   type RedisLimitsMode,
   redisConnectionFromEnv,
 } from './backends.js';
