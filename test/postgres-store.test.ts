@@ -14,6 +14,7 @@ import {
 } from '@keygate/core';
 import {
   apiKeys,
+  connectPostgres,
   type KeygateDatabase,
   openEmbedded,
   PostgresAuditSink,
@@ -701,14 +702,13 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
 });
 
 describe('PostgresKeyStore reading keys through postgres.js itself', () => {
-  it('finds the same record as through drizzle, by its digest or its previous one, without drizzle', async () => {
-    const statements: string[] = [];
-    const database = await createTestDatabase({
-      logger: { logQuery: (query) => statements.push(query) },
-    });
+  it('finds the same record as through drizzle, by its digest or its previous one', async () => {
+    const database = await createTestDatabase();
+    // As the apps have it: drizzle and the store's lookup on one postgres.js client.
+    const connected = await connectPostgres({ url: database.url });
     try {
       const viaDrizzle = new PostgresKeyStore(database.db);
-      const direct = new PostgresKeyStore(database.db, { postgresJs: database.sql });
+      const direct = connected.store;
       const { key } = newKey({
         resources: ['website:w_1', 'link:*'],
         restrictions: { ips: ['10.0.0.0/8'], endpoints: ['GET /v1/**'] },
@@ -723,17 +723,26 @@ describe('PostgresKeyStore reading keys through postgres.js itself', () => {
         start: 'sk_live_nextxx',
         previousDigestExpiresAt: new Date(Date.now() + 3_600_000),
       });
+      await direct.revoke(key.id, new Date());
+      const revoked = await viaDrizzle.get(key.id);
+      expect(revoked?.previousDigest).toBe(rotated?.previousDigest);
       for (const digest of [hasher.digest('sk_live_next'), key.digest]) {
-        statements.length = 0;
         const found = await direct.findByDigest(digest);
-        expect(statements).toEqual([]);
-        expect(found).toEqual(rotated);
+        expect(found).toEqual(revoked);
         expect(found).toEqual(await viaDrizzle.findByDigest(digest));
-        expect(found?.createdAt).toBeInstanceOf(Date);
-        expect(found?.previousDigestExpiresAt).toBeInstanceOf(Date);
+        for (const at of [
+          'createdAt',
+          'updatedAt',
+          'expiresAt',
+          'revokedAt',
+          'previousDigestExpiresAt',
+        ] as const) {
+          expect(found?.[at], at).toBeInstanceOf(Date);
+        }
       }
       expect(await direct.findByDigest(hasher.digest('sk_live_unknown'))).toBeNull();
     } finally {
+      await connected.close();
       await database.close();
     }
   });

@@ -1,8 +1,9 @@
 /** Raised by {@link withTimeout} when a call takes longer than its caller may wait. */
 export class TimeoutError extends Error {
   readonly code = 'TIMEOUT';
-  constructor(ms: number) {
-    super(`no answer within ${ms} ms`);
+  /** `backend` names who did not answer, for the message (`Redis did not answer within 500 ms`). */
+  constructor(ms: number, backend?: string) {
+    super(backend ? `${backend} did not answer within ${ms} ms` : `no answer within ${ms} ms`);
     this.name = 'TimeoutError';
   }
 }

@@ -21,8 +21,8 @@ const MAX_PAGE_SIZE = 1000;
 export interface PostgresKeyStoreOptions extends PostgresStoreOptions {
   /**
    * The postgres.js client under `db`, when it parses types as by default (no `transform`, no
-   * `types`): the request path's one lookup then reads its row straight into a key, without
-   * drizzle's row mapping. `connectPostgres` passes it (unless it was given a `logger`, which sees
+   * `types`; drizzle's own change to its date parsing is expected): the request path's one lookup
+   * then reads its row straight into a key, without drizzle's row mapping. `connectPostgres` passes it (unless it was given a `logger`, which sees
    * drizzle's statements only). Default: none, drizzle's prepared query.
    */
   postgresJs?: Sql;
@@ -32,6 +32,23 @@ export interface PostgresKeyStoreOptions extends PostgresStoreOptions {
 const KEY_COLUMNS = Object.entries(getTableColumns(apiKeys))
   .map(([field, column]) => `"${column.name}" as "${field}"`)
   .join(', ');
+
+/**
+ * A postgres.js row as a key: its timestamps come as text when drizzle shares the client (drizzle
+ * turns postgres.js's date parsing off, to parse them itself).
+ */
+function withDates(row: ApiKeyRecord): ApiKeyRecord {
+  row.createdAt = toDate(row.createdAt)!;
+  row.updatedAt = toDate(row.updatedAt)!;
+  row.expiresAt = toDate(row.expiresAt);
+  row.revokedAt = toDate(row.revokedAt);
+  row.previousDigestExpiresAt = toDate(row.previousDigestExpiresAt);
+  return row;
+}
+
+function toDate(value: Date | string | null): Date | null {
+  return value === null || value instanceof Date ? value : new Date(value);
+}
 
 /**
  * A key by its digest, or by its previous digest during a rotation's grace period: two plain index
@@ -64,7 +81,9 @@ export class PostgresKeyStore implements KeyStore {
     const client = options.postgresJs;
     if (client) {
       this.#lookUp = (digest) =>
-        client.unsafe<ApiKeyRecord[]>(FIND_BY_DIGEST, [digest], { prepare: true });
+        client
+          .unsafe<ApiKeyRecord[]>(FIND_BY_DIGEST, [digest], { prepare: true })
+          .then((rows) => rows.map(withDates));
     } else {
       const digest = sql.placeholder('digest');
       const prepared = db

@@ -9,6 +9,7 @@ import {
   REDIS_CLIENT_DEFAULTS,
   type RedisClient,
   type RedisLogger,
+  redisTimeout,
   whenReady,
 } from './client.js';
 import { RedisAuthFailureGuard } from './failure-guard.js';
@@ -221,7 +222,9 @@ async function checkedReady(client: RedisClient, timeoutMs: number): Promise<boo
     return ready;
   }
   if (!(await whenReady(client, timeoutMs))) return false;
-  const info = await withTimeout(client.info('cluster'), timeoutMs).catch(() => '');
+  const info = await withTimeout(client.info('cluster'), timeoutMs, redisTimeout(timeoutMs)).catch(
+    () => '',
+  );
   if (/cluster_enabled:1/.test(info)) {
     const { host, port } = client.options;
     throw new KeygateConfigError(
@@ -242,7 +245,7 @@ async function quit(client: RedisClient): Promise<void> {
   const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
   try {
     await client.quit();
-    await withTimeout(ended, 1_000);
+    await withTimeout(ended, 1_000, redisTimeout(1_000));
   } catch {
     // The connection dropped while quitting, or did not close in time.
     client.disconnect();

@@ -1,4 +1,4 @@
-import { KeygateConfigError } from '@keygate/core';
+import { KeygateConfigError, TimeoutError } from '@keygate/core';
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 
 /** A single Redis connection or a Redis Cluster, both from ioredis 5. */
@@ -130,6 +130,11 @@ export function whenReady(client: RedisClient, timeoutMs: number): Promise<boole
     client.once('ready', onReady);
     client.once('close', onClose);
   });
+}
+
+/** What a Redis call that outlasts its deadline rejects with (the core's `withTimeout` takes it). */
+export function redisTimeout(ms: number): () => TimeoutError {
+  return () => new TimeoutError(ms, 'Redis');
 }
 
 export function describeError(error: unknown): string {

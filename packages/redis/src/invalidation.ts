@@ -6,6 +6,7 @@ import {
   type RedisClient,
   type RedisLogger,
   reconnectDelay,
+  redisTimeout,
 } from './client.js';
 import { RedisNodeHealth, requirePositive } from './node-health.js';
 
@@ -157,6 +158,7 @@ export class RedisInvalidationBus implements InvalidationBus {
           await withTimeout(
             relay.publish(this.#channel, `${UNNUMBERED}:${keyId}`),
             this.#timeoutMs,
+            redisTimeout(this.#timeoutMs),
           );
           return;
         } catch (relayError) {

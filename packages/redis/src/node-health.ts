@@ -1,6 +1,12 @@
 import { KeygateConfigError, withTimeout } from '@keygate/core';
 import { Command, Redis } from 'ioredis';
-import { describeError, isCluster, type RedisClient, type RedisLogger } from './client.js';
+import {
+  describeError,
+  isCluster,
+  type RedisClient,
+  type RedisLogger,
+  redisTimeout,
+} from './client.js';
 
 export interface RedisNodeHealthOptions {
   /** The ioredis client or Cluster whose nodes are tracked. Required. */
@@ -127,7 +133,7 @@ export class RedisNodeHealth {
       if (this.#client.status !== 'ready') {
         throw new Error(`connection is ${this.#client.status}`);
       }
-      answer = withTimeout(command(), timeoutMs);
+      answer = withTimeout(command(), timeoutMs, redisTimeout(timeoutMs));
     } catch (error) {
       this.#failed(node, error);
       return Promise.reject(error);
@@ -211,6 +217,7 @@ export class RedisNodeHealth {
       await withTimeout(
         new Promise<void>((resolve) => client.refreshSlotsCache(() => resolve())),
         this.#timeoutMs,
+        redisTimeout(this.#timeoutMs),
       ).catch(() => {});
       if (!current() || circuit.state !== 'down') return;
       if (client.status === 'ready' && !client.slots.some((nodes) => nodes?.[0] === node)) {
@@ -228,7 +235,7 @@ export class RedisNodeHealth {
     const client = this.#client;
     if (client.status !== 'ready') return false;
     if (!isCluster(client)) {
-      return withTimeout(client.ping(), this.#timeoutMs).then(
+      return withTimeout(client.ping(), this.#timeoutMs, redisTimeout(this.#timeoutMs)).then(
         () => true,
         () => false,
       );
@@ -248,7 +255,7 @@ export class RedisNodeHealth {
     });
     probe.on('error', () => {});
     try {
-      await withTimeout(probe.ping(), this.#timeoutMs);
+      await withTimeout(probe.ping(), this.#timeoutMs, redisTimeout(this.#timeoutMs));
       return true;
     } catch {
       return false;
