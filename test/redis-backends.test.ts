@@ -67,7 +67,7 @@ describe('createRedisBackends', () => {
     const rejected = decisions[2]!;
     expect(rejected.ok || rejected.error.code).toBe('RATE_LIMITED');
     expect(rejected.headers['Retry-After']).toBe('1000');
-    expect(await admin.hget(`${namespace}:rl:{${key.id}}:daily`, 'count')).toBe('2');
+    expect(await admin.hget(`${namespace}:rl:{${key.id}}`, 'daily:count')).toBe('2');
     expect(logger.warn).not.toHaveBeenCalled();
 
     await keygate.close();

@@ -76,9 +76,9 @@ interface TestKey {
   master: ClusterNodeServer;
 }
 
-/** The Redis key of a key's burst bucket in the reference app (namespace `keygate`). */
-function bucketOf(id: string): string {
-  return `keygate:rl:{${id}}:burst`;
+/** The Redis hash of a key's rate-limit state in the reference app (namespace `keygate`). */
+function limitsOf(id: string): string {
+  return `keygate:rl:{${id}}`;
 }
 
 /** Issues keys until each of `masters` serves `perMaster` of them. */
@@ -90,7 +90,7 @@ async function keysOn(masters: ClusterNodeServer[], perMaster: number): Promise<
       scopes: ['read:data'],
       rateLimit: BURST,
     });
-    const master = await cluster.masterOf(bucketOf(key.id));
+    const master = await cluster.masterOf(limitsOf(key.id));
     const keys = byMaster.get(master);
     if (keys && keys.length < perMaster) keys.push({ id: key.id, secret, master });
   }
@@ -131,7 +131,7 @@ describe('two app processes on a Redis Cluster', { timeout: TEST_MS }, () => {
       expect(count(statuses, 200), `${key.id} on ${key.master.address}`).toBe(10);
       expect(count(statuses, 429)).toBe(20);
       // Kept on the master serving the key's slot.
-      expect(await cluster.connection(key.master).exists(bucketOf(key.id))).toBe(1);
+      expect(await cluster.connection(key.master).exists(limitsOf(key.id))).toBe(1);
     }
   });
 
@@ -329,7 +329,7 @@ describe('one master killed', { timeout: TEST_MS }, () => {
     // Known down, the lost master is not even asked: the command is never sent.
     const command = vi.fn(() => Promise.resolve('sent'));
     expect(backends.nodeHealth.isDown(victim.address)).toBe(true);
-    await expect(backends.nodeHealth.call(bucketOf(onVictim.id), command)).rejects.toThrow(
+    await expect(backends.nodeHealth.call(limitsOf(onVictim.id), command)).rejects.toThrow(
       /is down/,
     );
     expect(command).not.toHaveBeenCalled();
@@ -383,7 +383,7 @@ describe('one master killed', { timeout: TEST_MS }, () => {
     await waitFor(
       'the replica to take over',
       async () =>
-        (await cluster.masterOf(bucketOf(keys.find((k) => k.master === victim)!.id))) === replica,
+        (await cluster.masterOf(limitsOf(keys.find((k) => k.master === victim)!.id))) === replica,
       TRANSITION_MS,
     );
     const replaced = new RegExp(`Redis Cluster node ${victim.address} no longer serves any slot`);
@@ -403,7 +403,7 @@ describe('one master killed', { timeout: TEST_MS }, () => {
       const { apps, failClosed: closed } = await spread(key);
       expect(count([...apps, ...closed], 200), key.id).toBe(10);
       expect(count([...apps, ...closed], 429), key.id).toBe(20);
-      expect(await cluster.connection(replica).exists(bucketOf(key.id))).toBe(1);
+      expect(await cluster.connection(replica).exists(limitsOf(key.id))).toBe(1);
     }
 
     const lost = new RegExp(`Redis Cluster node ${victim.address} unreachable`);

@@ -16,6 +16,7 @@ import {
   LeasedRedisRateLimiter,
   type LeasedRedisRateLimiterOptions,
   RedisInvalidationBus,
+  RedisRateLimiter,
 } from '@keygate/redis';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
@@ -82,8 +83,8 @@ function daily(limit: number): RateLimitPolicy {
 /** What the key's policies hold in Redis: bucket tokens (whole), the day's count, and the leases on record. */
 async function stored(limiter: LeasedRedisRateLimiter, subject: string) {
   const [tokens, count, leases] = await Promise.all([
-    admin.hget(limiter.keyOf(subject, 'burst'), 'tokens'),
-    admin.hget(limiter.keyOf(subject, 'daily'), 'count'),
+    admin.hget(limiter.keyOf(subject), limiter.fieldOf('burst', 'tokens')),
+    admin.hget(limiter.keyOf(subject), limiter.fieldOf('daily', 'count')),
     admin.hlen(limiter.leaseKeyOf(subject)),
   ]);
   return {
@@ -229,6 +230,24 @@ describe('LeasedRedisRateLimiter on one instance', () => {
       (await sequence(exact, subject, [bucket(15), daily(100_000)], 20)).map(comparable),
     );
     expect(admitted(lowered)).toBe(15);
+  });
+});
+
+describe('LeasedRedisRateLimiter and RedisRateLimiter', () => {
+  it('read and charge the same hash', async () => {
+    const { limiter, client } = await instance();
+    const exact = new RedisRateLimiter({ client, namespace, timeoutMs, logger: quietLogger });
+    const policies = [bucket(10), daily(100)];
+    const subject = uniqueName('key');
+    expect(limiter.keyOf(subject)).toBe(exact.keyOf(subject));
+    expect(admitted(await sequence(exact, subject, policies, 3))).toBe(3);
+    // A one-token lease of the 7 left, spent.
+    const [leased] = await sequence(limiter, subject, policies, 1);
+    expect(leased!.policies.map((s) => s.remaining)).toEqual([6, 96]);
+    await limiter.close();
+    expect(await stored(limiter, subject)).toEqual({ tokens: 6, count: 4, leases: 0 });
+    const [after] = await sequence(exact, subject, policies, 1);
+    expect(after!.policies.map((s) => s.remaining)).toEqual([5, 95]);
   });
 });
 

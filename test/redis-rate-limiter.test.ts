@@ -5,10 +5,17 @@ import {
   type RateLimitResult,
   rateLimitHeaders,
 } from '@keygate/core';
-import { connectRedis, RedisRateLimiter } from '@keygate/redis';
+import { connectRedis, RedisRateLimiter, whenReady } from '@keygate/redis';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { connectSharedRedis, deleteKeys, SHARED_REDIS_URL, uniqueName } from './support/redis.js';
+import {
+  connectSharedRedis,
+  deleteKeys,
+  SHARED_REDIS_URL,
+  startRedisServer,
+  uniqueName,
+  waitFor,
+} from './support/redis.js';
 
 const namespace = uniqueName('keygate-test');
 // Generous timeouts: these tests check Redis's arithmetic, not the fallback, on a possibly busy machine.
@@ -147,32 +154,77 @@ describe('RedisRateLimiter arithmetic', () => {
     const subject = uniqueName('key');
     const policies = [bucket(1, 10)];
     expect((await limiter.consume(subject, policies)).allowed).toBe(true);
-    const ttl = await admin.pttl(limiter.keyOf(subject, 'burst'));
+    const ttl = await admin.pttl(limiter.keyOf(subject));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(100);
   });
 });
 
 describe('RedisRateLimiter storage', () => {
-  it('keeps a subject’s policies under one hash tag, with expiries', async () => {
+  it('keeps a subject’s policies in one hash under its hash tag, expiring with the last', async () => {
     const subject = uniqueName('key');
     await limiter.consume(subject, [bucket(10, 1), daily(1_000)]);
-    const burstKey = `${namespace}:rl:{${subject}}:burst`;
-    const dailyKey = `${namespace}:rl:{${subject}}:daily`;
-    expect(limiter.keyOf(subject, 'burst')).toBe(burstKey);
-    expect(await admin.hgetall(burstKey)).toMatchObject({ tokens: '9' });
-    expect(await admin.hgetall(dailyKey)).toMatchObject({
-      window: String(Math.floor(Date.now() / 86_400_000)),
-      count: '1',
+    const key = `${namespace}:rl:{${subject}}`;
+    expect(limiter.keyOf(subject)).toBe(key);
+    expect(limiter.fieldOf('daily', 'count')).toBe('daily:count');
+    const [seconds] = await admin.time();
+    const stored = await admin.hgetall(key);
+    expect(Object.keys(stored).sort()).toEqual([
+      'burst:at',
+      'burst:full',
+      'burst:tokens',
+      'daily:count',
+      'daily:window',
+    ]);
+    expect(stored).toMatchObject({
+      'burst:tokens': '9',
+      'daily:window': String(Math.floor(Date.now() / 86_400_000)),
+      'daily:count': '1',
     });
-    // Time to full: one token at 1/s.
-    const burstTtl = await admin.pttl(burstKey);
-    expect(burstTtl).toBeGreaterThan(900);
-    expect(burstTtl).toBeLessThanOrEqual(1_000);
-    // The day's counter ends at UTC midnight.
-    const dailyExpiry = Date.now() + (await admin.pttl(dailyKey));
+    // Time to full: one token at 1/s, counted from the `at` the bucket was charged at.
+    const full = Number(stored['burst:full']) - Number(stored['burst:at']) / 1000;
+    expect(full).toBeGreaterThan(999);
+    expect(full).toBeLessThanOrEqual(1_000);
+    expect(Number(stored['burst:at']) / 1e6).toBeCloseTo(Number(seconds), -1);
+    // The hash lives as long as its longest policy: the day's counter, to UTC midnight.
+    const expiry = Date.now() + (await admin.pttl(key));
     const midnight = (Math.floor(Date.now() / 86_400_000) + 1) * 86_400_000;
-    expect(Math.abs(dailyExpiry - midnight)).toBeLessThan(2_000);
+    expect(Math.abs(expiry - midnight)).toBeLessThan(2_000);
+  });
+
+  it('reads a bucket past the time it would be full as missing, even with new limits', async () => {
+    const subject = uniqueName('key');
+    // Full again 100 ms after this request; the day keeps the hash until midnight.
+    await limiter.consume(subject, [bucket(1, 10), daily(1_000)]);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // A larger, still bucket: fresh (as a key that had expired), not 1 token plus 150 ms of refill.
+    const result = await limiter.consume(subject, [bucket(5), daily(1_000)]);
+    expect(result.allowed).toBe(true);
+    expect(result.policies[0]!.remaining).toBe(4);
+    expect(result.policies[1]!.remaining).toBe(998);
+  });
+
+  it('reads a window whose index has passed as fresh', async () => {
+    const subject = uniqueName('key');
+    const second: RateLimitPolicy = {
+      name: 'second',
+      kind: 'fixed-window',
+      limit: 1,
+      windowSeconds: 1,
+    };
+    const policies = [second, daily(1_000)];
+    expect((await limiter.consume(subject, policies)).allowed).toBe(true);
+    const key = limiter.keyOf(subject);
+    const window = Number(await admin.hget(key, limiter.fieldOf('second', 'window')));
+    await waitFor(
+      'the next second',
+      async () => Math.floor(Number((await admin.time())[0])) > window,
+    );
+    const result = await limiter.consume(subject, policies);
+    expect(result.allowed).toBe(true);
+    expect(await admin.hget(key, limiter.fieldOf('second', 'window'))).toBe(String(window + 1));
+    expect(await admin.hget(key, limiter.fieldOf('second', 'count'))).toBe('1');
+    expect(await admin.hget(key, limiter.fieldOf('daily', 'count'))).toBe('2');
   });
 
   it('a request rejected by the burst limit does not count against the day', async () => {
@@ -181,7 +233,7 @@ describe('RedisRateLimiter storage', () => {
     const results = await run(limiter, subject, policies, 7);
     expect(results.filter((r) => r.allowed)).toHaveLength(2);
     expect(results.at(-1)!.policies[1]!.remaining).toBe(8);
-    expect(await admin.hget(limiter.keyOf(subject, 'daily'), 'count')).toBe('2');
+    expect(await admin.hget(limiter.keyOf(subject), limiter.fieldOf('daily', 'count'))).toBe('2');
   });
 
   it('a request rejected by the daily limit takes no token from the bucket', async () => {
@@ -190,7 +242,9 @@ describe('RedisRateLimiter storage', () => {
     const results = await run(limiter, subject, policies, 6);
     expect(results.filter((r) => r.allowed)).toHaveLength(2);
     expect(results.at(-1)!.policies[0]!.remaining).toBe(8);
-    expect(Number(await admin.hget(limiter.keyOf(subject, 'burst'), 'tokens'))).toBeCloseTo(8, 3);
+    expect(
+      Number(await admin.hget(limiter.keyOf(subject), limiter.fieldOf('burst', 'tokens'))),
+    ).toBeCloseTo(8, 3);
   });
 
   it('sends exactly one EVAL/EVALSHA per consume, whatever the number of policies', async () => {
@@ -220,6 +274,75 @@ describe('RedisRateLimiter storage', () => {
   });
 });
 
+/** Calls of each command the server has run (scripts' commands included), from `INFO commandstats`. */
+async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+  const calls = new Map<string, number>();
+  for (const match of (await redis.info('commandstats')).matchAll(
+    /^cmdstat_(\S+?):calls=(\d+)/gm,
+  )) {
+    calls.set(match[1]!, Number(match[2]));
+  }
+  return calls;
+}
+
+/** What ran between two `commandCalls`, leaving out the `INFO` that read them. */
+function commandsRun(before: Map<string, number>, after: Map<string, number>) {
+  const run: Record<string, number> = {};
+  for (const [name, calls] of after) {
+    const delta = calls - (before.get(name) ?? 0);
+    if (delta > 0 && name !== 'info') run[name] = delta;
+  }
+  return run;
+}
+
+describe('RedisRateLimiter commands', () => {
+  // A private server, so no other test's commands are counted (the shared one's stats are left alone).
+  it('runs 4 commands for an admitted request and 2, writing nothing, for a rejected one', async () => {
+    const server = await startRedisServer();
+    const own = connectRedis(server.url, patient);
+    const probe = connectRedis(server.url, patient);
+    try {
+      expect(await Promise.all([whenReady(own, 5_000), whenReady(probe, 5_000)])).toEqual([
+        true,
+        true,
+      ]);
+      const counted = new RedisRateLimiter({ client: own, timeoutMs, logger: quietLogger });
+      const policies = [bucket(1), daily(100)];
+      // The first call on a connection loads the script (EVALSHA, then EVAL): not counted.
+      await counted.consume(uniqueName('warm-up'), policies);
+      const subject = uniqueName('key');
+
+      const beforeAdmitted = await commandCalls(probe);
+      expect((await counted.consume(subject, policies)).allowed).toBe(true);
+      expect(commandsRun(beforeAdmitted, await commandCalls(probe))).toEqual({
+        evalsha: 1,
+        time: 1,
+        hmget: 1,
+        hset: 1,
+        pexpireat: 1,
+      });
+
+      const stored = await probe.hgetall(counted.keyOf(subject));
+      const changes = async () =>
+        /rdb_changes_since_last_save:(\d+)/.exec(await probe.info('persistence'))![1];
+      const changesBefore = await changes();
+      const beforeRejected = await commandCalls(probe);
+      expect((await counted.consume(subject, policies)).allowed).toBe(false);
+      expect(commandsRun(beforeRejected, await commandCalls(probe))).toEqual({
+        evalsha: 1,
+        time: 1,
+        hmget: 1,
+      });
+      expect(await changes()).toBe(changesBefore);
+      expect(await probe.hgetall(counted.keyOf(subject))).toEqual(stored);
+    } finally {
+      own.disconnect();
+      probe.disconnect();
+      await server.kill();
+    }
+  });
+});
+
 describe('RedisRateLimiter under concurrency', () => {
   it('admits exactly `burst` of 400 concurrent requests', async () => {
     const subject = uniqueName('key');
@@ -228,7 +351,7 @@ describe('RedisRateLimiter under concurrency', () => {
       Array.from({ length: 400 }, () => limiter.consume(subject, policies)),
     );
     expect(results.filter((r) => r.allowed)).toHaveLength(50);
-    expect(await admin.hget(limiter.keyOf(subject, 'daily'), 'count')).toBe('50');
+    expect(await admin.hget(limiter.keyOf(subject), limiter.fieldOf('daily', 'count'))).toBe('50');
     const remaining = results.filter((r) => r.allowed).map((r) => r.policies[0]!.remaining);
     expect(remaining.sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
   });
@@ -248,7 +371,7 @@ describe('RedisRateLimiter under concurrency', () => {
       Array.from({ length: 400 }, (_, i) => (i % 2 ? second : limiter).consume(subject, policies)),
     );
     expect(results.filter((r) => r.allowed)).toHaveLength(50);
-    expect(await admin.hget(limiter.keyOf(subject, 'daily'), 'count')).toBe('50');
+    expect(await admin.hget(limiter.keyOf(subject), limiter.fieldOf('daily', 'count'))).toBe('50');
     // Every answer came from Redis, none from the in-memory fallback.
     expect(quietLogger.warn).not.toHaveBeenCalled();
     other.disconnect();

@@ -32,6 +32,7 @@ export {
   type RedisNodeHealthOptions,
   RedisNodeUnavailableError,
 } from './node-health.js';
+export type { PolicyStateField } from './rate-limit-script.js';
 export {
   RateLimiterUnavailableError,
   type RedisErrorPolicy,

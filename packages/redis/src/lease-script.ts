@@ -3,14 +3,15 @@
  * Redis's clock: every policy of the subject is charged the same number of tokens at once.
  *
  * KEYS[1] is the subject's lease hash: one field per instance holding a lease, its value
- * `<seq> <granted> <expires µs> <window of policy 1> ... <window of policy n>`. KEYS[2..n+1] are
- * the policies' hashes, stored as by `RATE_LIMIT_SCRIPT` (so a bucket reads the same in both).
+ * `<seq> <granted> <expires µs> <window of policy 1> ... <window of policy n>`. KEYS[2] is the
+ * subject's hash of policy state, stored as by `RATE_LIMIT_SCRIPT` (so a bucket reads the same in
+ * both); both keys carry the subject as their hash tag.
  *
  * ARGV: the instance id; the sequence number of the lease it gives back (or, holding none, the
  * highest number it has forgotten) and that lease's unspent tokens; the sequence number of the lease it asks for; how many tokens it asks
  * for (0: only give back); the longest lease in ms; how long past its end Redis keeps a lease
  * before reclaiming it, in ms; the largest share of what the subject has left one lease may
- * take; then three values per policy, as for `RATE_LIMIT_SCRIPT`.
+ * take; then four values per policy, as for `RATE_LIMIT_SCRIPT`.
  *
  * Invariants, so no instance ever admits more than exact mode would:
  * - A bucket refills only up to its capacity minus every token out in leases (spent or not),
@@ -39,8 +40,8 @@ local ask = tonumber(ARGV[5])
 local lease_us = tonumber(ARGV[6]) * 1000
 local grace_us = tonumber(ARGV[7]) * 1000
 local max_share = tonumber(ARGV[8])
-local n = #KEYS - 1
 local base = 8
+local n = (#ARGV - base) / 4
 
 -- Every lease on record is out of the buckets until now, expired or not (reclaiming it late only
 -- refills less).
@@ -56,34 +57,48 @@ for j = 1, #entries, 2 do
   out = out + parts[2]
 end
 
+local fields = {}
+for i = 1, n do
+  local name = ARGV[base + 4 * i]
+  if ARGV[base + 4 * i - 3] == 'token-bucket' then
+    fields[#fields + 1] = name .. ':tokens'
+    fields[#fields + 1] = name .. ':at'
+    fields[#fields + 1] = name .. ':full'
+  else
+    fields[#fields + 1] = name .. ':window'
+    fields[#fields + 1] = name .. ':count'
+  end
+end
+local state = redis.call('HMGET', KEYS[2], unpack(fields))
+
 local available = {}
 local counts = {}
 local windows = {}
+local f = 0
 for i = 1, n do
-  local kind = ARGV[base + 3 * i - 2]
-  local quota = tonumber(ARGV[base + 3 * i - 1])
-  local param = tonumber(ARGV[base + 3 * i])
-  if kind == 'token-bucket' then
-    local state = redis.call('HMGET', KEYS[i + 1], 'tokens', 'at')
+  local quota = tonumber(ARGV[base + 4 * i - 2])
+  local param = tonumber(ARGV[base + 4 * i - 1])
+  if ARGV[base + 4 * i - 3] == 'token-bucket' then
     local tokens = quota
-    if state[1] and state[2] then
-      local stored = tonumber(state[1])
-      local elapsed = math.max(0, now_us - tonumber(state[2])) / 1000000
+    if state[f + 1] and state[f + 2] and state[f + 3] and now_us <= tonumber(state[f + 3]) * 1000 then
+      local stored = tonumber(state[f + 1])
+      local elapsed = math.max(0, now_us - tonumber(state[f + 2])) / 1000000
       -- Refill stops at the capacity minus what is out (a lowered capacity is applied below).
       tokens = math.min(stored + elapsed * param, math.max(stored, quota - out))
     end
     available[i] = tokens
     windows[i] = 0
+    f = f + 3
   else
     local window = math.floor(now_us / 1000000 / param)
-    local state = redis.call('HMGET', KEYS[i + 1], 'window', 'count')
     local count = 0
-    if state[1] and tonumber(state[1]) == window then
-      count = tonumber(state[2])
+    if state[f + 1] and tonumber(state[f + 1]) == window then
+      count = tonumber(state[f + 2])
     end
     counts[i] = count
     available[i] = quota - count
     windows[i] = window
+    f = f + 2
   end
 end
 
@@ -103,11 +118,11 @@ for _, lease in ipairs(leases) do
         refund = granted
       end
       for i = 1, n do
-        if ARGV[base + 3 * i - 2] == 'token-bucket' then
+        if ARGV[base + 4 * i - 3] == 'token-bucket' then
           available[i] = available[i] + refund
         elseif parts[3 + i] == windows[i] then
           counts[i] = math.max(0, counts[i] - refund)
-          available[i] = tonumber(ARGV[base + 3 * i - 1]) - counts[i]
+          available[i] = tonumber(ARGV[base + 4 * i - 2]) - counts[i]
         end
       end
     end
@@ -116,8 +131,8 @@ for _, lease in ipairs(leases) do
   end
 end
 for i = 1, n do
-  if ARGV[base + 3 * i - 2] == 'token-bucket' then
-    available[i] = math.max(0, math.min(tonumber(ARGV[base + 3 * i - 1]) - out, available[i]))
+  if ARGV[base + 4 * i - 3] == 'token-bucket' then
+    available[i] = math.max(0, math.min(tonumber(ARGV[base + 4 * i - 2]) - out, available[i]))
   end
 end
 
@@ -138,8 +153,8 @@ local ttl_us = 0
 if granted > 0 then
   ttl_us = lease_us
   for i = 1, n do
-    if ARGV[base + 3 * i - 2] == 'fixed-window' then
-      local window_end_us = (windows[i] + 1) * tonumber(ARGV[base + 3 * i]) * 1000000
+    if ARGV[base + 4 * i - 3] == 'fixed-window' then
+      local window_end_us = (windows[i] + 1) * tonumber(ARGV[base + 4 * i - 1]) * 1000000
       ttl_us = math.min(ttl_us, window_end_us - now_us)
     end
   end
@@ -156,20 +171,36 @@ if latest_expiry > 0 then
   redis.call('PEXPIREAT', KEYS[1], string.format('%d', math.ceil(latest_expiry / 1000)))
 end
 
+local now_ms = math.floor(now_us / 1000)
+local values = {}
+local policies_expire = 0
+f = 0
 for i = 1, n do
-  local quota = tonumber(ARGV[base + 3 * i - 1])
-  local param = tonumber(ARGV[base + 3 * i])
-  if ARGV[base + 3 * i - 2] == 'token-bucket' then
+  local quota = tonumber(ARGV[base + 4 * i - 2])
+  local param = tonumber(ARGV[base + 4 * i - 1])
+  if ARGV[base + 4 * i - 3] == 'token-bucket' then
     local tokens = available[i] - granted
-    redis.call('HSET', KEYS[i + 1], 'tokens', string.format('%.17g', tokens), 'at', now_us_text)
     -- Missing reads as full, then capped by what is out: it may expire once it would be full.
-    local ttl = math.min(1e15, math.max(1, math.ceil((quota - tokens) / param * 1000)))
-    redis.call('PEXPIRE', KEYS[i + 1], string.format('%d', ttl))
+    local full = now_ms + math.min(1e15, math.max(1, math.ceil((quota - tokens) / param * 1000)))
+    values[#values + 1] = fields[f + 1]
+    values[#values + 1] = string.format('%.17g', tokens)
+    values[#values + 1] = fields[f + 2]
+    values[#values + 1] = now_us_text
+    values[#values + 1] = fields[f + 3]
+    values[#values + 1] = string.format('%d', full)
+    policies_expire = math.max(policies_expire, full)
+    f = f + 3
   else
-    redis.call('HSET', KEYS[i + 1], 'window', string.format('%d', windows[i]), 'count', string.format('%d', counts[i] + granted))
-    redis.call('PEXPIREAT', KEYS[i + 1], string.format('%d', math.ceil((windows[i] + 1) * param * 1000)))
+    values[#values + 1] = fields[f + 1]
+    values[#values + 1] = string.format('%d', windows[i])
+    values[#values + 1] = fields[f + 2]
+    values[#values + 1] = string.format('%d', counts[i] + granted)
+    policies_expire = math.max(policies_expire, math.ceil((windows[i] + 1) * param * 1000))
+    f = f + 2
   end
 end
+redis.call('HSET', KEYS[2], unpack(values))
+redis.call('PEXPIREAT', KEYS[2], string.format('%d', policies_expire))
 
 local reply = { granted, now_us_text, math.floor(ttl_us / 1000) }
 for i = 1, n do

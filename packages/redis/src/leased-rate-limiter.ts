@@ -9,6 +9,7 @@ import {
 import type { RedisClient } from './client.js';
 import { LEASE_SCRIPT } from './lease-script.js';
 import { requirePositive } from './node-health.js';
+import { type PolicyStateField, policyField } from './rate-limit-script.js';
 import {
   type LimiterBackend,
   limiterBackend,
@@ -140,9 +141,14 @@ export class LeasedRedisRateLimiter implements RateLimiter {
     this.#sweeper.unref();
   }
 
-  /** The Redis key holding `policyName`'s state for `subject`, as for `RedisRateLimiter`. */
-  keyOf(subject: string, policyName: string): string {
-    return `${this.#namespace}:rl:{${subject}}:${policyName}`;
+  /** The Redis hash holding every policy's state for `subject`, as for `RedisRateLimiter`. */
+  keyOf(subject: string): string {
+    return `${this.#namespace}:rl:{${subject}}`;
+  }
+
+  /** The field of `keyOf(subject)` holding `field` of `policyName`'s state, as for `RedisRateLimiter`. */
+  fieldOf(policyName: string, field: PolicyStateField): string {
+    return policyField(policyName, field);
   }
 
   /** The Redis hash of `subject`'s leases, in the same slot as its policies. */
@@ -258,7 +264,7 @@ export class LeasedRedisRateLimiter implements RateLimiter {
         : 0;
     const seq = ++this.#seq;
     const leaseKey = this.leaseKeyOf(subject);
-    const keys = [leaseKey, ...policies.map((p) => this.keyOf(subject, p.name))];
+    const keys = [leaseKey, this.keyOf(subject)];
     const args = [
       this.#instance,
       String(settling?.seq ?? state.baseSeq),

@@ -1,10 +1,25 @@
+/** What a subject's hash holds for one policy, each under `<policy>:<field>` (see `policyField`). */
+export type PolicyStateField = 'tokens' | 'at' | 'full' | 'window' | 'count';
+
 /**
- * Checks and charges all of one subject's policies in one atomic step, on Redis's clock.
+ * The field of a subject's hash holding `field` of `policyName`'s state, as the scripts name it.
+ * A bucket has `tokens`, `at` (µs) and `full` (epoch ms: when it would be full again, as it was
+ * charged); a window has `window` (index since the epoch) and `count`.
+ */
+export function policyField(policyName: string, field: PolicyStateField): string {
+  return `${policyName}:${field}`;
+}
+
+/**
+ * Checks and charges all of one subject's policies in one atomic step, on Redis's clock: TIME,
+ * one HMGET and, for an admitted request, one HSET and one PEXPIREAT.
  *
- * KEYS[i] is the hash holding policy i. ARGV holds three values per policy: its kind
- * (`token-bucket` | `fixed-window`), its quota (capacity | limit) and its refill rate per
- * second | window length in seconds. A bucket hash holds `tokens` and `at` (µs); a window
- * hash holds `window` (index since the epoch) and `count`.
+ * KEYS[1] is the subject's hash, holding every policy's fields (`policyField`). ARGV holds four
+ * values per policy: its kind (`token-bucket` | `fixed-window`), its quota (capacity | limit),
+ * its refill rate per second | window length in seconds, and its name. The hash expires with
+ * the last of its policies: a bucket when it would be full again, a window at its end. Until
+ * then a policy past that point reads as missing: a bucket past `full` (its limits may have
+ * changed since), a window whose index is not the current one.
  *
  * Reply: `allowed` (1 | 0), the Redis time in µs, then per policy the quota available
  * before this request and the window index (0 for a bucket). Fractions travel as strings
@@ -14,35 +29,48 @@ export const RATE_LIMIT_SCRIPT = `
 local time = redis.call('TIME')
 local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local now_us_text = time[1] .. string.format('%06d', tonumber(time[2]))
-local n = #KEYS
+local n = #ARGV / 4
+local fields = {}
+for i = 1, n do
+  local name = ARGV[4 * i]
+  if ARGV[4 * i - 3] == 'token-bucket' then
+    fields[#fields + 1] = name .. ':tokens'
+    fields[#fields + 1] = name .. ':at'
+    fields[#fields + 1] = name .. ':full'
+  else
+    fields[#fields + 1] = name .. ':window'
+    fields[#fields + 1] = name .. ':count'
+  end
+end
+local state = redis.call('HMGET', KEYS[1], unpack(fields))
+
 local available = {}
 local counts = {}
 local windows = {}
 local allowed = 1
-
+local f = 0
 for i = 1, n do
-  local kind = ARGV[3 * i - 2]
-  local quota = tonumber(ARGV[3 * i - 1])
-  local param = tonumber(ARGV[3 * i])
-  if kind == 'token-bucket' then
-    local state = redis.call('HMGET', KEYS[i], 'tokens', 'at')
+  local quota = tonumber(ARGV[4 * i - 2])
+  local param = tonumber(ARGV[4 * i - 1])
+  if ARGV[4 * i - 3] == 'token-bucket' then
     local tokens = quota
-    if state[1] and state[2] then
-      local elapsed = math.max(0, now_us - tonumber(state[2])) / 1000000
-      tokens = math.min(quota, tonumber(state[1]) + elapsed * param)
+    if state[f + 1] and state[f + 2] and state[f + 3] and now_us <= tonumber(state[f + 3]) * 1000 then
+      local elapsed = math.max(0, now_us - tonumber(state[f + 2])) / 1000000
+      tokens = math.min(quota, tonumber(state[f + 1]) + elapsed * param)
     end
     available[i] = tokens
     windows[i] = 0
+    f = f + 3
   else
     local window = math.floor(now_us / 1000000 / param)
-    local state = redis.call('HMGET', KEYS[i], 'window', 'count')
     local count = 0
-    if state[1] and tonumber(state[1]) == window then
-      count = tonumber(state[2])
+    if state[f + 1] and tonumber(state[f + 1]) == window then
+      count = tonumber(state[f + 2])
     end
     counts[i] = count
     available[i] = quota - count
     windows[i] = window
+    f = f + 2
   end
   if available[i] < 1 then
     allowed = 0
@@ -51,20 +79,36 @@ end
 
 -- Nothing is written for a rejected request, so it charges no policy.
 if allowed == 1 then
+  local now_ms = math.floor(now_us / 1000)
+  local values = {}
+  local expires = 0
+  f = 0
   for i = 1, n do
-    local quota = tonumber(ARGV[3 * i - 1])
-    local param = tonumber(ARGV[3 * i])
-    if ARGV[3 * i - 2] == 'token-bucket' then
+    local quota = tonumber(ARGV[4 * i - 2])
+    local param = tonumber(ARGV[4 * i - 1])
+    if ARGV[4 * i - 3] == 'token-bucket' then
       local tokens = available[i] - 1
-      redis.call('HSET', KEYS[i], 'tokens', string.format('%.17g', tokens), 'at', now_us_text)
       -- A bucket that has refilled is the same as a missing one, so it may expire then (capped for tiny rates).
-      local ttl = math.min(1e15, math.max(1, math.ceil((quota - tokens) / param * 1000)))
-      redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
+      local full = now_ms + math.min(1e15, math.max(1, math.ceil((quota - tokens) / param * 1000)))
+      values[#values + 1] = fields[f + 1]
+      values[#values + 1] = string.format('%.17g', tokens)
+      values[#values + 1] = fields[f + 2]
+      values[#values + 1] = now_us_text
+      values[#values + 1] = fields[f + 3]
+      values[#values + 1] = string.format('%d', full)
+      expires = math.max(expires, full)
+      f = f + 3
     else
-      redis.call('HSET', KEYS[i], 'window', string.format('%d', windows[i]), 'count', string.format('%d', counts[i] + 1))
-      redis.call('PEXPIREAT', KEYS[i], string.format('%d', math.ceil((windows[i] + 1) * param * 1000)))
+      values[#values + 1] = fields[f + 1]
+      values[#values + 1] = string.format('%d', windows[i])
+      values[#values + 1] = fields[f + 2]
+      values[#values + 1] = string.format('%d', counts[i] + 1)
+      expires = math.max(expires, math.ceil((windows[i] + 1) * param * 1000))
+      f = f + 2
     end
   end
+  redis.call('HSET', KEYS[1], unpack(values))
+  redis.call('PEXPIREAT', KEYS[1], string.format('%d', expires))
 end
 
 local reply = { allowed, now_us_text }

@@ -8,7 +8,7 @@ import {
 } from '@keygate/core';
 import { describeError, type RedisClient, type RedisLogger } from './client.js';
 import { RedisNodeHealth, requirePositive } from './node-health.js';
-import { RATE_LIMIT_SCRIPT } from './rate-limit-script.js';
+import { type PolicyStateField, policyField, RATE_LIMIT_SCRIPT } from './rate-limit-script.js';
 
 /** What the limiter does when Redis cannot answer. */
 export type RedisErrorPolicy = 'memory' | 'fail-closed';
@@ -23,7 +23,7 @@ export interface RedisRateLimiterOptions {
   onRedisError?: RedisErrorPolicy;
   /** Limiter that answers while Redis is unreachable in `'memory'` mode. Default: a new `MemoryRateLimiter`. */
   insurance?: RateLimiter;
-  /** First segment of every key: `<namespace>:rl:{<subject>}:<policy>`. Default `'keygate'`. */
+  /** First segment of every key: a subject's limits are the hash `<namespace>:rl:{<subject>}`. Default `'keygate'`. */
   namespace?: string;
   /** Longest a request waits for Redis before the fallback answers, in ms. Default 500. */
   timeoutMs?: number;
@@ -58,8 +58,8 @@ type ScriptCommand = Record<
 
 /**
  * Limits shared by every instance using the same Redis. All of a subject's policies are
- * checked and charged by one Lua script call (one round trip, one Cluster slot), on
- * Redis's clock; a rejected request charges nothing. The arithmetic is that of
+ * kept in one hash, checked and charged by one Lua script call (one round trip, four Redis
+ * commands, two for a rejected request), on Redis's clock; a rejected request charges nothing. The arithmetic is that of
  * `MemoryRateLimiter`, so headers read the same with or without Redis. While the node
  * serving a subject is down, that subject falls back (`onRedisError`) without waiting;
  * subjects on the other nodes keep their shared limits.
@@ -78,9 +78,14 @@ export class RedisRateLimiter implements RateLimiter {
     this.#client.defineCommand(COMMAND, { lua: RATE_LIMIT_SCRIPT });
   }
 
-  /** The Redis key holding `policyName`'s state for `subject`; the hash tag keeps a subject's keys in one slot. */
-  keyOf(subject: string, policyName: string): string {
-    return `${this.#prefix}{${subject}}:${policyName}`;
+  /** The Redis hash holding every policy's state for `subject`; its hash tag is the subject (one slot). */
+  keyOf(subject: string): string {
+    return `${this.#prefix}{${subject}}`;
+  }
+
+  /** The field of `keyOf(subject)` holding `field` of `policyName`'s state, e.g. `daily:count`. */
+  fieldOf(policyName: string, field: PolicyStateField): string {
+    return policyField(policyName, field);
   }
 
   consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult> {
@@ -91,15 +96,11 @@ export class RedisRateLimiter implements RateLimiter {
       this.#policyArgs.set(policies, args);
     }
     const scriptArgs = args;
-    const keys = policies.map((p) => this.keyOf(subject, p.name));
+    const key = this.keyOf(subject);
     const command = (this.#client as unknown as ScriptCommand)[COMMAND];
     // Chained rather than awaited: one promise fewer on every request.
     return this.#backend.nodeHealth
-      .call(
-        keys[0]!,
-        () => command.call(this.#client, policies.length, ...keys, ...scriptArgs),
-        this.#backend.timeoutMs,
-      )
+      .call(key, () => command.call(this.#client, 1, key, ...scriptArgs), this.#backend.timeoutMs)
       .then(
         (reply) => settle(policies, reply),
         (error: unknown) => this.#backend.fallback(subject, policies, error),
@@ -171,14 +172,14 @@ export function limiterBackend(options: RedisRateLimiterOptions, name: string): 
   };
 }
 
-/** Three script arguments per policy: its kind, its quota, its refill rate or window length. */
+/** Four script arguments per policy: its kind, its quota, its refill rate or window length, its name. */
 export function policyArgs(policies: readonly RateLimitPolicy[]): string[] {
   const args: string[] = [];
   for (const policy of policies) {
     if (policy.kind === 'token-bucket') {
-      args.push(policy.kind, String(policy.capacity), String(policy.refillPerSecond));
+      args.push(policy.kind, String(policy.capacity), String(policy.refillPerSecond), policy.name);
     } else {
-      args.push(policy.kind, String(policy.limit), String(policy.windowSeconds));
+      args.push(policy.kind, String(policy.limit), String(policy.windowSeconds), policy.name);
     }
   }
   return args;
