@@ -23,6 +23,8 @@ import {
   usageCounts,
 } from '@keygate/postgres';
 import { eq, sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './support/postgres.js';
 
@@ -743,6 +745,66 @@ describe('PostgresKeyStore reading keys through postgres.js itself', () => {
       expect(await direct.findByDigest(hasher.digest('sk_live_unknown'))).toBeNull();
     } finally {
       await connected.close();
+      await database.close();
+    }
+  });
+
+  it('answers the lookups of requests that arrive together with one statement, each its own key', async () => {
+    const database = await createTestDatabase();
+    const sent: string[] = [];
+    const client = postgres(database.url, {
+      max: 4,
+      debug: (_connection, query) => sent.push(query),
+      onnotice: () => {},
+    });
+    try {
+      const store = new PostgresKeyStore(drizzle(client), { postgresJs: client });
+      const keys = Array.from({ length: 300 }, () => newKey().key);
+      for (const key of keys) await store.create(key);
+      // One key in a rotation's grace period: found by its old digest too.
+      const rotated = keys[7]!;
+      const next = hasher.digest('sk_live_rotated_next');
+      await store.rotate(rotated.id, {
+        digest: next,
+        digestVersion: 0,
+        start: 'sk_live_rotate',
+        previousDigestExpiresAt: new Date(Date.now() + 3_600_000),
+      });
+      const unknown = hasher.digest('sk_live_never_issued');
+
+      const lookups = (digests: string[]) => {
+        const before = sent.length;
+        return Promise.all(digests.map((d) => store.findByDigest(d))).then((found) => ({
+          found,
+          statements: sent.slice(before).filter((q) => q.includes('= any(')),
+        }));
+      };
+
+      const asked = [keys[1]!.digest, rotated.digest, next, unknown, keys[2]!.digest];
+      const small = await lookups(asked);
+      expect(small.statements).toHaveLength(1);
+      expect(small.found.map((k) => k?.id ?? null)).toEqual([
+        keys[1]!.id,
+        rotated.id,
+        rotated.id,
+        null,
+        keys[2]!.id,
+      ]);
+      expect(small.found[1]?.digest).toBe(next);
+      expect(small.found[0]?.createdAt).toBeInstanceOf(Date);
+
+      // At most 128 digests a statement: 300 lookups at once are three statements.
+      const all = await lookups(keys.map((k) => (k === rotated ? next : k.digest)));
+      expect(all.statements).toHaveLength(3);
+      expect(all.found.map((k) => k?.id)).toEqual(keys.map((k) => k.id));
+
+      // Lookups apart in time are not held back for one another.
+      const first = await lookups([keys[3]!.digest]);
+      const second = await lookups([keys[4]!.digest]);
+      expect([first.found[0]?.id, second.found[0]?.id]).toEqual([keys[3]!.id, keys[4]!.id]);
+      expect(first.statements.length + second.statements.length).toBe(2);
+    } finally {
+      await client.end({ timeout: 5 });
       await database.close();
     }
   });

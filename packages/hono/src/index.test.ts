@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net';
+import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
@@ -176,6 +178,25 @@ describe('@keygate/hono apiKeyAuth and requireScope', () => {
   });
 });
 
+/** `path` of `app` served by `@hono/node-server` on a free port, with `secret`. */
+async function overNode(app: Hono, path: string, secret: string): Promise<Response> {
+  const server = await new Promise<ServerType>((resolve) => {
+    const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
+      resolve(started),
+    );
+  });
+  try {
+    const { port } = server.address() as AddressInfo;
+    const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+      headers: { 'x-api-key': secret },
+    });
+    await response.clone().arrayBuffer();
+    return response;
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
 async function appWithKey() {
   const keygate = createKeygate({ authFailureLimit: false });
   open.push(keygate);
@@ -184,6 +205,10 @@ async function appWithKey() {
   app.use('*', apiKeyAuth({ keygate }));
   app.get('/json', requireScope('read:data'), (c) => c.json({ success: true }));
   app.get('/raw', requireScope('read:data'), () => new Response('raw body'));
+  app.get('/own', requireScope('read:data'), (c) => {
+    c.header('X-RateLimit-Limit', 'own');
+    return c.json({ success: true }, 200, { 'x-handler': 'kept' });
+  });
   app.get('/denied', requireScope('write:llm'), (c) => c.json({ success: true }));
   return { app, secret, keygate };
 }
@@ -195,6 +220,27 @@ describe('@keygate/hono rate-limit headers', () => {
     expect(response.headers.get('x-ratelimit-limit')).toBe('10000');
     expect(response.headers.get('x-ratelimit-remaining')).toBe('9999');
     expect(response.headers.get('ratelimit-policy')).toMatch(/^"burst";q=10000;w=10, "daily"/);
+  });
+
+  it.each(['/json', '/raw', '/denied'])(
+    'are on the response of %s under @hono/node-server (set on Node’s response), once',
+    async (path) => {
+      const { app, secret } = await appWithKey();
+      const response = await overNode(app, path, secret);
+      expect(response.headers.get('x-ratelimit-limit')).toBe('10000');
+      expect(response.headers.get('x-ratelimit-remaining')).toBe('9999');
+      expect(response.headers.get('ratelimit-policy')).toMatch(/^"burst";q=10000;w=10, "daily"/);
+      expect(response.status).toBe(path === '/denied' ? 403 : 200);
+    },
+  );
+
+  it('under @hono/node-server, give way to a header the handler sets, and keep its own', async () => {
+    const { app, secret } = await appWithKey();
+    const response = await overNode(app, '/own', secret);
+    expect(response.headers.get('x-ratelimit-limit')).toBe('own');
+    expect(response.headers.get('x-ratelimit-remaining')).toBe('9999');
+    expect(response.headers.get('x-handler')).toBe('kept');
+    expect(await response.json()).toEqual({ success: true });
   });
 
   it('leave a handler-built Response intact', async () => {

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as core from '@keygate/core';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { GetConnInfo } from 'hono/conninfo';
@@ -21,25 +21,26 @@ declare module 'hono' {
 /** `getIp`: the client IP; default the socket's under `@hono/node-server`, else see `clientIp()`. */
 export type ApiKeyAuthOptions = core.KeygateInput & { getIp?: (c: Context) => string | undefined };
 
-/** `@hono/node-server` puts Node's request on `c.env.incoming`. */
-const incoming = (c: Context) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+/** `@hono/node-server` puts Node's request and response on `c.env`. */
+type NodeEnv = { incoming?: IncomingMessage; outgoing?: ServerResponse };
+const node = (c: Context) => (c.env ?? {}) as NodeEnv;
 
 /** `getIp` on any runtime (`getConnInfo` of `hono/bun`, ...), believing `X-Forwarded-For` of `trustProxy` only (default 0). */
 export const clientIp = (o: { trustProxy?: core.TrustProxy; getConnInfo?: GetConnInfo } = {}) =>
   core.clientIpOf<Context>(
     o.trustProxy,
-    (c) => (o.getConnInfo ? o.getConnInfo(c).remote.address : incoming(c)?.socket.remoteAddress),
+    (c) =>
+      o.getConnInfo ? o.getConnInfo(c).remote.address : node(c).incoming?.socket.remoteAddress,
     (c) => c.req.header('x-forwarded-for'),
   );
 
 function prepare({ getIp = clientIp(), ...rest }: ApiKeyAuthOptions) {
-  const toRequest = (c: Context): core.KeygateRequest => ({
-    method: c.req.method,
-    url: c.req.url,
-    headers: c.req.raw.headers,
-    ip: getIp(c),
-    requestId: c.get('requestId'),
-  });
+  const toRequest = (c: Context): core.KeygateRequest => {
+    const { incoming } = node(c); // Node's headers as they are: Fetch `Headers` cost more to build.
+    const headers = incoming ? core.nodeHeaders(incoming.headersDistinct) : c.req.raw.headers;
+    const { method, url } = c.req;
+    return { method, url, headers, ip: getIp(c), requestId: c.get('requestId') };
+  };
   return { keygate: core.toKeygate(rest), toRequest };
 }
 
@@ -47,23 +48,26 @@ function prepare({ getIp = clientIp(), ...rest }: ApiKeyAuthOptions) {
 const reject = ({ status, body, headers }: core.Answer) =>
   new HTTPException(status as Status, { res: Response.json(body, { status, headers }) });
 
-const setHeaders = (c: Context, headers: core.Headers) => {
-  for (const name in headers) c.header(name, headers[name]);
-};
-
-/** Authenticates every request; sets `c.get('apiKey')` and the rate-limit headers, or throws the failure. */
+/**
+ * Authenticates every request; sets `c.get('apiKey')` and the rate-limit headers, or throws the
+ * failure. On Node the headers go on Node's response, under whatever response the app builds
+ * (Fetch `Headers` validate and sort each field); elsewhere on Hono's, and again on a `Response`
+ * the handler built itself.
+ */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
   const { keygate, toRequest } = prepare(options);
+  const set = (c: Context, headers: core.Headers, out = node(c).outgoing) => {
+    for (const name in headers)
+      out ? out.setHeader(name, headers[name]!) : c.header(name, headers[name]);
+  };
   return async (c, next) => {
     const decision = await keygate.authenticate(toRequest(c));
     if (!decision.ok) throw reject(decision);
     c.set('apiKey', decision.principal);
     c.set('keygate', decision);
-    // Set before the response exists (setting one on a finished response rebuilds it), and again
-    // on a Response the handler built itself.
-    setHeaders(c, decision.headers);
+    set(c, decision.headers);
     await next();
-    if (!c.res.headers.has('X-RateLimit-Limit')) setHeaders(c, decision.headers);
+    if (!node(c).outgoing && !c.res.headers.has('X-RateLimit-Limit')) set(c, decision.headers);
   };
 }
 
@@ -85,7 +89,7 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
       request: toRequest(c),
       authentication: c.get('keygate'),
       // The path as sent: Hono's is decoded (`key_1%2Frotate` would be `key_1/rotate`).
-      path: core.pathBelowMount(incoming(c)?.url ?? c.req.url, basePath(c)),
+      path: core.pathBelowMount(node(c).incoming?.url ?? c.req.url, basePath(c)),
       origin: new URL(c.req.url).origin,
       // A middleware before may have read the body: Hono keeps it.
       body: () => (c.req.raw.bodyUsed ? c.req.text() : c.req.raw.body),
