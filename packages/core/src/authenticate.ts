@@ -3,14 +3,16 @@ import { checkKey } from './check-key.js';
 import { KeygateError } from './errors.js';
 import { extractKey, pathOf } from './extract.js';
 import type { FailedAttempts } from './failed-attempts.js';
+import type { ParsedKey } from './key-format.js';
 import type { Keygate } from './keygate.js';
-import { limitRequest } from './limit.js';
+import { type Limited, limitRequest } from './limit.js';
 import type { KeyMatch } from './look-up.js';
 import type { KeygateConfig } from './options.js';
 import type { OutageLog } from './outage-log.js';
 import { requestContext } from './request-context.js';
 import { authenticateSession } from './session.js';
-import type { Decision, KeygateRequest, RateLimitPolicy } from './types.js';
+import { isPending } from './timeout.js';
+import type { AuditContext, Decision, Failure, KeygateRequest, RateLimitPolicy } from './types.js';
 
 /** What the authentication steps share: the configuration and the instance's backends. */
 export interface Pipeline {
@@ -29,9 +31,14 @@ const RETRY_SOON = { 'Retry-After': '1' };
 /**
  * A request, step by step: extract the credential → parse it → look the key up → check it
  * against the request → limit → record the use. Each step gives the next one its value or ends
- * with a failure; without a credential, the session resolver is asked instead.
+ * with a failure; without a credential, the session resolver is asked instead. The decision comes
+ * at once when no step had to wait (a cached key, a limiter answering from memory), else as a
+ * promise: a request served from memory allocates none.
  */
-export async function authenticate(pipeline: Pipeline, req: KeygateRequest): Promise<Decision> {
+export function authenticate(
+  pipeline: Pipeline,
+  req: KeygateRequest,
+): Decision | Promise<Decision> {
   const { config, attempts } = pipeline;
   const path = pathOf(req.url);
   const context = requestContext(req, path, config.format);
@@ -43,16 +50,34 @@ export async function authenticate(pipeline: Pipeline, req: KeygateRequest): Pro
   const parsed = config.format.parse(credential.key);
   if (!parsed) return attempts.fail(context, invalidKey('malformed'), null);
 
-  let match: KeyMatch;
-  try {
-    const found = pipeline.lookUp(parsed.secret);
-    match = found instanceof Promise ? await found : found;
-  } catch (error) {
+  const storeUnavailable = (error: unknown): Failure => {
     pipeline.outage.warn('key store unavailable', error);
     const unavailable = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
     return attempts.refuse(context, unavailable, null, RETRY_SOON);
+  };
+  let found: KeyMatch | Promise<KeyMatch>;
+  try {
+    found = pipeline.lookUp(parsed.secret);
+  } catch (error) {
+    return storeUnavailable(error);
   }
+  if (!isPending(found)) return checkAndLimit(pipeline, req, path, context, parsed, found);
+  return found.then(
+    (match) => checkAndLimit(pipeline, req, path, context, parsed, match),
+    storeUnavailable,
+  );
+}
 
+/** The steps after the look-up: check the key against the request, limit, record the use. */
+function checkAndLimit(
+  pipeline: Pipeline,
+  req: KeygateRequest,
+  path: string,
+  context: AuditContext,
+  parsed: ParsedKey,
+  match: KeyMatch,
+): Decision | Promise<Decision> {
+  const { config, attempts } = pipeline;
   const { known } = match;
   const refusal = checkKey(match, parsed, req, path, config.environments, Date.now());
   if (refusal !== null || known === null) {
@@ -65,23 +90,26 @@ export async function authenticate(pipeline: Pipeline, req: KeygateRequest): Pro
     return attempts.fail(context, refusal ?? invalidKey('unknown'), shown);
   }
 
-  const limited = await limitRequest(
+  const admit = (limited: Limited): Decision => {
+    if (limited.error)
+      return attempts.refuse(context, limited.error, known.record, limited.headers);
+    pipeline.audit.recordUse('auth.succeeded', known.record, context);
+    return {
+      ok: true,
+      principal: known.principal,
+      headers: limited.headers,
+      context,
+      keygate: pipeline.keygate,
+    };
+  };
+  const limited = limitRequest(
     config.limiter,
     known.id,
     known.policies,
     known.policyHeader,
     pipeline.outage,
   );
-  if (limited.error) return attempts.refuse(context, limited.error, known.record, limited.headers);
-
-  pipeline.audit.recordUse('auth.succeeded', known.record, context);
-  return {
-    ok: true,
-    principal: known.principal,
-    headers: limited.headers,
-    context,
-    keygate: pipeline.keygate,
-  };
+  return isPending(limited) ? limited.then(admit) : admit(limited);
 }
 
 function invalidKey(reason: string): KeygateError {

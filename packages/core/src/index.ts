@@ -47,7 +47,7 @@ export { type KeygateConfig, type KeygateOptions, resolveOptions } from './optio
 export { OutageLog } from './outage-log.js';
 export * from './rate-limit.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
-export { TimeoutError, withTimeout } from './timeout.js';
+export { isPending, TimeoutError, withTimeout } from './timeout.js';
 export type * from './types.js';
 export type { UsageSubject } from './usage.js';
 export {

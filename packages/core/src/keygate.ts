@@ -23,6 +23,11 @@ export interface Keygate {
   /** Identifies the caller: a key (or session) with its rate limit applied, or the failure to answer. */
   authenticate(req: KeygateRequest): Promise<Decision>;
   /**
+   * `authenticate`, answered at once when no step had to wait (a cached key, a limiter answering
+   * from memory), else as a promise: what adapters call, sparing a promise per request.
+   */
+  decide(req: KeygateRequest): Decision | Promise<Decision>;
+  /**
    * Checks an authenticated request against a route's requirement: `null` when it passes.
    * `resource` is `undefined` when the route names none and `null` when it names one the request
    * does not carry.
@@ -57,7 +62,8 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   const outage = new OutageLog(logger);
   const guarding = { audit, format: config.format, auditScopeChecks: config.auditScopeChecks };
   const keygate: Keygate = {
-    authenticate: (req) => authenticate(pipeline, req),
+    authenticate: (req) => Promise.resolve(authenticate(pipeline, req)),
+    decide: (req) => authenticate(pipeline, req),
     authorize: (auth, requirement, resource) => authorize(guarding, auth, requirement, resource),
     keys: new KeyService({ ...config, audit }),
     audit,

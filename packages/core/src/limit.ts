@@ -1,6 +1,7 @@
 import { KeygateError } from './errors.js';
 import type { OutageLog } from './outage-log.js';
 import { rateLimitHeaders } from './rate-limit.js';
+import { isPending } from './timeout.js';
 import type { Headers, RateLimiter, RateLimitPolicy, RateLimitResult } from './types.js';
 
 /** What the limit step decided: the rate-limit headers, and the error when the request is refused. */
@@ -15,7 +16,8 @@ const UNAVAILABLE_HEADERS: Headers = { 'Retry-After': '1' };
 /**
  * The limit step: charges the request to `subject` against all of its policies at once.
  * `RATE_LIMITED` (429, with `Retry-After`) when one is exhausted; `SERVICE_UNAVAILABLE` (503) when
- * the limiter cannot answer, its outage logged. No limiter: no limit and no headers.
+ * the limiter cannot answer, its outage logged. No limiter: no limit and no headers. Answers at
+ * once when the limiter does.
  */
 export function limitRequest(
   limiter: RateLimiter | null,
@@ -23,26 +25,25 @@ export function limitRequest(
   policies: readonly RateLimitPolicy[],
   policyHeader: string | undefined,
   outage: OutageLog,
-): Promise<Limited> {
-  if (!limiter) return Promise.resolve(UNLIMITED);
-  let answer: Promise<RateLimitResult>;
+): Limited | Promise<Limited> {
+  if (!limiter) return UNLIMITED;
+  const settle = (result: RateLimitResult): Limited => ({
+    headers: rateLimitHeaders(result, Date.now(), policyHeader),
+    error: result.allowed ? null : new KeygateError('RATE_LIMITED', { reason: 'rate_limited' }),
+  });
+  const unavailable = (error: unknown): Limited => {
+    outage.warn('rate limiter unavailable', error);
+    return {
+      headers: UNAVAILABLE_HEADERS,
+      error: new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' }),
+    };
+  };
+  let answer: RateLimitResult | PromiseLike<RateLimitResult>;
   try {
     answer = limiter.consume(subject, policies);
   } catch (error) {
-    answer = Promise.reject(error);
+    return unavailable(error);
   }
   // Chained rather than awaited: one promise fewer on every request.
-  return answer.then(
-    (result): Limited => ({
-      headers: rateLimitHeaders(result, Date.now(), policyHeader),
-      error: result.allowed ? null : new KeygateError('RATE_LIMITED', { reason: 'rate_limited' }),
-    }),
-    (error: unknown): Limited => {
-      outage.warn('rate limiter unavailable', error);
-      return {
-        headers: UNAVAILABLE_HEADERS,
-        error: new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' }),
-      };
-    },
-  );
+  return isPending(answer) ? Promise.resolve(answer).then(settle, unavailable) : settle(answer);
 }

@@ -1,3 +1,7 @@
+/** Whether a step's answer is still to come: steps answer at once when nothing had to wait. */
+export const isPending = <T>(value: T | PromiseLike<T>): value is PromiseLike<T> =>
+  typeof (value as PromiseLike<T> | null)?.then === 'function';
+
 /** Raised by {@link withTimeout} when a call takes longer than its caller may wait. */
 export class TimeoutError extends Error {
   readonly code = 'TIMEOUT';

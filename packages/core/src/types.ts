@@ -202,7 +202,11 @@ export interface RateLimitResult {
  * policy admits it and each is charged, or none is charged.
  */
 export interface RateLimiter {
-  consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult>;
+  /** The answer at once when the limiter needs to wait for nothing (e.g. a leased token), else a promise. */
+  consume(
+    subject: string,
+    policies: readonly RateLimitPolicy[],
+  ): RateLimitResult | Promise<RateLimitResult>;
   /** A key changed (limits, revocation, rotation) on some instance: drop what is held for it, e.g. leased tokens. */
   invalidate?(subject: string): void;
   /** Key changes may have been missed: drop what is held for every subject. */

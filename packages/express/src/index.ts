@@ -32,13 +32,15 @@ const send = (res: Response, { status, headers, body }: core.Answer): void => {
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): RequestHandler {
   const keygate = core.toKeygate(options);
   return (req, res, next) => {
-    keygate.authenticate(toRequest(req)).then((decision) => {
+    const admit = (decision: core.Decision) => {
       if (!decision.ok) return send(res, decision);
       res.set(decision.headers);
       req.apiKey = decision.principal;
       req.keygate = decision;
       next();
-    }, next);
+    };
+    const decided = keygate.decide(toRequest(req));
+    core.isPending(decided) ? decided.then(admit, next) : admit(decided);
   };
 }
 

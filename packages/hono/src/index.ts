@@ -61,7 +61,8 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
       out ? out.setHeader(name, headers[name]!) : c.header(name, headers[name]);
   };
   return async (c, next) => {
-    const decision = await keygate.authenticate(toRequest(c));
+    const decided = keygate.decide(toRequest(c));
+    const decision = core.isPending(decided) ? await decided : decided;
     if (!decision.ok) throw reject(decision);
     c.set('apiKey', decision.principal);
     c.set('keygate', decision);
