@@ -156,7 +156,11 @@ export class LeasedRedisRateLimiter implements RateLimiter {
     return `${this.#namespace}:lease:{${subject}}`;
   }
 
-  async consume(subject: string, policies: readonly RateLimitPolicy[]): Promise<RateLimitResult> {
+  /** A token of the instance's lease at once, without a promise; a promise while a lease is asked for. */
+  consume(
+    subject: string,
+    policies: readonly RateLimitPolicy[],
+  ): RateLimitResult | Promise<RateLimitResult> {
     if (policies.length === 0) return { allowed: true, policies: [] };
     let state = this.#subjects.get(subject);
     if (!state) {
@@ -170,23 +174,38 @@ export class LeasedRedisRateLimiter implements RateLimiter {
       };
       this.#subjects.set(subject, state);
     }
-    for (;;) {
-      const now = performance.now();
-      const lease = state.lease;
-      if (lease && lease.tokens >= 1 && now < lease.deadline && samePolicies(lease, policies)) {
-        return spend(lease, policies, now);
-      }
-      state.waiting++;
-      let outcome: Outcome;
-      try {
-        outcome = await (state.call ?? this.#start(subject, state, policies, 'lease'));
-      } finally {
-        state.waiting--;
-      }
-      if (outcome.kind === 'rejected') return outcome.result;
-      if (outcome.kind === 'failed')
-        return this.#backend.fallback(subject, policies, outcome.error);
+    return this.#spendOrWait(subject, state, policies);
+  }
+
+  #spendOrWait(
+    subject: string,
+    state: SubjectLeases,
+    policies: readonly RateLimitPolicy[],
+  ): RateLimitResult | Promise<RateLimitResult> {
+    const now = performance.now();
+    const lease = state.lease;
+    if (lease && lease.tokens >= 1 && now < lease.deadline && samePolicies(lease, policies)) {
+      return spend(lease, policies, now);
     }
+    return this.#wait(subject, state, policies);
+  }
+
+  /** Waits for the lease being asked for (or asks for one), then spends from it. */
+  async #wait(
+    subject: string,
+    state: SubjectLeases,
+    policies: readonly RateLimitPolicy[],
+  ): Promise<RateLimitResult> {
+    state.waiting++;
+    let outcome: Outcome;
+    try {
+      outcome = await (state.call ?? this.#start(subject, state, policies, 'lease'));
+    } finally {
+      state.waiting--;
+    }
+    if (outcome.kind === 'rejected') return outcome.result;
+    if (outcome.kind === 'failed') return this.#backend.fallback(subject, policies, outcome.error);
+    return this.#spendOrWait(subject, state, policies);
   }
 
   /** Gives back `subject`'s lease: its limits may have changed, or the key is gone. */
