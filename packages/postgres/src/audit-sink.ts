@@ -76,8 +76,9 @@ export async function insertUsage(db: KeygateDatabase, batch: UsageBatch): Promi
   if (rows.length === 0) return;
   const text = (pick: (row: UsageBatch['rows'][number]) => string | null) =>
     arrayParam(rows.map((row) => storable(pick(row))));
+  // Times travel as epoch milliseconds: a number costs less to send than ISO text (a row a key a minute).
   const time = (pick: (row: UsageBatch['rows'][number]) => Date) =>
-    arrayParam(rows.map((row) => pick(row).toISOString()));
+    arrayParam(rows.map((row) => pick(row).getTime()));
   // Rows that differ only in characters Postgres cannot store become one: grouping keeps a
   // statement from updating a row twice, which Postgres refuses.
   await db.execute(sql`with batch as (
@@ -87,20 +88,21 @@ export async function insertUsage(db: KeygateDatabase, batch: UsageBatch): Promi
     )
     insert into ${usageCounts} (key_id, minute, dimensions, key_start, owner_id, ip, user_agent,
       method, path, authenticated, scope_checks, resource_checks, first_seen, last_seen)
-    select key_id, minute,
+    select key_id, to_timestamp(minute / 1000),
       md5(jsonb_build_array(key_start, owner_id, ip, user_agent, method, path)::text),
       key_start, owner_id, ip, user_agent, method, path,
-      sum(authenticated), sum(scope_checks), sum(resource_checks), min(first_seen), max(last_seen)
+      sum(authenticated), sum(scope_checks), sum(resource_checks),
+      to_timestamp(min(first_seen) / 1000), to_timestamp(max(last_seen) / 1000)
     from unnest(${text((r) => r.keyId)}::text[],
-      ${time((r) => r.minute)}::text[]::timestamptz[],
+      ${time((r) => r.minute)}::float8[],
       ${text((r) => r.keyStart)}::text[], ${text((r) => r.ownerId)}::text[],
       ${text((r) => r.ip)}::text[], ${text((r) => r.userAgent)}::text[],
       ${text((r) => r.method)}::text[], ${text((r) => r.path)}::text[],
       ${arrayParam(rows.map((r) => r.authenticated))}::int[],
       ${arrayParam(rows.map((r) => r.scopeChecks))}::int[],
       ${arrayParam(rows.map((r) => r.resourceChecks))}::int[],
-      ${time((r) => r.firstSeen)}::text[]::timestamptz[],
-      ${time((r) => r.lastSeen)}::text[]::timestamptz[])
+      ${time((r) => r.firstSeen)}::float8[],
+      ${time((r) => r.lastSeen)}::float8[])
       as u(key_id, minute, key_start, owner_id, ip, user_agent, method, path, authenticated,
         scope_checks, resource_checks, first_seen, last_seen)
     where exists (select from batch)
