@@ -1,3 +1,5 @@
+import { readPolicyState } from './rate-limit-script.js';
+
 /**
  * Settles an instance's lease of one subject and grants it the next, in one atomic step on
  * Redis's clock: every policy of the subject is charged the same number of tokens at once.
@@ -57,20 +59,7 @@ for j = 1, #entries, 2 do
   out = out + parts[2]
 end
 
-local fields = {}
-for i = 1, n do
-  local name = ARGV[base + 4 * i]
-  if ARGV[base + 4 * i - 3] == 'token-bucket' then
-    fields[#fields + 1] = name .. ':tokens'
-    fields[#fields + 1] = name .. ':at'
-    fields[#fields + 1] = name .. ':full'
-  else
-    fields[#fields + 1] = name .. ':window'
-    fields[#fields + 1] = name .. ':count'
-  end
-end
-local state = redis.call('HMGET', KEYS[2], unpack(fields))
-
+${readPolicyState('KEYS[2]', 'base')}
 local available = {}
 local counts = {}
 local windows = {}

@@ -25,15 +25,14 @@ export function policyField(policyName: string, field: PolicyStateField): string
  * before this request and the window index (0 for a bucket). Fractions travel as strings
  * because Redis truncates Lua numbers in replies to integers.
  */
-export const RATE_LIMIT_SCRIPT = `
-local time = redis.call('TIME')
-local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local now_us_text = time[1] .. string.format('%06d', tonumber(time[2]))
-local n = #ARGV / 4
-local fields = {}
+/**
+ * Lua shared by both scripts: every field of the `n` policies' state, read from the subject's hash
+ * `key` with one HMGET into `state`. Policy i's four arguments follow ARGV[`base`].
+ */
+export const readPolicyState = (key: string, base: string) => `local fields = {}
 for i = 1, n do
-  local name = ARGV[4 * i]
-  if ARGV[4 * i - 3] == 'token-bucket' then
+  local name = ARGV[${base} + 4 * i]
+  if ARGV[${base} + 4 * i - 3] == 'token-bucket' then
     fields[#fields + 1] = name .. ':tokens'
     fields[#fields + 1] = name .. ':at'
     fields[#fields + 1] = name .. ':full'
@@ -42,8 +41,15 @@ for i = 1, n do
     fields[#fields + 1] = name .. ':count'
   end
 end
-local state = redis.call('HMGET', KEYS[1], unpack(fields))
+local state = redis.call('HMGET', ${key}, unpack(fields))
+`;
 
+export const RATE_LIMIT_SCRIPT = `
+local time = redis.call('TIME')
+local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now_us_text = time[1] .. string.format('%06d', tonumber(time[2]))
+local n = #ARGV / 4
+${readPolicyState('KEYS[1]', '0')}
 local available = {}
 local counts = {}
 local windows = {}
