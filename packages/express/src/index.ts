@@ -82,11 +82,7 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
 export function keyDashboard({ keygate, ...options }: core.KeyDashboardOptions): RequestHandler {
   const page = core.createDashboard(keygate, options);
   return (req, res) => {
-    const { status, headers, body } = page({
-      method: req.method,
-      mountPath: req.baseUrl,
-      path: req.path,
-    });
-    res.status(status).set(headers).send(body);
+    const answer = page({ method: req.method, mountPath: req.baseUrl, path: req.path });
+    res.status(answer.status).set(answer.headers).send(answer.body);
   };
 }

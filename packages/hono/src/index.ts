@@ -105,11 +105,8 @@ export function keyDashboard({ keygate, ...options }: core.KeyDashboardOptions) 
   const page = core.createDashboard(keygate, options);
   return new Hono().all('*', (c) => {
     const mountPath = basePath(c);
-    const answer = page({
-      method: c.req.method,
-      mountPath,
-      path: c.req.path.slice(mountPath.length),
-    });
+    const path = c.req.path.slice(mountPath.length);
+    const answer = page({ method: c.req.method, mountPath, path });
     return c.body(answer.body, answer.status as Status, answer.headers);
   });
 }
