@@ -1,13 +1,14 @@
-import { failure, KeygateConfigError, KeygateError } from './errors.js';
-import {
-  compileResource,
-  type ScopeRequirement,
-  type ScopeSpec,
-  scopeRequirement,
-} from './guard.js';
+import { type Failure, failure, KeygateConfigError, KeygateError } from './errors.js';
+import { compileResource, type ScopeSpec, scopeRequirement } from './guard.js';
 import { createKeygate, type Keygate } from './keygate.js';
 import type { KeygateOptions } from './options.js';
-import type { Authentication, Failure, KeyEnvironment, KeygateRequest, KeyType } from './types.js';
+import type {
+  Authentication,
+  KeyEnvironment,
+  KeygateRequest,
+  KeyType,
+  ScopeRequirement,
+} from './types.js';
 
 /** What every adapter needs from the core besides the pipeline: options, headers, guards. */
 

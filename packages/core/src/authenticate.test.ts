@@ -1,12 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AuditLog } from './audit.js';
-import { authenticate, type Pipeline } from './authenticate.js';
+import { authenticate } from './authenticate.js';
 import { FailedAttempts } from './failed-attempts.js';
 import type { Keygate } from './keygate.js';
 import { createKeyLookup } from './look-up.js';
 import { MemoryKeyStore } from './memory-store.js';
 import { type KeygateOptions, resolveOptions } from './options.js';
 import { OutageLog } from './outage-log.js';
+import type { Pipeline } from './pipeline.js';
 import { MemoryRateLimiter, policiesFor } from './rate-limit.js';
 import type { AuditEvent, AuditSink, Decision, KeygateRequest } from './types.js';
 

@@ -1,30 +1,14 @@
-import type { AuditLog } from './audit.js';
 import { checkKey } from './check-key.js';
-import { KeygateError } from './errors.js';
+import { type Failure, KeygateError } from './errors.js';
 import { extractKey, pathOf } from './extract.js';
-import type { FailedAttempts } from './failed-attempts.js';
 import type { ParsedKey } from './key-format.js';
-import type { Keygate } from './keygate.js';
 import { type Limited, limitRequest } from './limit.js';
 import type { KeyMatch } from './look-up.js';
-import type { KeygateConfig } from './options.js';
-import type { OutageLog } from './outage-log.js';
+import type { Pipeline } from './pipeline.js';
 import { requestContext } from './request-context.js';
 import { authenticateSession } from './session.js';
 import { isPending } from './timeout.js';
-import type { AuditContext, Decision, Failure, KeygateRequest, RateLimitPolicy } from './types.js';
-
-/** What the authentication steps share: the configuration and the instance's backends. */
-export interface Pipeline {
-  config: KeygateConfig;
-  audit: AuditLog;
-  outage: OutageLog;
-  attempts: FailedAttempts;
-  lookUp: (secret: string) => KeyMatch | Promise<KeyMatch>;
-  /** The limits of a session: the secret tier's. */
-  sessionPolicies: readonly RateLimitPolicy[];
-  keygate: Keygate;
-}
+import type { AuditContext, Decision, KeygateRequest } from './types.js';
 
 const RETRY_SOON = { 'Retry-After': '1' };
 

@@ -1,8 +1,9 @@
 import type { AuditLog } from './audit.js';
+import type { Failure } from './errors.js';
 import { failure } from './errors.js';
-import { checkRequirement, type ScopeRequirement } from './guard.js';
+import { checkRequirement } from './guard.js';
 import type { KeyFormat } from './key-format.js';
-import type { Authentication, Failure } from './types.js';
+import type { Authentication, ScopeRequirement } from './types.js';
 
 export interface AuthorizeDeps {
   audit: AuditLog;

@@ -1,5 +1,3 @@
-import type { Failure, Headers } from './types.js';
-
 /** Every failure a client can see, with its status and default message: the one place they are defined. */
 export const ERROR_CODES = {
   AUTH_REQUIRED: { status: 401, message: 'Authentication required' },
@@ -97,6 +95,15 @@ function challenge(code: ErrorCode, requiredScope: string | undefined): string |
   return undefined;
 }
 
+/** A refused request, ready to answer: status, JSON body and headers (challenge, `Retry-After`, limits). */
+export interface Failure {
+  ok: false;
+  error: KeygateError;
+  status: number;
+  body: ErrorBody;
+  headers: Record<string, string>;
+}
+
 /** A misconfiguration, thrown once when a factory is called; never per request. */
 export class KeygateConfigError extends Error {
   readonly code: ConfigErrorCode;
@@ -108,7 +115,7 @@ export class KeygateConfigError extends Error {
 }
 
 /** A failure as it is answered: status, JSON body, and headers with the `WWW-Authenticate` challenge. */
-export function failure(error: KeygateError, headers: Headers = {}): Failure {
+export function failure(error: KeygateError, headers: Record<string, string> = {}): Failure {
   return {
     ok: false,
     error,

@@ -1,8 +1,8 @@
 import type { AuditLog, AuditSubject } from './audit.js';
 import { failureSubject } from './auth-failures.js';
-import { failure, KeygateError } from './errors.js';
+import { type Failure, failure, KeygateError } from './errors.js';
 import type { OutageLog } from './outage-log.js';
-import type { AuditContext, AuthFailureGuard, Failure } from './types.js';
+import type { AuditContext, AuthFailureGuard } from './types.js';
 
 const MAX_BLOCKED_CLIENTS = 100_000;
 

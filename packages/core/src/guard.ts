@@ -1,5 +1,5 @@
 import { KeygateConfigError, KeygateError } from './errors.js';
-import type { KeyEnvironment, KeyType, Principal, Scope } from './types.js';
+import type { Principal, Scope, ScopeRequirement } from './types.js';
 
 /** What a route needs: scopes (all or any of them), optionally a resource and a key type. */
 export type ScopeSpec =
@@ -7,15 +7,6 @@ export type ScopeSpec =
   | readonly Scope[]
   | { readonly all: readonly Scope[] }
   | { readonly any: readonly Scope[] };
-
-export interface ScopeRequirement {
-  scopes: readonly string[];
-  mode: 'all' | 'any';
-  /** Only this key type may pass (e.g. `'secret'` for secret-only routes); public keys get `FORBIDDEN`. */
-  keyType?: KeyType;
-  /** Only keys (and sessions) of these environments may pass (e.g. `['live']`); others get `FORBIDDEN`. */
-  environments?: readonly KeyEnvironment[];
-}
 
 /** Parses a guard's declaration once, when the route is defined; a bad one throws there. */
 export function scopeRequirement(

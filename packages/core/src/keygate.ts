@@ -1,25 +1,27 @@
 import { AuditLog } from './audit.js';
-import { authenticate, type Pipeline } from './authenticate.js';
+import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
+import type { Failure } from './errors.js';
 import { FailedAttempts } from './failed-attempts.js';
-import type { ScopeRequirement } from './guard.js';
 import { KeyService } from './keys.js';
 import { createKeyLookup } from './look-up.js';
 import { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
 import { OutageLog } from './outage-log.js';
+import type { Pipeline } from './pipeline.js';
 import { policiesFor } from './rate-limit.js';
 import type {
   AuditReader,
   Authentication,
+  Authorizer,
   Decision,
-  Failure,
   KeyEnvironment,
   KeygateRequest,
+  ScopeRequirement,
 } from './types.js';
 
 export type { KeygateOptions } from './options.js';
 
-export interface Keygate {
+export interface Keygate extends Authorizer {
   /** Identifies the caller: a key (or session) with its rate limit applied, or the failure to answer. */
   authenticate(req: KeygateRequest): Promise<Decision>;
   /**

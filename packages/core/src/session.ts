@@ -1,6 +1,6 @@
-import type { Pipeline } from './authenticate.js';
 import { KeygateError } from './errors.js';
 import { limitRequest } from './limit.js';
+import type { Pipeline } from './pipeline.js';
 import type { AuditContext, Decision, KeygateRequest } from './types.js';
 
 const VIA_SESSION = { via: 'session' };

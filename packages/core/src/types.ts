@@ -1,5 +1,4 @@
-import type { ErrorBody, KeygateError } from './errors.js';
-import type { Keygate } from './keygate.js';
+import type { Failure } from './errors.js';
 
 /**
  * Scopes known to the application. Augment `Register` once to make every
@@ -404,15 +403,6 @@ export interface Answer {
   body: unknown;
 }
 
-/** A refused request, ready to answer: status, JSON body and headers (challenge, `Retry-After`, limits). */
-export interface Failure {
-  ok: false;
-  error: KeygateError;
-  status: number;
-  body: ErrorBody;
-  headers: Headers;
-}
-
 /**
  * An authenticated request, which the adapter keeps on the framework's context (`c.var`, `req`,
  * `ctx.state`): who it acts as, the rate-limit headers to answer with, and what its guards need.
@@ -424,7 +414,31 @@ export interface Authentication {
   /** The request's audit fields, shared by the records of its guard checks. */
   context: AuditContext;
   /** The instance that authenticated it, which its guards ask. */
-  keygate: Keygate;
+  keygate: Authorizer;
+}
+
+/** What a route needs of a request: scopes (all or any of them), and optionally a key type and environments. */
+export interface ScopeRequirement {
+  scopes: readonly string[];
+  mode: 'all' | 'any';
+  /** Only this key type may pass (e.g. `'secret'` for secret-only routes); public keys get `FORBIDDEN`. */
+  keyType?: KeyType;
+  /** Only keys (and sessions) of these environments may pass (e.g. `['live']`); others get `FORBIDDEN`. */
+  environments?: readonly KeyEnvironment[];
+}
+
+/** What a request's guards ask of the instance that authenticated it (a `Keygate`). */
+export interface Authorizer {
+  /**
+   * Checks an authenticated request against a route's requirement: `null` when it passes.
+   * `resource` is `undefined` when the route names none and `null` when it names one the request
+   * does not carry.
+   */
+  authorize(
+    auth: Authentication,
+    requirement: ScopeRequirement,
+    resource?: string | null,
+  ): Failure | null;
 }
 
 /** What `authenticate()` decides; adapters keep the success and render the failure. */
