@@ -1,4 +1,4 @@
-import { readPolicyState } from './rate-limit-script.js';
+import { readPolicyState, writePolicyState } from './rate-limit-script.js';
 
 /**
  * Settles an instance's lease of one subject and grants it the next, in one atomic step on
@@ -160,37 +160,7 @@ if latest_expiry > 0 then
   redis.call('PEXPIREAT', KEYS[1], string.format('%d', math.ceil(latest_expiry / 1000)))
 end
 
-local now_ms = math.floor(now_us / 1000)
-local values = {}
-local policies_expire = 0
-f = 0
-for i = 1, n do
-  local quota = tonumber(ARGV[base + 4 * i - 2])
-  local param = tonumber(ARGV[base + 4 * i - 1])
-  if ARGV[base + 4 * i - 3] == 'token-bucket' then
-    local tokens = available[i] - granted
-    -- Missing reads as full, then capped by what is out: it may expire once it would be full.
-    local full = now_ms + math.min(1e15, math.max(1, math.ceil((quota - tokens) / param * 1000)))
-    values[#values + 1] = fields[f + 1]
-    values[#values + 1] = string.format('%.17g', tokens)
-    values[#values + 1] = fields[f + 2]
-    values[#values + 1] = now_us_text
-    values[#values + 1] = fields[f + 3]
-    values[#values + 1] = string.format('%d', full)
-    policies_expire = math.max(policies_expire, full)
-    f = f + 3
-  else
-    values[#values + 1] = fields[f + 1]
-    values[#values + 1] = string.format('%d', windows[i])
-    values[#values + 1] = fields[f + 2]
-    values[#values + 1] = string.format('%d', counts[i] + granted)
-    policies_expire = math.max(policies_expire, math.ceil((windows[i] + 1) * param * 1000))
-    f = f + 2
-  end
-end
-redis.call('HSET', KEYS[2], unpack(values))
-redis.call('PEXPIREAT', KEYS[2], string.format('%d', policies_expire))
-
+${writePolicyState('KEYS[2]', 'base', 'granted')}
 local reply = { granted, now_us_text, math.floor(ttl_us / 1000) }
 for i = 1, n do
   reply[#reply + 1] = string.format('%.17g', available[i])

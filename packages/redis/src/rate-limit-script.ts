@@ -44,6 +44,47 @@ end
 local state = redis.call('HMGET', ${key}, unpack(fields))
 `;
 
+/**
+ * Lua shared by both scripts: charges every policy `charged` tokens (a Lua expression) from
+ * `available`, `counts` and `windows` as read, and writes the hash `key` back with one HSET and one
+ * PEXPIREAT at the latest of the policies' expiries. A bucket that has refilled reads as a missing
+ * one, so it may expire then (capped for tiny rates); a window, when it ends.
+ */
+export const writePolicyState = (
+  key: string,
+  base: string,
+  charged: string,
+) => `local now_ms = math.floor(now_us / 1000)
+local values = {}
+local state_expires = 0
+local f = 0
+for i = 1, n do
+  local quota = tonumber(ARGV[${base} + 4 * i - 2])
+  local param = tonumber(ARGV[${base} + 4 * i - 1])
+  if ARGV[${base} + 4 * i - 3] == 'token-bucket' then
+    local tokens = available[i] - ${charged}
+    local full = now_ms + math.min(1e15, math.max(1, math.ceil((quota - tokens) / param * 1000)))
+    values[#values + 1] = fields[f + 1]
+    values[#values + 1] = string.format('%.17g', tokens)
+    values[#values + 1] = fields[f + 2]
+    values[#values + 1] = now_us_text
+    values[#values + 1] = fields[f + 3]
+    values[#values + 1] = string.format('%d', full)
+    state_expires = math.max(state_expires, full)
+    f = f + 3
+  else
+    values[#values + 1] = fields[f + 1]
+    values[#values + 1] = string.format('%d', windows[i])
+    values[#values + 1] = fields[f + 2]
+    values[#values + 1] = string.format('%d', counts[i] + ${charged})
+    state_expires = math.max(state_expires, math.ceil((windows[i] + 1) * param * 1000))
+    f = f + 2
+  end
+end
+redis.call('HSET', ${key}, unpack(values))
+redis.call('PEXPIREAT', ${key}, string.format('%d', state_expires))
+`;
+
 export const RATE_LIMIT_SCRIPT = `
 local time = redis.call('TIME')
 local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -85,37 +126,7 @@ end
 
 -- Nothing is written for a rejected request, so it charges no policy.
 if allowed == 1 then
-  local now_ms = math.floor(now_us / 1000)
-  local values = {}
-  local expires = 0
-  f = 0
-  for i = 1, n do
-    local quota = tonumber(ARGV[4 * i - 2])
-    local param = tonumber(ARGV[4 * i - 1])
-    if ARGV[4 * i - 3] == 'token-bucket' then
-      local tokens = available[i] - 1
-      -- A bucket that has refilled is the same as a missing one, so it may expire then (capped for tiny rates).
-      local full = now_ms + math.min(1e15, math.max(1, math.ceil((quota - tokens) / param * 1000)))
-      values[#values + 1] = fields[f + 1]
-      values[#values + 1] = string.format('%.17g', tokens)
-      values[#values + 1] = fields[f + 2]
-      values[#values + 1] = now_us_text
-      values[#values + 1] = fields[f + 3]
-      values[#values + 1] = string.format('%d', full)
-      expires = math.max(expires, full)
-      f = f + 3
-    else
-      values[#values + 1] = fields[f + 1]
-      values[#values + 1] = string.format('%d', windows[i])
-      values[#values + 1] = fields[f + 2]
-      values[#values + 1] = string.format('%d', counts[i] + 1)
-      expires = math.max(expires, math.ceil((windows[i] + 1) * param * 1000))
-      f = f + 2
-    end
-  end
-  redis.call('HSET', KEYS[1], unpack(values))
-  redis.call('PEXPIREAT', KEYS[1], string.format('%d', expires))
-end
+${writePolicyState('KEYS[1]', '0', '1')}end
 
 local reply = { allowed, now_us_text }
 for i = 1, n do
