@@ -218,23 +218,7 @@ export class AuditLog {
   ): void {
     if (this.#sinks.length === 0) return;
     this.#enqueue(
-      {
-        id: randomUUID(),
-        at: new Date(),
-        action,
-        outcome: 'failure',
-        reason,
-        keyId: subject?.id ?? null,
-        keyStart: subject?.start ?? null,
-        ownerId: subject?.ownerId ?? null,
-        actor: null,
-        ip: ctx.ip,
-        userAgent: ctx.userAgent,
-        method: ctx.method,
-        path: ctx.path,
-        requestId: requestIdOf(ctx),
-        detail,
-      },
+      requestEvent(action, 'failure', reason, subject, ctx, detail, new Date()),
       undefined,
     );
   }
@@ -253,26 +237,8 @@ export class AuditLog {
     const now = Date.now();
     this.#usage?.count(action, subject, ctx, now);
     if (!this.#successEvents) return;
-    this.#enqueue(
-      {
-        id: randomUUID(),
-        at: new Date(now),
-        action,
-        outcome: 'success',
-        reason: null,
-        keyId: subject.id,
-        keyStart: subject.start,
-        ownerId: subject.ownerId,
-        actor: null,
-        ip: ctx.ip,
-        userAgent: ctx.userAgent,
-        method: ctx.method,
-        path: ctx.path,
-        requestId: requestIdOf(ctx),
-        detail,
-      },
-      this.#usage ? COUNTED : undefined,
-    );
+    const event = requestEvent(action, 'success', null, subject, ctx, detail, new Date(now));
+    this.#enqueue(event, this.#usage ? COUNTED : undefined);
   }
 
   /** The latest use of each of `keyIds` that this log has counted and not yet written. */
@@ -516,4 +482,33 @@ export class JsonLinesAuditSink implements AuditSink {
   async write(events: readonly AuditEvent[]): Promise<void> {
     this.#write(events.map((event) => `${JSON.stringify(event)}\n`).join(''));
   }
+}
+
+/** The event of a request's authentication or check: its subject and the request's audit fields. */
+function requestEvent(
+  action: AuditAction,
+  outcome: AuditEvent['outcome'],
+  reason: string | null,
+  subject: AuditSubject | null,
+  ctx: AuditContext,
+  detail: Record<string, unknown> | null,
+  at: Date,
+): AuditEvent {
+  return {
+    id: randomUUID(),
+    at,
+    action,
+    outcome,
+    reason,
+    keyId: subject?.id ?? null,
+    keyStart: subject?.start ?? null,
+    ownerId: subject?.ownerId ?? null,
+    actor: null,
+    ip: ctx.ip,
+    userAgent: ctx.userAgent,
+    method: ctx.method,
+    path: ctx.path,
+    requestId: requestIdOf(ctx),
+    detail,
+  };
 }
