@@ -3,7 +3,7 @@ import { type Failure, KeygateError } from './errors.js';
 import { extractKey, pathOf } from './extract.js';
 import type { ParsedKey } from './key-format.js';
 import { type Limited, limitRequest } from './limit.js';
-import type { KeyMatch } from './look-up.js';
+import type { KeyMatch, KnownKey } from './look-up.js';
 import type { Pipeline } from './pipeline.js';
 import { requestContext } from './request-context.js';
 import { authenticateSession } from './session.js';
@@ -34,22 +34,23 @@ export function authenticate(
   const parsed = config.format.parse(credential.key);
   if (!parsed) return attempts.fail(context, invalidKey('malformed'), null);
 
-  const storeUnavailable = (error: unknown): Failure => {
-    pipeline.outage.warn('key store unavailable', error);
-    const unavailable = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
-    return attempts.refuse(context, unavailable, null, RETRY_SOON);
-  };
   let found: KeyMatch | Promise<KeyMatch>;
   try {
     found = pipeline.lookUp(parsed.secret);
   } catch (error) {
-    return storeUnavailable(error);
+    return storeUnavailable(pipeline, context, error);
   }
   if (!isPending(found)) return checkAndLimit(pipeline, req, path, context, parsed, found);
   return found.then(
     (match) => checkAndLimit(pipeline, req, path, context, parsed, match),
-    storeUnavailable,
+    (error: unknown) => storeUnavailable(pipeline, context, error),
   );
+}
+
+function storeUnavailable(pipeline: Pipeline, context: AuditContext, error: unknown): Failure {
+  pipeline.outage.warn('key store unavailable', error);
+  const unavailable = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
+  return pipeline.attempts.refuse(context, unavailable, null, RETRY_SOON);
 }
 
 /** The steps after the look-up: check the key against the request, limit, record the use. */
@@ -74,18 +75,6 @@ function checkAndLimit(
     return attempts.fail(context, refusal ?? invalidKey('unknown'), shown);
   }
 
-  const admit = (limited: Limited): Decision => {
-    if (limited.error)
-      return attempts.refuse(context, limited.error, known.record, limited.headers);
-    pipeline.audit.recordUse('auth.succeeded', known.record, context);
-    return {
-      ok: true,
-      principal: known.principal,
-      headers: limited.headers,
-      context,
-      keygate: pipeline.keygate,
-    };
-  };
   const limited = limitRequest(
     config.limiter,
     known.id,
@@ -93,7 +82,28 @@ function checkAndLimit(
     known.policyHeader,
     pipeline.outage,
   );
-  return isPending(limited) ? limited.then(admit) : admit(limited);
+  if (!isPending(limited)) return admit(pipeline, known, context, limited);
+  return limited.then((answer) => admit(pipeline, known, context, answer));
+}
+
+/** The last step: the limit's answer, and the use recorded when it lets the request through. */
+function admit(
+  pipeline: Pipeline,
+  known: KnownKey,
+  context: AuditContext,
+  limited: Limited,
+): Decision {
+  if (limited.error) {
+    return pipeline.attempts.refuse(context, limited.error, known.record, limited.headers);
+  }
+  pipeline.audit.recordUse('auth.succeeded', known.record, context);
+  return {
+    ok: true,
+    principal: known.principal,
+    headers: limited.headers,
+    context,
+    keygate: pipeline.keygate,
+  };
 }
 
 function invalidKey(reason: string): KeygateError {

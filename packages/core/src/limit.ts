@@ -27,23 +27,31 @@ export function limitRequest(
   outage: OutageLog,
 ): Limited | Promise<Limited> {
   if (!limiter) return UNLIMITED;
-  const settle = (result: RateLimitResult): Limited => ({
-    headers: rateLimitHeaders(result, Date.now(), policyHeader),
-    error: result.allowed ? null : new KeygateError('RATE_LIMITED', { reason: 'rate_limited' }),
-  });
-  const unavailable = (error: unknown): Limited => {
-    outage.warn('rate limiter unavailable', error);
-    return {
-      headers: UNAVAILABLE_HEADERS,
-      error: new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' }),
-    };
-  };
   let answer: RateLimitResult | PromiseLike<RateLimitResult>;
   try {
     answer = limiter.consume(subject, policies);
   } catch (error) {
-    return unavailable(error);
+    return unavailable(outage, error);
   }
   // Chained rather than awaited: one promise fewer on every request.
-  return isPending(answer) ? Promise.resolve(answer).then(settle, unavailable) : settle(answer);
+  if (!isPending(answer)) return settled(answer, policyHeader);
+  return Promise.resolve(answer).then(
+    (result) => settled(result, policyHeader),
+    (error: unknown) => unavailable(outage, error),
+  );
+}
+
+function settled(result: RateLimitResult, policyHeader: string | undefined): Limited {
+  return {
+    headers: rateLimitHeaders(result, Date.now(), policyHeader),
+    error: result.allowed ? null : new KeygateError('RATE_LIMITED', { reason: 'rate_limited' }),
+  };
+}
+
+function unavailable(outage: OutageLog, error: unknown): Limited {
+  outage.warn('rate limiter unavailable', error);
+  return {
+    headers: UNAVAILABLE_HEADERS,
+    error: new KeygateError('SERVICE_UNAVAILABLE', { reason: 'limiter_unavailable' }),
+  };
 }

@@ -56,19 +56,20 @@ const reject = ({ status, body, headers }: core.Answer) =>
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
   const { keygate, toRequest } = prepare(options);
-  const set = (c: Context, headers: core.Headers, out = node(c).outgoing) => {
-    for (const name in headers)
-      out ? out.setHeader(name, headers[name]!) : c.header(name, headers[name]);
-  };
   return async (c, next) => {
     const decided = keygate.decide(toRequest(c));
     const decision = core.isPending(decided) ? await decided : decided;
     if (!decision.ok) throw reject(decision);
     c.set('apiKey', decision.principal);
     c.set('keygate', decision);
-    set(c, decision.headers);
+    const { headers } = decision;
+    const out = node(c).outgoing;
+    if (out) for (const name in headers) out.setHeader(name, headers[name]!);
+    else for (const name in headers) c.header(name, headers[name]);
     await next();
-    if (!node(c).outgoing && !c.res.headers.has('X-RateLimit-Limit')) set(c, decision.headers);
+    if (!out && !c.res.headers.has('X-RateLimit-Limit')) {
+      for (const name in headers) c.header(name, headers[name]);
+    }
   };
 }
 
