@@ -105,4 +105,25 @@ describe('nodeHeaders', () => {
     expect(headers.get('x-api-key')).toBe('k');
     expect(headers.get('user-agent')).toBeNull();
   });
+
+  it('reads Node’s rawHeaders the same way, whatever the case the client sent the names in', () => {
+    const headers = nodeHeaders([
+      'Authorization',
+      'Bearer a',
+      'Cookie',
+      'a=1',
+      'X-API-Key',
+      'k',
+      'authorization',
+      'Bearer b',
+      'cookie',
+      'b=2',
+      'X-Api-Keys',
+      'not the key header',
+    ]);
+    expect(headers.get('authorization')).toBe('Bearer a, Bearer b');
+    expect(headers.get('cookie')).toBe('a=1; b=2');
+    expect(headers.get('x-api-key')).toBe('k');
+    expect(headers.get('user-agent')).toBeNull();
+  });
 });

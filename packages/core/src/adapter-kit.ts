@@ -37,18 +37,44 @@ export function toKeygate(input: KeygateInput = {}): Keygate {
 }
 
 /**
- * Node's `headersDistinct` (Express, Koa) as the core's header reader, repeated fields joined as
- * Fetch `Headers` joins them. (`headers` keeps only the first of two `Authorization` fields, so a
- * request Hono refuses would pass on Express and Koa.)
+ * Node's request headers as the core's header reader, repeated fields joined as Fetch `Headers`
+ * joins them: from `rawHeaders` (what the adapters pass: read where they lie, with no object built
+ * per request) or from `headersDistinct`. (`headers` keeps only the first of two `Authorization`
+ * fields, so a request Hono refuses would pass on Express and Koa.)
  */
-export function nodeHeaders(headers: NodeJS.Dict<string | string[]>): KeygateRequest['headers'] {
+export function nodeHeaders(
+  headers: readonly string[] | NodeJS.Dict<string | string[]>,
+): KeygateRequest['headers'] {
+  if (isRawHeaders(headers)) return new RawHeaders(headers);
   return {
     get(name) {
       const value = headers[name];
       if (value === undefined) return null;
-      return Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
+      return Array.isArray(value) ? value.join(separator(name)) : value;
     },
   };
+}
+
+const isRawHeaders = (headers: unknown): headers is readonly string[] => Array.isArray(headers);
+const separator = (name: string) => (name === 'cookie' ? '; ' : ', ');
+
+/** `rawHeaders` is `[name, value, name, value, ...]`, names as sent; `get` takes a lower-case name. */
+class RawHeaders {
+  readonly #raw: readonly string[];
+  constructor(raw: readonly string[]) {
+    this.#raw = raw;
+  }
+
+  get(name: string): string | null {
+    const raw = this.#raw;
+    let value: string | null = null;
+    for (let i = 0; i < raw.length; i += 2) {
+      const field = raw[i]!;
+      if (field.length !== name.length || field.toLowerCase() !== name) continue;
+      value = value === null ? raw[i + 1]! : value + separator(name) + raw[i + 1]!;
+    }
+    return value;
+  }
 }
 
 export interface GuardOptions<Ctx> {

@@ -20,7 +20,7 @@ export type ApiKeyAuthOptions = core.KeygateInput;
 const toRequest = (req: Request): core.KeygateRequest => ({
   method: req.method,
   url: req.originalUrl,
-  headers: core.nodeHeaders(req.headersDistinct),
+  headers: core.nodeHeaders(req.rawHeaders),
   ip: req.ip,
 });
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as core from '@keygate/core';
-import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { type Context, Hono, type MiddlewareHandler, type Next } from 'hono';
 import type { GetConnInfo } from 'hono/conninfo';
 import { HTTPException } from 'hono/http-exception';
 import type {} from 'hono/request-id';
@@ -37,7 +37,7 @@ export const clientIp = (o: { trustProxy?: core.TrustProxy; getConnInfo?: GetCon
 function prepare({ getIp = clientIp(), ...rest }: ApiKeyAuthOptions) {
   const toRequest = (c: Context): core.KeygateRequest => {
     const { incoming } = node(c); // Node's headers as they are: Fetch `Headers` cost more to build.
-    const headers = incoming ? core.nodeHeaders(incoming.headersDistinct) : c.req.raw.headers;
+    const headers = incoming ? core.nodeHeaders(incoming.rawHeaders) : c.req.raw.headers;
     const { method, url } = c.req;
     return { method, url, headers, ip: getIp(c), requestId: c.get('requestId') };
   };
@@ -52,34 +52,41 @@ const reject = ({ status, body, headers }: core.Answer) =>
  * Authenticates every request; sets `c.get('apiKey')` and the rate-limit headers, or throws the
  * failure. On Node the headers go on Node's response, under whatever response the app builds
  * (Fetch `Headers` validate and sort each field); elsewhere on Hono's, and again on a `Response`
- * the handler built itself.
+ * the handler built itself. Not an `async` function: a decision made at once costs no promise.
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): MiddlewareHandler {
   const { keygate, toRequest } = prepare(options);
-  return async (c, next) => {
+  return (c, next) => {
     const decided = keygate.decide(toRequest(c));
-    const decision = core.isPending(decided) ? await decided : decided;
-    if (!decision.ok) throw reject(decision);
-    c.set('apiKey', decision.principal);
-    c.set('keygate', decision);
-    const { headers } = decision;
-    const out = node(c).outgoing;
-    if (out) for (const name in headers) out.setHeader(name, headers[name]!);
-    else for (const name in headers) c.header(name, headers[name]);
-    await next();
-    if (!out && !c.res.headers.has('X-RateLimit-Limit')) {
-      for (const name in headers) c.header(name, headers[name]);
-    }
+    if (core.isPending(decided)) return decided.then((decision) => admit(c, next, decision));
+    return admit(c, next, decided);
   };
+}
+
+function admit(c: Context, next: Next, decision: core.Decision): Promise<void> {
+  if (!decision.ok) throw reject(decision);
+  c.set('apiKey', decision.principal);
+  c.set('keygate', decision);
+  const { headers } = decision;
+  const out = node(c).outgoing;
+  if (out) {
+    for (const name in headers) out.setHeader(name, headers[name]!);
+    return next();
+  }
+  for (const name in headers) c.header(name, headers[name]);
+  return next().then(() => {
+    if (c.res.headers.has('X-RateLimit-Limit')) return;
+    for (const name in headers) c.header(name, headers[name]);
+  });
 }
 
 /** Lets the request through only when its key holds `scope` (and the resource, when one is named). */
 export function requireScope(spec: core.ScopeSpec, options: core.GuardOptions<Context> = {}) {
   const guard = core.prepareGuard(spec, options);
-  return (async (c, next) => {
+  return ((c, next) => {
     const failure = guard.check(c.get('keygate'), c, (name) => c.req.param(name));
     if (failure) throw reject(failure);
-    await next();
+    return next();
   }) satisfies MiddlewareHandler;
 }
 

@@ -17,7 +17,7 @@ export type ApiKeyAuthOptions = core.KeygateInput;
 const toRequest = (ctx: Context): core.KeygateRequest => ({
   method: ctx.method,
   url: ctx.originalUrl,
-  headers: core.nodeHeaders(ctx.req.headersDistinct),
+  headers: core.nodeHeaders(ctx.req.rawHeaders),
   ip: ctx.ip,
 });
 
