@@ -69,6 +69,18 @@ export const CONTESTANTS: Contestant[] = [
     env: { KEYGATE_BENCH_LIMITS: 'leased' },
   },
   {
+    id: 'floor-hono',
+    label:
+      'diagnostic: the floor on hono (SHA-256, a Map, five headers, a scope check; nothing else)',
+    framework: 'hono',
+    kind: 'peer',
+    server: 'floor-hono',
+    baseline: 'bare-hono',
+    keys: 'keygate-postgres',
+    backends: 'postgres',
+    diagnostic: true,
+  },
+  {
     id: 'keygate-hono-no-audit',
     label: 'diagnostic: keygate on hono, Postgres + Redis, audit trail off',
     framework: 'hono',

@@ -187,6 +187,26 @@ function targets(report: BenchReport, medians: Map<string, Medians>): Target[] {
       'share',
     );
   }
+  // For reference, not a goal: what the least a key layer does (`floor-hono`) leaves of bare Hono.
+  const floor = get('floor-hono');
+  if (floor && bare) {
+    list.push({
+      name: 'the floor (SHA-256, a Map, five headers, a scope check) vs bare Hono, req/s',
+      goal: 'reference',
+      measured: pct(floor.rps / bare.rps),
+      met: null,
+      shortfall: '',
+    });
+  }
+  if (floor && leased) {
+    list.push({
+      name: 'keygate (Hono, leased limits) vs the floor, req/s',
+      goal: 'reference',
+      measured: pct(leased.rps / floor.rps),
+      met: null,
+      shortfall: '',
+    });
+  }
   if (leased) {
     atMost(
       'keygate (Hono, leased limits): Redis commands sent per request',
@@ -359,7 +379,7 @@ export function renderReport(report: BenchReport, analysis: string | null): stri
         target.name,
         target.goal,
         target.measured,
-        target.met ? 'met' : `**missed**: ${target.shortfall}`,
+        target.met === null ? '—' : target.met ? 'met' : `**missed**: ${target.shortfall}`,
       ]),
     );
   }
