@@ -168,6 +168,27 @@ describe('VerificationCache', () => {
     expect(cache.size).toBe(2);
   });
 
+
+  it('moves a busy digest to the front at most once a second, and again after that', async () => {
+    const cache = new VerificationCache<ApiKeyRecord>({ maxEntries: 2 });
+    const load = vi.fn(async (digest: string) => record(`key_${digest}`));
+    await lookup(cache, 'a', load);
+    await lookup(cache, 'b', load);
+    await lookup(cache, 'a', load); // a's first hit: a is now the most recent
+    await lookup(cache, 'b', load); // b's first hit: b is now the most recent
+    vi.advanceTimersByTime(500);
+    await lookup(cache, 'a', load); // within a second of a's last move: its place is kept
+    await lookup(cache, 'c', load); // evicts the least recent, which is still a
+    expect(load.mock.calls.map(([digest]) => digest)).toEqual(['a', 'b', 'c']);
+    expect(cache.fresh('a', Date.now())).toBeUndefined();
+    expect(cache.fresh('b', Date.now())?.id).toBe('key_b');
+
+    vi.advanceTimersByTime(1_000);
+    expect(cache.fresh('b', Date.now())?.id).toBe('key_b'); // a second later: b moves to the front
+    await lookup(cache, 'd', load); // so c, not b, is evicted
+    expect(cache.fresh('b', Date.now())?.id).toBe('key_b');
+    expect(cache.fresh('c', Date.now())).toBeUndefined();
+  });
   it('invalidateKey forgets every digest of that key, and only that key', async () => {
     const cache = new VerificationCache<ApiKeyRecord>();
     const key = record('key_1');

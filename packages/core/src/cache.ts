@@ -15,7 +15,15 @@ interface Entry<T> {
   record: T | null;
   freshUntil: number;
   staleUntil: number;
+  /** When a hit last moved the entry to the front of the LRU order. */
+  usedAt: number;
 }
+
+/**
+ * A hit moves its entry to the front of the LRU order at most once in this long: on a busy key
+ * that move (a linked-list update in `lru-cache`) cost more than the rest of the look-up.
+ */
+const RECENCY_MS = 1_000;
 
 /**
  * Bounded LRU of verified digests in front of any store, so a request with a
@@ -50,8 +58,13 @@ export class VerificationCache<T extends { readonly id: string }> {
    * match none), `undefined` otherwise: a hit costs no promise.
    */
   fresh(digest: string, nowMs: number): T | null | undefined {
-    const entry = this.#entries.get(digest);
-    return entry === undefined || entry.freshUntil <= nowMs ? undefined : entry.record;
+    const entry = this.#entries.peek(digest);
+    if (entry === undefined || entry.freshUntil <= nowMs) return undefined;
+    if (!(nowMs - entry.usedAt < RECENCY_MS)) {
+      entry.usedAt = nowMs;
+      this.#entries.get(digest);
+    }
+    return entry.record;
   }
 
   /** The record for `digest`: from the cache while fresh, else from `load` (falling back to a stale entry if it throws). */
@@ -95,6 +108,7 @@ export class VerificationCache<T extends { readonly id: string }> {
       record,
       freshUntil: nowMs + ttl,
       staleUntil: record ? nowMs + ttl + this.#staleIfError : nowMs + ttl,
+      usedAt: Number.NEGATIVE_INFINITY,
     });
   }
 
