@@ -188,24 +188,17 @@ function targets(report: BenchReport, medians: Map<string, Medians>): Target[] {
     );
   }
   // For reference, not a goal: what the least a key layer does (`floor-hono`) leaves of bare Hono.
+  const reference = (name: string, ratio: number) =>
+    list.push({ name, goal: 'reference', measured: pct(ratio), met: null, shortfall: '' });
   const floor = get('floor-hono');
   if (floor && bare) {
-    list.push({
-      name: 'the floor (SHA-256, a Map, five headers, a scope check) vs bare Hono, req/s',
-      goal: 'reference',
-      measured: pct(floor.rps / bare.rps),
-      met: null,
-      shortfall: '',
-    });
+    reference(
+      'the floor (SHA-256, a Map, five headers, a scope check) vs bare Hono, req/s',
+      floor.rps / bare.rps,
+    );
   }
   if (floor && leased) {
-    list.push({
-      name: 'keygate (Hono, leased limits) vs the floor, req/s',
-      goal: 'reference',
-      measured: pct(leased.rps / floor.rps),
-      met: null,
-      shortfall: '',
-    });
+    reference('keygate (Hono, leased limits) vs the floor, req/s', leased.rps / floor.rps);
   }
   if (leased) {
     atMost(
