@@ -11,8 +11,9 @@ import { announceReady, closeOnSignals, portFromEnv, ROUTE, websiteAnalytics } f
  * costs the key header read from Node's request, its SHA-256, a `Map` lookup, a token taken from
  * an in-memory counter and a use counted, the same five rate-limit headers as keygate's set on
  * Node's response, and a scope and resource check in a route middleware, as `requireScope` is.
- * No audit trail, no Redis, no checksum, no cache to expire, no restrictions, no rotation: what
- * keygate adds beyond this row is the price of those.
+ * No audit trail, no Redis, no checksum, no cache to expire, no restrictions, no rotation. Each
+ * request is answered as soon as it is read, as most middleware does; keygate answers the requests
+ * of one event-loop turn together (`withTurn`), which the difference between the two rows prices.
  */
 interface FloorKey {
   id: string;

@@ -168,7 +168,6 @@ describe('VerificationCache', () => {
     expect(cache.size).toBe(2);
   });
 
-
   it('moves a busy digest to the front at most once a second, and again after that', async () => {
     const cache = new VerificationCache<ApiKeyRecord>({ maxEntries: 2 });
     const load = vi.fn(async (digest: string) => record(`key_${digest}`));

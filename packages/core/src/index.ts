@@ -48,6 +48,7 @@ export { OutageLog } from './outage-log.js';
 export * from './rate-limit.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
 export { isPending, TimeoutError, withTimeout } from './timeout.js';
+export { withTurn } from './turn.js';
 export type * from './types.js';
 export type { UsageSubject } from './usage.js';
 export {

@@ -39,8 +39,10 @@ export function apiKeyAuth(options: ApiKeyAuthOptions = {}): RequestHandler {
       req.keygate = decision;
       next();
     };
-    const decided = keygate.decide(toRequest(req));
-    core.isPending(decided) ? decided.then(admit, next) : admit(decided);
+    core
+      .withTurn(keygate.decide(toRequest(req)))
+      .then(admit)
+      .catch(next);
   };
 }
 

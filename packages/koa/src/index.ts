@@ -31,8 +31,7 @@ const send = (ctx: Context, { status, headers, body }: core.Answer): void => {
 export function apiKeyAuth(options: ApiKeyAuthOptions = {}): Middleware<Partial<ApiKeyState>> {
   const keygate = core.toKeygate(options);
   return async (ctx, next) => {
-    const decided = keygate.decide(toRequest(ctx));
-    const decision = core.isPending(decided) ? await decided : decided;
+    const decision = await core.withTurn(keygate.decide(toRequest(ctx)));
     if (!decision.ok) return send(ctx, decision);
     ctx.set(decision.headers);
     ctx.state.apiKey = decision.principal;
