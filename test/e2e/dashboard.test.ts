@@ -321,7 +321,8 @@ describe.each(FRAMEWORKS)('the key-management page on %s', (framework) => {
           (seen: Record<string, number>) =>
             seen.served! >= 4 && seen.failed! >= 2 && seen.rateLimited === 2,
         );
-      expect(await page.locator('.chart canvas').count()).toBe(1);
+      // The chart is drawn after the totals are shown: wait for it as a user would.
+      await expect.poll(() => page.locator('.chart canvas').count(), { timeout: 10_000 }).toBe(1);
       if (framework === 'hono') {
         await page.locator('.chart').scrollIntoViewIfNeeded();
         await shoot(page, 'dashboard-key.png');
