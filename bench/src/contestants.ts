@@ -71,7 +71,7 @@ export const CONTESTANTS: Contestant[] = [
   {
     id: 'floor-hono',
     label:
-      'diagnostic: the floor on hono (SHA-256, a Map, five headers, a scope check; nothing else)',
+      'diagnostic: the floor on hono, each request answered as it is read (SHA-256, a Map, five headers, a scope check)',
     framework: 'hono',
     kind: 'peer',
     server: 'floor-hono',
