@@ -11,8 +11,10 @@ import { isPending } from './timeout.js';
  */
 let waiting: Array<() => void> = [];
 
+// Runtimes without `setImmediate` (workers, Deno) release at the end of the microtask queue, rather
+// than a timer later: a timer can be clamped to a millisecond or more.
 const schedule: (release: () => void) => void =
-  typeof setImmediate === 'function' ? setImmediate : (release) => setTimeout(release, 0);
+  typeof setImmediate === 'function' ? setImmediate : queueMicrotask;
 
 function release(): void {
   const released = waiting;
