@@ -1,6 +1,5 @@
 import type { AuditLog } from './audit.js';
-import type { Failure } from './errors.js';
-import { failure } from './errors.js';
+import { type Failure, failure } from './errors.js';
 import { checkRequirement } from './guard.js';
 import type { KeyFormat } from './key-format.js';
 import type { Authentication, ScopeRequirement } from './types.js';

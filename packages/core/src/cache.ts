@@ -60,7 +60,7 @@ export class VerificationCache<T extends { readonly id: string }> {
   fresh(digest: string, nowMs: number): T | null | undefined {
     const entry = this.#entries.peek(digest);
     if (entry === undefined || entry.freshUntil <= nowMs) return undefined;
-    if (!(nowMs - entry.usedAt < RECENCY_MS)) {
+    if (nowMs - entry.usedAt >= RECENCY_MS) {
       entry.usedAt = nowMs;
       this.#entries.get(digest);
     }

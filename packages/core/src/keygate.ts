@@ -1,7 +1,6 @@
 import { AuditLog } from './audit.js';
 import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
-import type { Failure } from './errors.js';
 import { FailedAttempts } from './failed-attempts.js';
 import { KeyService } from './keys.js';
 import { createKeyLookup } from './look-up.js';
@@ -9,15 +8,7 @@ import { type KeygateConfig, type KeygateOptions, resolveOptions } from './optio
 import { OutageLog } from './outage-log.js';
 import type { Pipeline } from './pipeline.js';
 import { policiesFor } from './rate-limit.js';
-import type {
-  AuditReader,
-  Authentication,
-  Authorizer,
-  Decision,
-  KeyEnvironment,
-  KeygateRequest,
-  ScopeRequirement,
-} from './types.js';
+import type { AuditReader, Authorizer, Decision, KeyEnvironment, KeygateRequest } from './types.js';
 
 export type { KeygateOptions } from './options.js';
 
@@ -26,19 +17,10 @@ export interface Keygate extends Authorizer {
   authenticate(req: KeygateRequest): Promise<Decision>;
   /**
    * `authenticate`, answered at once when no step had to wait (a cached key, a limiter answering
-   * from memory), else as a promise: what adapters call, sparing a promise per request.
+   * from memory), else as a promise. The adapters call it and release what it answers at once
+   * with the rest of the event loop's turn (`withTurn`).
    */
   decide(req: KeygateRequest): Decision | Promise<Decision>;
-  /**
-   * Checks an authenticated request against a route's requirement: `null` when it passes.
-   * `resource` is `undefined` when the route names none and `null` when it names one the request
-   * does not carry.
-   */
-  authorize(
-    auth: Authentication,
-    requirement: ScopeRequirement,
-    resource?: string | null,
-  ): Failure | null;
   readonly keys: KeyService;
   readonly audit: AuditLog;
   readonly auditReader: AuditReader | null;
