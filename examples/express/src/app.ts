@@ -16,6 +16,7 @@ import {
   keyDashboard,
   nodeHeaders,
   readBody,
+  readiness,
   requireScope,
 } from '@keygate/express';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
@@ -32,8 +33,10 @@ export function createApp(
   app.enable('case sensitive routing');
   // A number of hops or the proxies' addresses: the client is the rightmost untrusted address.
   app.set('trust proxy', config.trustProxy ?? 0);
+  // Readiness: 503 once the instance is shutting down.
   app.get('/health', (_req, res) => {
-    res.json({ success: true, data: { status: 'ok' } });
+    const answer = readiness(keygate);
+    res.status(answer.status).set(answer.headers).json(answer.body);
   });
   app.get('/', (_req, res) => res.redirect('/dashboard'));
   app.use(

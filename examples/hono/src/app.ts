@@ -16,6 +16,7 @@ import {
   clientIp,
   keyDashboard,
   readBody,
+  readiness,
   requireScope,
 } from '@keygate/hono';
 import { Hono } from 'hono';
@@ -29,7 +30,11 @@ export function createApp(
   const app = new Hono({ strict: false });
   // Hono has no proxy setting: the client IP is the socket's, or per `TRUST_PROXY`'s proxies.
   const options = { keygate, getIp: clientIp({ trustProxy: config.trustProxy ?? 0 }) };
-  app.get('/health', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  // Readiness: 503 once the instance is shutting down.
+  app.get('/health', (c) => {
+    const answer = readiness(keygate);
+    return c.json(answer.body, answer.status as 200, answer.headers);
+  });
   app.get('/', (c) => c.redirect('/dashboard'));
   app.route(
     '/dashboard',

@@ -17,6 +17,7 @@ import {
   keyDashboard,
   nodeHeaders,
   readBody,
+  readiness,
   requireScope,
 } from '@keygate/koa';
 import Router from '@koa/router';
@@ -45,8 +46,12 @@ export function createApp(
   }
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   const router = new Router<ApiKeyState>({ sensitive: true });
+  // Readiness: 503 once the instance is shutting down.
   router.get('/health', (ctx) => {
-    ctx.body = { success: true, data: { status: 'ok' } };
+    const answer = readiness(keygate);
+    ctx.status = answer.status;
+    ctx.set(answer.headers);
+    ctx.body = answer.body;
   });
   router.get('/', (ctx) => ctx.redirect('/dashboard'));
   if (config.sessions) {

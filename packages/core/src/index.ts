@@ -10,6 +10,7 @@ export {
   MemoryAuditSink,
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export { BackendUnavailableError, type CircuitRetry } from './circuit.js';
 export { clientIpOf, proxyTrust, type TrustProxy } from './client-ip.js';
 export * from './dashboard.js';
 export {
@@ -46,6 +47,7 @@ export { MemoryKeyStore } from './memory-store.js';
 export { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
 export { OutageLog } from './outage-log.js';
 export * from './rate-limit.js';
+export { readiness } from './readiness.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
 export { isPending, TimeoutError, withTimeout } from './timeout.js';
 export { withTurn } from './turn.js';
