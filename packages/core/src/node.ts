@@ -4,9 +4,13 @@
  * bundle never imports.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
 import { KeygateConfigError } from './errors.js';
 import type { Keygate } from './keygate.js';
 import { withTimeout } from './timeout.js';
+
+/** How long a connection that brings no request is kept open once the server stops listening, in ms. */
+const IDLE_GRACE_MS = 500;
 
 export interface GracefulShutdownOptions {
   /** Longest the whole shutdown takes, in ms: past it, connections are cut and it resolves. Default 10,000. */
@@ -36,8 +40,8 @@ export interface GracefulShutdown {
  * Prepares `server` to shut down on time; call it before `listen()`. `shutdown()` then:
  * marks keygate as draining (`readiness()` answers 503); stops accepting connections; answers
  * requests in progress, and any that arrive on open keep-alive connections, with
- * `Connection: close`; closes idle keep-alive connections at once; waits for requests in progress
- * up to `requestsMs`, then closes the connections still open; flushes the audit trail, usage and
+ * `Connection: close` (the connection closes after it); closes connections that bring no request
+ * for 500 ms; up to `requestsMs` later, closes the connections still open; flushes the audit trail, usage and
  * leases and closes keygate's backends, then `onClose`, each within what is left of `deadlineMs`,
  * logging what it could not flush. However the clients and backends behave, it resolves by the deadline.
  */
@@ -51,37 +55,62 @@ export function gracefulShutdown(
   requireDuration('deadlineMs', deadlineMs);
   requireDuration('requestsMs', requestsMs);
   const inFlight = new Set<ServerResponse>();
+  /** Requests each open connection has brought, to tell a quiet one from a busy one. */
+  const connections = new Map<Socket, number>();
   let shuttingDown = false;
   let done: Promise<boolean> | undefined;
 
+  server.on('connection', (socket: Socket) => {
+    connections.set(socket, 0);
+    socket.once('close', () => connections.delete(socket));
+  });
   // First of the server's request listeners, so the header is set before the app answers.
-  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-    if (shuttingDown) {
-      res.setHeader('Connection', 'close');
-      return;
-    }
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (shuttingDown) res.setHeader('Connection', 'close');
+    const { socket } = req;
+    connections.set(socket, (connections.get(socket) ?? 0) + 1);
     inFlight.add(res);
     res.once('close', () => inFlight.delete(res));
   });
+
+  /**
+   * Waits until every connection is closed, or `ms` has passed. A connection that brings a request
+   * is answered with `Connection: close` and closes after it; one that brought none for a whole
+   * grace, and has no request in progress, is quiet and closed (`http.Server#close()` would close
+   * idle connections at once, under load cutting the requests already on their way on each).
+   */
+  const closeConnections = async (ms: number): Promise<boolean> => {
+    const until = Date.now() + ms;
+    const grace = Math.min(IDLE_GRACE_MS, ms / 4);
+    let seen = new Map(connections);
+    while (connections.size > 0 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(grace, until - Date.now())));
+      const busy = new Set(Array.from(inFlight, (res) => res.socket));
+      for (const [socket, requests] of connections) {
+        if (!busy.has(socket) && seen.get(socket) === requests) socket.destroy();
+      }
+      seen = new Map(connections);
+    }
+    return connections.size === 0;
+  };
 
   const run = async (): Promise<boolean> => {
     const started = Date.now();
     const left = () => Math.max(0, deadlineMs - (Date.now() - started));
     keygate.drain();
-    server.close();
-    server.closeIdleConnections();
+    // Stops listening, and nothing else: connections are closed below.
+    NetServer.prototype.close.call(server);
     for (const res of inFlight) {
       if (!res.headersSent) res.setHeader('Connection', 'close');
     }
-    const busy = inFlight.size;
-    const finished = await settledWithin(requestsDone(inFlight), Math.min(requestsMs, left()));
-    const cut = inFlight.size;
-    server.closeAllConnections();
+    const finished = await closeConnections(Math.min(requestsMs, left()));
     if (!finished) {
       logger.warn(
-        `[keygate] shutdown: ${cut} of ${busy} requests in progress had not finished after ${requestsMs} ms; their connections were closed`,
+        `[keygate] shutdown: ${connections.size} connections (${inFlight.size} requests in progress) still open after ${requestsMs} ms were closed`,
       );
     }
+    server.closeAllConnections();
+    server.close();
     // Leaves a little for `onClose` even when keygate uses all it is given.
     const forKeygate = onClose ? left() * 0.8 : left();
     let ok = finished;
@@ -144,13 +173,6 @@ export function shutdownOnSignals(
   };
   for (const signal of signals) process.on(signal, onSignal);
   return graceful;
-}
-
-/** Resolves once every response in `inFlight` has closed. */
-function requestsDone(inFlight: Set<ServerResponse>): Promise<void> {
-  return Promise.all(
-    Array.from(inFlight, (res) => new Promise<void>((resolve) => res.once('close', resolve))),
-  ).then(() => undefined);
 }
 
 /** Whether `work` settled without error within `ms`. */
