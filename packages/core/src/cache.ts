@@ -102,6 +102,15 @@ export class VerificationCache<T extends { readonly id: string }> {
     return entry.record;
   }
 
+  /**
+   * A known key's entry for `digest` past its TTL but within `staleIfErrorMs`, for when the store
+   * is known to be down: `undefined` when there is none.
+   */
+  stale(digest: string, nowMs: number): T | undefined {
+    const entry = this.#entries.peek(digest);
+    return entry?.record && entry.staleUntil > nowMs ? entry.record : undefined;
+  }
+
   /** The record for `digest`: from the cache while fresh, else from `load` (falling back to a stale entry if it throws). */
   lookup(
     digest: string,

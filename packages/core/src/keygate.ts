@@ -118,7 +118,13 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     audit,
     outage,
     attempts: new FailedAttempts(failureGuard, audit, outage),
-    lookUp: createKeyLookup({ store, cache, hasher: config.hasher, tiers: config.tiers }),
+    lookUp: createKeyLookup({
+      store,
+      cache,
+      hasher: config.hasher,
+      tiers: config.tiers,
+      circuit: storeCircuit,
+    }),
     sessionPolicies: policiesFor(config.tiers.secret, null),
     keygate,
   };
