@@ -5,16 +5,20 @@
  * 1. Normal: the known keys, cached, for `FAULT_SECONDS` (default 10): p50, p99.
  * 2. The database goes silent: one request with an unknown key (the first timeout), then, once
  *    every known key's cache entry has expired (30 s TTL), the known keys again, served stale,
- *    while unknown keys are sent one at a time: p99 of each.
+ *    while unknown keys are sent one at a time: p99 of each; then unknown keys with no other load.
+ *    The app's CPU time per request (from /proc) is reported beside the latencies, which a busy
+ *    machine inflates.
  * 3. The database answers again: how long until `/health` says the store is up.
  * 4. SIGTERM under 50-connection keep-alive load: how long until the process exits, and whether
  *    every 2xx the clients got (all phases, the silent one's held while the sink was down) is in
- *    `keygate_usage_counts`.
+ *    `keygate_usage_counts` (the table may hold a few more: autocannon leaves uncounted the answers
+ *    still on their way when a timed phase ends, up to one per connection).
  *
  * Usage: `pnpm --filter @keygate/bench exec tsx src/faults.ts` (Postgres on 127.0.0.1:5432, or
  * `BENCH_DATABASE_URL`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +90,13 @@ function load(origin: string, keys: string[], seconds: number, stop?: Promise<un
   );
 }
 
+/** CPU time the process has used, in µs (user + system, from /proc: robust to a busy machine). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime, fields 14 and 15 of stat, in clock ticks of 10 ms.
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 async function timed(origin: string, key: string): Promise<{ ms: number; status: number }> {
   const started = performance.now();
   const response = await fetch(`${origin}${ROUTE}`, { headers: { 'x-api-key': key } });
@@ -144,7 +155,9 @@ let served = 0;
 // 1. Normal: every known key cached.
 const warmedAt = Date.now();
 served += (await load(origin, known, 3)).ok;
+let cpu = cpuMicros(child.pid!);
 const normal = await load(origin, known, SECONDS);
+const normalCpu = (cpuMicros(child.pid!) - cpu) / (normal.ok + normal.other);
 served += normal.ok;
 
 // 2. Silent: the first timeout, then stale entries and unknown keys.
@@ -161,10 +174,15 @@ const sampler = (async () => {
     unknownStatuses.set(status, (unknownStatuses.get(status) ?? 0) + 1);
   }
 })();
+cpu = cpuMicros(child.pid!);
 const stale = await load(origin, known, SECONDS);
+const staleCpu = (cpuMicros(child.pid!) - cpu) / (stale.ok + stale.other + unknownLatencies.length);
 sampling = false;
 await sampler;
 served += stale.ok;
+// The same, with no other load: what the 503 itself costs.
+const idleUnknown: number[] = [];
+for (let i = 1; i <= UNKNOWN_SAMPLES; i++) idleUnknown.push((await timed(origin, unknown[i]!)).ms);
 
 // 3. The database answers again.
 proxy.set('pass');
@@ -197,10 +215,21 @@ await dropDatabase(SERVER, name);
 console.log(
   JSON.stringify(
     {
-      normal: { p50: normal.p50, p99: normal.p99, rps: normal.rps },
+      normal: {
+        p50: normal.p50,
+        p99: normal.p99,
+        rps: normal.rps,
+        cpuMicrosPerRequest: Math.round(normalCpu),
+      },
       firstTimeoutMs: round(first.ms),
       firstTimeoutStatus: first.status,
-      stale: { p50: stale.p50, p99: stale.p99, rps: stale.rps, non2xx: stale.other },
+      stale: {
+        p50: stale.p50,
+        p99: stale.p99,
+        rps: stale.rps,
+        non2xx: stale.other,
+        cpuMicrosPerRequest: Math.round(staleCpu),
+      },
       staleP99OverNormal: round(stale.p99 / normal.p99),
       unknown: {
         samples: unknownLatencies.length,
@@ -208,6 +237,12 @@ console.log(
         p50: round(percentile(unknownLatencies, 50)),
         p99: round(percentile(unknownLatencies, 99)),
         max: round(Math.max(...unknownLatencies)),
+      },
+      unknownWithoutLoad: {
+        samples: idleUnknown.length,
+        p50: round(percentile(idleUnknown, 50)),
+        p99: round(percentile(idleUnknown, 99)),
+        max: round(Math.max(...idleUnknown)),
       },
       recoveryMs: Math.round(recoveryMs),
       sigterm: { exitCode: code, shutdownMs: Math.round(shutdownMs), served2xx: last.ok },
