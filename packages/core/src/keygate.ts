@@ -153,7 +153,9 @@ async function closeWithin(
     deadlineMs,
   );
   if (!finished) {
-    logger.error(`[keygate] closing did not finish within ${deadlineMs} ms; left unfinished`);
+    logger.error(
+      `[keygate] closing did not finish within ${Math.round(deadlineMs)} ms; left unfinished`,
+    );
   }
   return Math.max(0, deadlineMs - (Date.now() - started));
 }
