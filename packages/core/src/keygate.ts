@@ -3,12 +3,14 @@ import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { FailedAttempts } from './failed-attempts.js';
 import { KeyService } from './keys.js';
+import { LeakService } from './leaks.js';
 import { createKeyLookup } from './look-up.js';
 import { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
 import { OutageLog } from './outage-log.js';
 import type { Pipeline } from './pipeline.js';
 import { policiesFor } from './rate-limit.js';
 import type { AuditReader, Authorizer, Decision, KeyEnvironment, KeygateRequest } from './types.js';
+import type { WebhookRegistry } from './webhooks.js';
 
 export type { KeygateOptions } from './options.js';
 
@@ -22,6 +24,10 @@ export interface Keygate extends Authorizer {
    */
   decide(req: KeygateRequest): Decision | Promise<Decision>;
   readonly keys: KeyService;
+  /** Leaked keys: what a secret is, and reports that one leaked (see `LeakOptions`). */
+  readonly leaks: LeakService;
+  /** Owners' webhook endpoints and deliveries (`webhooks` option), or `null`. */
+  readonly webhooks: WebhookRegistry | null;
   readonly audit: AuditLog;
   readonly auditReader: AuditReader | null;
   readonly adminScope: string;
@@ -45,11 +51,23 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   const audit = new AuditLog({ sinks: config.sinks, logger, ...config.auditQueue });
   const outage = new OutageLog(logger);
   const guarding = { audit, format: config.format, auditScopeChecks: config.auditScopeChecks };
+  const keys = new KeyService({ ...config, audit });
   const keygate: Keygate = {
     authenticate: (req) => Promise.resolve(authenticate(pipeline, req)),
     decide: (req) => authenticate(pipeline, req),
     authorize: (auth, requirement, resource) => authorize(guarding, auth, requirement, resource),
-    keys: new KeyService({ ...config, audit }),
+    keys,
+    leaks: new LeakService({
+      store,
+      format: config.format,
+      hasher: config.hasher,
+      audit,
+      storeSink: keys.storeSink,
+      auditReader,
+      policy: config.leaks,
+      invalidate: (id) => keys.invalidate(id),
+    }),
+    webhooks: config.webhooks,
     audit,
     auditReader,
     adminScope: config.adminScope,
@@ -64,6 +82,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
         limiter?.close?.(),
         failureGuard?.close?.(),
         invalidation.close?.(),
+        config.webhooks?.close?.(),
         store.close?.(),
       ]);
     },
