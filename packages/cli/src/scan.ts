@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { lstat, open, readdir } from 'node:fs/promises';
+import { closeSync, lstatSync, openSync, readdirSync, readSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import {
   brandPrefixes,
@@ -143,7 +143,7 @@ export async function runScan(request: ScanRequest, io: ScanIO): Promise<number>
     }
   } else {
     for (const target of request.paths.length > 0 ? request.paths : ['.']) {
-      const scanned = await scanTree(path.resolve(cwd, target), cwd, format, collect, skipped);
+      const scanned = scanTree(path.resolve(cwd, target), cwd, format, collect, skipped);
       bytes += scanned.bytes;
       files += scanned.files;
     }
@@ -255,21 +255,25 @@ function describe(
   return `${[...lines, ...skips, summary].join('\n')}\n`;
 }
 
-/** Every file under `root` (or `root` itself), as bytes, but binary and huge ones. */
-async function scanTree(
+/**
+ * Every file under `root` (or `root` itself), as bytes, but binary and huge ones. Read with
+ * synchronous calls: a command that only reads spends several times less per small file so than
+ * through the thread pool and a promise per call.
+ */
+function scanTree(
   root: string,
   cwd: string,
   format: KeyFormat,
   collect: (location: Omit<Location, 'line' | 'column'>, keys: FoundKey[]) => void,
   skipped: Skipped[],
-): Promise<{ files: number; bytes: number }> {
+): { files: number; bytes: number } {
   let files = 0;
   let bytes = 0;
   const shown = (file: string) => path.relative(cwd, file) || path.basename(file);
-  const visit = async (file: string): Promise<void> => {
-    let stats: Awaited<ReturnType<typeof lstat>>;
+  const visit = (file: string): void => {
+    let stats: Stats;
     try {
-      stats = await lstat(file);
+      stats = lstatSync(file);
     } catch {
       skipped.push({ path: shown(file), reason: 'unreadable' });
       return;
@@ -278,12 +282,14 @@ async function scanTree(
     if (stats.isSymbolicLink()) return;
     if (stats.isDirectory()) {
       if (file !== root && SKIPPED_DIRECTORIES.has(path.basename(file))) return;
-      const entries = await readdir(file).catch(() => null);
-      if (entries === null) {
+      let entries: string[];
+      try {
+        entries = readdirSync(file);
+      } catch {
         skipped.push({ path: shown(file), reason: 'unreadable' });
         return;
       }
-      for (const entry of entries.sort()) await visit(path.join(file, entry));
+      for (const entry of entries.sort()) visit(path.join(file, entry));
       return;
     }
     if (!stats.isFile()) return;
@@ -291,7 +297,7 @@ async function scanTree(
       skipped.push({ path: shown(file), reason: 'too large' });
       return;
     }
-    const content = await readWhole(file, stats.size);
+    const content = readWhole(file, stats.size);
     if (content === null) {
       skipped.push({ path: shown(file), reason: 'unreadable' });
       return;
@@ -304,28 +310,27 @@ async function scanTree(
     bytes += content.length;
     collect({ path: shown(file) }, findKeys(content, format));
   };
-  await visit(root);
+  visit(root);
   return { files, bytes };
 }
 
-async function readWhole(file: string, size: number): Promise<Buffer | null> {
+function readWhole(file: string, size: number): Buffer | null {
+  let descriptor: number | undefined;
   try {
-    const handle = await open(file, 'r');
-    try {
-      // Read up to the size stat gave (a file growing meanwhile is read as it was).
-      const buffer = Buffer.allocUnsafe(size);
-      let read = 0;
-      while (read < size) {
-        const { bytesRead } = await handle.read(buffer, read, size - read, read);
-        if (bytesRead === 0) break;
-        read += bytesRead;
-      }
-      return buffer.subarray(0, read);
-    } finally {
-      await handle.close();
+    descriptor = openSync(file, 'r');
+    // Up to the size lstat gave: a file growing meanwhile is read as it was.
+    const buffer = Buffer.allocUnsafe(size);
+    let read = 0;
+    while (read < size) {
+      const count = readSync(descriptor, buffer, read, size - read, read);
+      if (count === 0) break;
+      read += count;
     }
+    return buffer.subarray(0, read);
   } catch {
     return null;
+  } finally {
+    if (descriptor !== undefined) closeSync(descriptor);
   }
 }
 

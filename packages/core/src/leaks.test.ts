@@ -3,9 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { MemoryAuditSink } from './audit.js';
 import { KeygateConfigError } from './errors.js';
 import { createKeygate } from './keygate.js';
-import { resolveLeakPolicy, verifyGitHubSignature } from './leaks.js';
+import { type LeakOutcome, resolveLeakPolicy, verifyGitHubSignature } from './leaks.js';
 
 const cli = { id: 'cli' };
+
+/** The outcomes of the first report, for a test that sends one. */
+async function firstOutcome(outcomes: Promise<LeakOutcome[][]>) {
+  return (await outcomes)[0]!;
+}
 
 function setup(options: Parameters<typeof createKeygate>[0] = {}) {
   const sink = new MemoryAuditSink();
@@ -45,9 +50,8 @@ describe('LeakService.report', () => {
     expect((await use(key.secret, '192.0.2.10')).ok).toBe(true);
     expect((await use(key.secret, '::ffff:192.0.2.11')).ok).toBe(true);
 
-    const [[outcome]] = await keygate.leaks.report(
-      [{ token: key.secret, url: 'https://a', source: 'scan' }],
-      cli,
+    const [outcome] = await firstOutcome(
+      keygate.leaks.report([{ token: key.secret, url: 'https://a', source: 'scan' }], cli),
     );
     expect(outcome).toMatchObject({
       found: true,
@@ -67,14 +71,12 @@ describe('LeakService.report', () => {
       body: { code: 'FORBIDDEN' },
     });
 
-    const [[again]] = await keygate.leaks.report(
-      [{ token: key.secret, url: 'https://a', source: 'scan' }],
-      cli,
+    const [again] = await firstOutcome(
+      keygate.leaks.report([{ token: key.secret, url: 'https://a', source: 'scan' }], cli),
     );
     expect(again).toMatchObject({ repeated: true, containment: 'quarantine' });
-    const [[elsewhere]] = await keygate.leaks.report(
-      [{ token: key.secret, url: 'https://b', source: 'scan' }],
-      cli,
+    const [elsewhere] = await firstOutcome(
+      keygate.leaks.report([{ token: key.secret, url: 'https://b', source: 'scan' }], cli),
     );
     expect(elsewhere).toMatchObject({ repeated: false, containment: 'quarantine' });
     expect((await keygate.keys.get(key.key.id)).leak).toMatchObject({
@@ -111,10 +113,12 @@ describe('LeakService.report', () => {
   it('an admin of another owner finds nothing', async () => {
     const { keygate, use } = setup();
     const key = await keygate.keys.create({ name: 'k', scopes: [], ownerId: 'org_a' });
-    const [[outcome]] = await keygate.leaks.report([{ token: key.secret, source: 'admin' }], {
-      id: 'x',
-      ownerId: 'org_b',
-    });
+    const [outcome] = await firstOutcome(
+      keygate.leaks.report([{ token: key.secret, source: 'admin' }], {
+        id: 'x',
+        ownerId: 'org_b',
+      }),
+    );
     expect(outcome!.found).toBe(false);
     expect((await use(key.secret, '192.0.2.1')).ok).toBe(true);
   });
