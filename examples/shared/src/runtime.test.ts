@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { limitsFrom, openRuntime, trustProxyFrom } from './runtime.js';
+import { leaksFrom, limitsFrom, openRuntime, trustProxyFrom } from './runtime.js';
 
 describe('TRUST_PROXY', () => {
   it('is off when unset, empty or 0', () => {
@@ -53,6 +53,26 @@ describe('KEYGATE_LIMITS', () => {
   it('refuses anything else with a message', () => {
     expect(() => limitsFrom({ KEYGATE_LIMITS: 'local' })).toThrow(
       'KEYGATE_LIMITS must be exact or leased (got local)',
+    );
+  });
+});
+
+describe('KEYGATE_LEAK_CONTAINMENT', () => {
+  it('sets containment per environment, revoke by default', () => {
+    expect(leaksFrom({})).toEqual({ containment: {} });
+    expect(leaksFrom({ KEYGATE_LEAK_CONTAINMENT: 'live:revoke, test:quarantine' })).toEqual({
+      containment: { live: 'revoke', test: 'quarantine' },
+    });
+  });
+
+  it('refuses anything else with a message', () => {
+    for (const value of ['live', 'staging:revoke', 'live:delete']) {
+      expect(() => leaksFrom({ KEYGATE_LEAK_CONTAINMENT: value }), value).toThrow(
+        /KEYGATE_LEAK_CONTAINMENT/,
+      );
+    }
+    expect(() => leaksFrom({ KEYGATE_GITHUB_KEYS_FILE: '/nonexistent/keys.json' })).toThrow(
+      /KEYGATE_GITHUB_KEYS_FILE: cannot read/,
     );
   });
 });

@@ -15,6 +15,10 @@ import {
   type KeyStatus,
 } from '@keygate/core';
 import { openKeyDatabase } from '@keygate/postgres';
+import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
+
+/** Longest a report waits for Redis before it revokes anyway (apps then see it when their cache expires). */
+const REDIS_WAIT_MS = 3_000;
 
 /** Files larger than this are skipped (and said so): a key hides in text, not in multi-megabyte assets. */
 export const MAX_SCANNED_FILE_BYTES = 16 * 1024 * 1024;
@@ -186,9 +190,16 @@ async function judge(
     secret: key.secret,
   }));
   if (!databaseUrl || findings.length === 0) return findings;
-  const database = await openKeyDatabase({ databaseUrl, migrate: false });
+  // Running apps learn of a revocation or quarantine over Redis, as with `keys revoke`.
+  const connection = request.report ? redisConnectionFromEnv(env) : null;
+  const redis = connection
+    ? createRedisBackends({ ...connection, logger: { warn: () => {}, info: () => {} } })
+    : null;
   let keygate: Keygate | undefined;
+  let database: Awaited<ReturnType<typeof openKeyDatabase>> | undefined;
   try {
+    await redis?.ready(REDIS_WAIT_MS);
+    database = await openKeyDatabase({ databaseUrl, migrate: false });
     keygate = createKeygate({
       pepper: env.KEYGATE_PEPPER || undefined,
       prefixes: format.prefixes,
@@ -196,6 +207,7 @@ async function judge(
       auditSinks: [database.auditSink],
       limiter: false,
       cache: false,
+      ...(redis ? { invalidation: redis.invalidation } : {}),
     });
     const identified = new Map<string, Awaited<ReturnType<Keygate['leaks']['identify']>>>();
     for (const finding of findings) {
@@ -218,7 +230,8 @@ async function judge(
     }
   } finally {
     await keygate?.close();
-    await database.close();
+    await redis?.close();
+    await database?.close();
   }
   return findings;
 }
