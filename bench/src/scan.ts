@@ -124,7 +124,7 @@ try {
     const target = path.join(
       tree,
       String(Math.floor(i / 200)),
-      path.basename(file.name).replace(/^\.+/, '_') + `.${i}`,
+      `${path.basename(file.name).replace(/^\.+/, '_')}.${i}`,
     );
     mkdirSync(path.dirname(target), { recursive: true });
     writeFileSync(target, file.bytes);

@@ -167,7 +167,7 @@ export async function runScan(request: ScanRequest, io: ScanIO): Promise<number>
       })}\n`,
     );
   } else {
-    io.out(describe(findings, skipped, files, bytes, databaseUrl !== undefined));
+    io.out(summary(findings, skipped, files, bytes, databaseUrl !== undefined));
   }
   return failing.length > 0 ? 1 : 0;
 }
@@ -242,7 +242,8 @@ function urlOf(finding: Location): string {
   return finding.commit ? `git:${finding.commit}:${where}` : where;
 }
 
-function describe(
+/** The findings one a line, the skipped files, and a closing count. */
+function summary(
   findings: Finding[],
   skipped: Skipped[],
   files: number,

@@ -100,7 +100,7 @@ export async function answerAdminLeakReport(
   keygate: Keygate,
   body: unknown,
   actor: Actor,
-): Promise<{ status: number; data: Array<{ token_hash: string; keys: LeakOutcome[] }> }> {
+): Promise<Array<{ token_hash: string; keys: LeakOutcome[] }>> {
   const entries = leakReportInput.safeParse(body);
   if (!entries.success)
     throw new KeygateError('INVALID_REQUEST', { message: describeIssues(entries.error) });
@@ -114,13 +114,10 @@ export async function answerAdminLeakReport(
     }),
   );
   const outcomes = await keygate.leaks.report(reports, actor);
-  return {
-    status: 200,
-    data: entries.data.map((entry, i) => ({
-      token_hash: createHash('sha256').update(entry.token).digest('hex'),
-      keys: outcomes[i]!.filter((o) => o.found),
-    })),
-  };
+  return entries.data.map((entry, i) => ({
+    token_hash: createHash('sha256').update(entry.token).digest('hex'),
+    keys: outcomes[i]!.filter((o) => o.found),
+  }));
 }
 
 /** The body's bytes as sent, up to the limit; `null` when a body parser left an object (the raw bytes are gone). */

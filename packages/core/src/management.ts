@@ -336,8 +336,7 @@ async function answer(
         return ok(await keys.usage(id, usageParams(query), actor));
       case 'leaks': {
         const report = await parseBody(await req.body(), req.request.headers, MAX_LEAK_REPORT_BODY);
-        const { data } = await answerAdminLeakReport(keygate, report, actor);
-        return ok(data);
+        return ok(await answerAdminLeakReport(keygate, report, actor));
       }
       case 'webhooks':
         return ok(await webhooksOf(keygate).listEndpoints(principal.ownerId));

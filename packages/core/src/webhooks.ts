@@ -251,11 +251,11 @@ export interface WebhookRegistry {
     ownerId: string,
     input: NewWebhookEndpoint,
   ): Promise<WebhookEndpoint & { secret: string }>;
-  /** The owner's endpoints (and, with `includeOperator`, the operator's, which hear every owner). */
+  /** The owner's endpoints, newest first; `null`: every endpoint, the operator's included. */
   listEndpoints(ownerId: string | null): Promise<WebhookEndpoint[]>;
-  /** `false` when the owner has no such endpoint. */
+  /** Removes an endpoint the owner registered; `false` when it has no such endpoint. */
   deleteEndpoint(ownerId: string | null, id: string): Promise<boolean>;
-  /** The latest deliveries of the owner's events, newest first. */
+  /** The latest deliveries to the owner's endpoints (`null`: to every endpoint), newest first, with their attempts. */
   listDeliveries(
     ownerId: string | null,
     query: { endpointId?: string; keyId?: string; limit?: number },
