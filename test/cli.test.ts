@@ -254,6 +254,7 @@ describe('keygate CLI', { timeout: 90_000 }, () => {
       updatedAt: expect.any(String),
       lastUsedAt: null,
       revokedAt: null,
+      leak: null,
     });
     expect(shownFlagged.stdout).not.toContain(flagged.secret.slice(14));
   });

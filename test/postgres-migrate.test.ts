@@ -49,9 +49,15 @@ describe('migrate', () => {
     expect(await tablesOf(database)).toEqual([
       'keygate_api_keys',
       'keygate_audit_events',
+      'keygate_leak_reports',
       'keygate_migrations',
       'keygate_usage_batches',
       'keygate_usage_counts',
+      'keygate_webhook_attempts',
+      'keygate_webhook_deliveries',
+      'keygate_webhook_endpoints',
+      'keygate_webhook_events',
+      'keygate_webhook_worker',
     ]);
     expect(await migrate(database.db)).toEqual({ applied: 0 });
     expect(await migrate(database.db)).toEqual({ applied: 0 });

@@ -163,6 +163,7 @@ describe.each(Object.keys(backends))('PostgresKeyStore on %s', (driver) => {
         revokedAt: null,
         previousDigest: null,
         previousDigestExpiresAt: null,
+        leak: null,
       });
       expect(Math.abs(created.createdAt.getTime() - Date.now())).toBeLessThan(60_000);
       expect(await store.get(key.id)).toEqual(created);

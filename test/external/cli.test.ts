@@ -3,6 +3,7 @@
  * on every Node.js line, against its own Postgres database; and `@keygate/postgres` and
  * `@keygate/redis` used from CommonJS and ESM with the app's own clients.
  */
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -98,6 +99,14 @@ describe.each(nodes)('on Node $major', (node) => {
       { id: key.id, digest: expect.stringMatching(/^[0-9a-f]{64}$/), start: expect.any(String) },
     ]);
     expect(key.secret.startsWith(rows[0]!.start)).toBe(true);
+
+    // The installed binary finds it in a file, live, without printing it.
+    const leaked = path.join(project, 'leaked-config.txt');
+    writeFileSync(leaked, `token: ${key.secret}\n`);
+    const scanned = await keygate(['scan', leaked], { DATABASE_URL: database.url });
+    expect(scanned).toMatchObject({ code: 1, stderr: '' });
+    expect(scanned.stdout).toContain('secret/live  live');
+    expect(scanned.stdout).not.toContain(key.secret);
   });
 
   it('without DATABASE_URL or PGlite installed, says what to install and exits 1', async () => {

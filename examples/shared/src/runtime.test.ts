@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { limitsFrom, openRuntime, shutdownDeadlineFrom, trustProxyFrom } from './runtime.js';
+import {
+  leaksFrom,
+  limitsFrom,
+  openRuntime,
+  shutdownDeadlineFrom,
+  trustProxyFrom,
+} from './runtime.js';
 
 describe('TRUST_PROXY', () => {
   it('is off when unset, empty or 0', () => {
@@ -66,5 +72,25 @@ describe('KEYGATE_SHUTDOWN_MS', () => {
         `KEYGATE_SHUTDOWN_MS must be a whole number of milliseconds from 1 to 600000 (got ${value})`,
       );
     }
+  });
+});
+
+describe('KEYGATE_LEAK_CONTAINMENT', () => {
+  it('sets containment per environment, revoke by default', () => {
+    expect(leaksFrom({})).toEqual({ containment: {} });
+    expect(leaksFrom({ KEYGATE_LEAK_CONTAINMENT: 'live:revoke, test:quarantine' })).toEqual({
+      containment: { live: 'revoke', test: 'quarantine' },
+    });
+  });
+
+  it('refuses anything else with a message', () => {
+    for (const value of ['live', 'staging:revoke', 'live:delete']) {
+      expect(() => leaksFrom({ KEYGATE_LEAK_CONTAINMENT: value }), value).toThrow(
+        /KEYGATE_LEAK_CONTAINMENT/,
+      );
+    }
+    expect(() => leaksFrom({ KEYGATE_GITHUB_KEYS_FILE: '/nonexistent/keys.json' })).toThrow(
+      /KEYGATE_GITHUB_KEYS_FILE: cannot read/,
+    );
   });
 });

@@ -1,11 +1,15 @@
+import { readFileSync } from 'node:fs';
 import {
+  type Containment,
   createKeygate,
+  type GitHubSigningKey,
   type IssuedKey,
   JsonLinesAuditSink,
   type Keygate,
   type KeygateOptions,
+  type LeakOptions,
 } from '@keygate/core';
-import { type KeyDatabase, openKeyDatabase } from '@keygate/postgres';
+import { type KeyDatabase, openKeyDatabase, PostgresWebhooks } from '@keygate/postgres';
 import { createRedisBackends, type RedisLimitsMode, redisConnectionFromEnv } from '@keygate/redis';
 import proxyaddr from 'proxy-addr';
 import { DemoSessions } from './session.js';
@@ -51,8 +55,13 @@ export async function openRuntime(
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
   const sessions = new DemoSessions();
   let keygate: Keygate;
+  let webhooks: PostgresWebhooks | undefined;
   try {
+    // Webhooks need a Postgres server: the embedded database serves one connection.
+    webhooks = databaseUrl ? webhooksFrom(env, database) : undefined;
     keygate = createKeygate({
+      leaks: leaksFrom(env),
+      ...(webhooks ? { webhooks } : {}),
       session: sessions.resolver,
       pepper: env.KEYGATE_PEPPER || undefined,
       store: database.store,
@@ -75,6 +84,8 @@ export async function openRuntime(
     throw error;
   }
 
+  await webhooks?.start();
+
   let bootstrap: IssuedKey | null = null;
   if (
     !databaseUrl &&
@@ -89,6 +100,7 @@ export async function openRuntime(
       ? `${limits === 'leased' ? 'leased ' : ''}limits in ${'clusterNodes' in redisConnection ? 'Redis Cluster' : 'Redis'}`
       : 'limits in memory',
     ...(auditToStdout ? ['audit trail also on stdout'] : []),
+    ...(webhooks ? ['webhooks delivered'] : []),
   ].join(', ');
 
   return {
@@ -181,4 +193,52 @@ export function limitsFrom(env: NodeJS.ProcessEnv = process.env): RedisLimitsMod
 
 function isOn(value: string | undefined): boolean {
   return ['1', 'true', 'yes'].includes((value ?? '').toLowerCase());
+}
+
+const CONTAINMENTS: readonly Containment[] = ['revoke', 'quarantine', 'notify'];
+
+/**
+ * What a leak report does, from `KEYGATE_LEAK_CONTAINMENT` (`live:revoke,test:quarantine`; each
+ * environment `revoke`, `quarantine` or `notify`; default `revoke`) and `KEYGATE_GITHUB_KEYS_FILE`
+ * (GitHub's secret-scanning keys as its API answers them, `{"public_keys": [...]}`, saved to a
+ * file: signed reports are refused without it).
+ */
+export function leaksFrom(env: NodeJS.ProcessEnv = process.env): LeakOptions {
+  const containment: NonNullable<LeakOptions['containment']> = {};
+  for (const entry of (env.KEYGATE_LEAK_CONTAINMENT ?? '').split(',')) {
+    if (entry.trim() === '') continue;
+    const [environment = '', value = ''] = entry.split(':').map((part) => part.trim());
+    if (
+      (environment !== 'live' && environment !== 'test') ||
+      !CONTAINMENTS.includes(value as Containment)
+    ) {
+      throw new Error(
+        `KEYGATE_LEAK_CONTAINMENT must be like live:revoke,test:quarantine (each revoke, quarantine or notify; got ${env.KEYGATE_LEAK_CONTAINMENT})`,
+      );
+    }
+    containment[environment] = value as Containment;
+  }
+  const file = env.KEYGATE_GITHUB_KEYS_FILE?.trim();
+  let githubKeys: GitHubSigningKey[] | undefined;
+  if (file) {
+    try {
+      const listed = JSON.parse(readFileSync(file, 'utf8')) as {
+        public_keys?: Array<{ key_identifier: string; key: string }>;
+      };
+      githubKeys = (listed.public_keys ?? []).map((k) => ({ id: k.key_identifier, key: k.key }));
+    } catch (error) {
+      throw new Error(`KEYGATE_GITHUB_KEYS_FILE: cannot read ${file}: ${(error as Error).message}`);
+    }
+  }
+  return { containment, ...(githubKeys ? { githubKeys } : {}) };
+}
+
+/** Webhooks on the Postgres server: owners' endpoints, and the operator's from `KEYGATE_WEBHOOK_URL` and `KEYGATE_WEBHOOK_SECRET`. */
+function webhooksFrom(env: NodeJS.ProcessEnv, database: KeyDatabase): PostgresWebhooks {
+  const url = env.KEYGATE_WEBHOOK_URL?.trim();
+  const secret = env.KEYGATE_WEBHOOK_SECRET?.trim();
+  if (Boolean(url) !== Boolean(secret)) {
+    throw new Error('KEYGATE_WEBHOOK_URL and KEYGATE_WEBHOOK_SECRET go together');
+  }
+  return new PostgresWebhooks(database.db, url && secret ? { endpoints: [{ url, secret }] } : {});
 }

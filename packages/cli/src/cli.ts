@@ -12,6 +12,7 @@ import {
 import { migrate, openKeyDatabase } from '@keygate/postgres';
 import { createRedisBackends, redisConnectionFromEnv } from '@keygate/redis';
 import packageJson from '../package.json' with { type: 'json' };
+import { runScan, ScanUsageError } from './scan.js';
 
 export interface CliIO {
   out(text: string): void;
@@ -41,6 +42,9 @@ const OPTIONS = {
   limit: { type: 'string' },
   range: { type: 'string' },
   'include-revoked': { type: 'boolean' },
+  git: { type: 'boolean' },
+  stdin: { type: 'boolean' },
+  report: { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -58,6 +62,8 @@ interface Command {
   options: OptionName[];
   /** Whether it takes a key ID after its name. */
   takesId: boolean;
+  /** Whether it takes any number of paths after its name. */
+  takesPaths?: boolean;
 }
 
 const COMMANDS: Command[] = [
@@ -140,6 +146,15 @@ const COMMANDS: Command[] = [
     options: ['range', 'json'],
     takesId: true,
   },
+  {
+    name: 'scan',
+    usage: ['keygate scan [PATH ...] [--git] [--stdin] [--report] [--json]'],
+    summary:
+      "Finds this deployment's keys (KEYGATE_PREFIXES) in files (default .), in every commit of the\ngit history (--git) or in stdin (--stdin); prints where, each key's start, type and\nenvironment, and with DATABASE_URL whether it is live; --report reports each as leaked.\nExit code 1 when a live secret key is found (or any secret key, without DATABASE_URL).",
+    options: ['git', 'stdin', 'report', 'json'],
+    takesId: false,
+    takesPaths: true,
+  },
 ];
 
 const ENVIRONMENT = `Environment:
@@ -148,7 +163,9 @@ const ENVIRONMENT = `Environment:
   REDIS_URL                 Redis to tell running apps about changed keys (cache invalidation)
   REDIS_CLUSTER_NODES       instead of REDIS_URL, for a Redis Cluster: host:port,host:port,...
   KEYGATE_REDIS_TIMEOUT_MS  Longest wait for Redis, in ms (default 500)
-  KEYGATE_PEPPER            Secret mixed into key digests (HMAC); must be the apps' own`;
+  KEYGATE_PEPPER            Secret mixed into key digests (HMAC); must be the apps' own
+  KEYGATE_PREFIXES          Key prefixes: a brand (dbdy) or four prefixes, comma-separated
+                            (secret live, secret test, public live, public test)`;
 
 const EXIT_CODES =
   'Exit codes: 0 done, 1 failed (e.g. unknown key, database unreachable), 2 bad arguments.';
@@ -377,13 +394,29 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
   const [command, sub] = spec.name.split(' ');
   if (spec.takesId && positionals.length === 0) return refuse(`${spec.name} needs a key ID`);
-  if (positionals.length > (spec.takesId ? 1 : 0)) {
+  if (!spec.takesPaths && positionals.length > (spec.takesId ? 1 : 0)) {
     return refuse(`unexpected argument '${positionals.at(-1)}' for '${spec.name}'`);
   }
   const id = positionals[0] ?? '';
   const json = values.json ?? false;
   const print = (data: unknown, text: string) =>
     io.out(json ? `${JSON.stringify(data)}\n` : `${text}\n`);
+
+  if (command === 'scan') {
+    const request = {
+      paths: positionals,
+      git: values.git ?? false,
+      stdin: values.stdin ?? false,
+      report: values.report ?? false,
+      json,
+    };
+    return runScan(request, io).catch((error: unknown) => {
+      if (error instanceof ScanUsageError) return refuse(error.message);
+      if (json) io.out(`${JSON.stringify({ error: (error as Error).message })}\n`);
+      io.err(`keygate: ${(error as Error).message}\n`);
+      return 1;
+    });
+  }
 
   let keygate: Keygate | undefined;
   let close = async () => {};

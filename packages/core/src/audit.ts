@@ -423,7 +423,7 @@ export class MemoryAuditSink implements AuditSink, AuditReader {
   /** Successful authentications by key and minute. */
   readonly #served = new Map<
     string,
-    { keyId: string; minute: number; count: number; lastSeen: number }
+    { keyId: string; minute: number; count: number; lastSeen: number; ips: Map<string, number> }
   >();
   /** Ids of the latest usage batches, so a retried one is not counted twice. */
   readonly #batches = new Set<string>();
@@ -448,12 +448,18 @@ export class MemoryAuditSink implements AuditSink, AuditReader {
       const minute = row.minute.getTime();
       const key = `${row.keyId}\0${minute}`;
       const lastSeen = row.lastSeen.getTime();
-      const served = this.#served.get(key);
+      let served = this.#served.get(key);
       if (served) {
         served.count += row.authenticated;
         served.lastSeen = Math.max(served.lastSeen, lastSeen);
-      } else
-        this.#served.set(key, { keyId: row.keyId, minute, count: row.authenticated, lastSeen });
+      } else {
+        served = { keyId: row.keyId, minute, count: row.authenticated, lastSeen, ips: new Map() };
+        this.#served.set(key, served);
+      }
+      // A few clients a minute are enough to say where a key is used from (quarantine).
+      if (row.ip !== null && (served.ips.has(row.ip) || served.ips.size < 16)) {
+        served.ips.set(row.ip, (served.ips.get(row.ip) ?? 0) + row.authenticated);
+      }
     }
     for (const key of this.#served.keys()) {
       if (this.#served.size <= 10 * this.#capacity) break;
@@ -477,6 +483,18 @@ export class MemoryAuditSink implements AuditSink, AuditReader {
       if ((latest.get(keyId)?.getTime() ?? -1) < lastSeen) latest.set(keyId, new Date(lastSeen));
     }
     return latest;
+  }
+
+  async clientIps(keyId: string, since: Date, limit: number): Promise<string[]> {
+    const uses = new Map<string, number>();
+    for (const served of this.#served.values()) {
+      if (served.keyId !== keyId || served.lastSeen < since.getTime()) continue;
+      for (const [ip, count] of served.ips) uses.set(ip, (uses.get(ip) ?? 0) + count);
+    }
+    return [...uses.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, limit)
+      .map(([ip]) => ip);
   }
 
   async usage(query: UsageQuery): Promise<UsageCounts[]> {

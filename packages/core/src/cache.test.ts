@@ -25,6 +25,7 @@ function record(id: string): ApiKeyRecord {
     revokedAt: null,
     previousDigest: null,
     previousDigestExpiresAt: null,
+    leak: null,
   };
 }
 

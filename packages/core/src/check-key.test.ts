@@ -32,6 +32,7 @@ function match(overrides: Partial<ApiKeyRecord> = {}, digest = 'current'): KeyMa
     revokedAt: null,
     previousDigest: null,
     previousDigestExpiresAt: null,
+    leak: null,
     ...overrides,
   };
   return { known: knownKey(record, DEFAULT_TIERS), digest };

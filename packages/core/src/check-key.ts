@@ -1,6 +1,7 @@
 import { KeygateError } from './errors.js';
 import type { ParsedKey } from './key-format.js';
 import type { KeyMatch, KnownKey } from './look-up.js';
+import { quarantineViolation } from './quarantine.js';
 import { restrictionViolation } from './restrictions.js';
 import type { KeyEnvironment, KeygateRequest } from './types.js';
 
@@ -9,7 +10,7 @@ import type { KeyEnvironment, KeygateRequest } from './types.js';
  * can. `INVALID_API_KEY` (one message whatever the reason, which only the audit trail gets) for
  * an unknown, rotated-out, revoked or expired key or one of an environment the app does not
  * accept; `FORBIDDEN` for a request its restrictions do not allow (IP, origin, endpoint, against
- * the whole `path`).
+ * the whole `path`), or from an address a leak's quarantine does not keep.
  */
 export function checkKey(
   match: KeyMatch,
@@ -21,7 +22,11 @@ export function checkKey(
 ): KeygateError | null {
   const reason = invalidReason(match, parsed, nowMs, environments);
   if (reason !== null) return new KeygateError('INVALID_API_KEY', { reason });
-  return restrictionViolation((match.known as KnownKey).restrictions, req, path);
+  const known = match.known as KnownKey;
+  return (
+    restrictionViolation(known.restrictions, req, path) ??
+    quarantineViolation(known.quarantine, req.ip)
+  );
 }
 
 function invalidReason(

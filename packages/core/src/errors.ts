@@ -3,6 +3,7 @@ export const ERROR_CODES = {
   AUTH_REQUIRED: { status: 401, message: 'Authentication required' },
   INVALID_API_KEY: { status: 401, message: 'Invalid API key' },
   INVALID_REQUEST: { status: 400, message: 'Invalid request' },
+  INVALID_SIGNATURE: { status: 401, message: 'The report signature does not verify' },
   INSUFFICIENT_SCOPE: { status: 403, message: 'API key lacks the required scope' },
   ACCESS_DENIED: { status: 403, message: 'Access to this resource is denied' },
   FORBIDDEN: { status: 403, message: 'This request is not allowed for this API key' },

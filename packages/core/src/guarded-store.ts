@@ -21,6 +21,8 @@ export function guardStore(store: KeyStore, circuit: Circuit): KeyStore {
     update: (id, patch, event) => circuit.call(() => store.update(id, patch, event)),
     rotate: (id, rotation, event) => circuit.call(() => store.rotate(id, rotation, event)),
     revoke: (id, at, event) => circuit.call(() => store.revoke(id, at, event)),
+    recordLeak: (report, contain, writeEvents) =>
+      circuit.call(() => store.recordLeak(report, contain, writeEvents)),
   };
   const { digestVersions } = store;
   if (digestVersions) guarded.digestVersions = () => circuit.call(() => digestVersions.call(store));

@@ -34,8 +34,25 @@ export {
   type ParsedKey,
 } from './key-format.js';
 export * from './key-input.js';
+export { type FoundKey, findKeys, KeyFinder, type ScanStats } from './key-scan.js';
 export { createKeygate, type Keygate } from './keygate.js';
 export { type Actor, type IssuedKey, KeyService, keyDetails } from './keys.js';
+export {
+  MAX_LEAK_REPORT_BODY,
+  MAX_LEAK_REPORT_ENTRIES,
+} from './leak-report.js';
+export {
+  fetchGitHubSigningKeys,
+  type GitHubSigningKey,
+  type IdentifiedKey,
+  type KeyStatus,
+  type LeakOptions,
+  type LeakOutcome,
+  type LeakPolicy,
+  type LeakReport,
+  LeakService,
+  verifyGitHubSignature,
+} from './leaks.js';
 export {
   type AuthFailureLimit,
   LocalInvalidationBus,
@@ -61,3 +78,4 @@ export {
   type UsageOptions,
   type UsageRange,
 } from './usage-window.js';
+export * from './webhooks.js';

@@ -5,6 +5,7 @@ import { Circuit } from './circuit.js';
 import { FailedAttempts } from './failed-attempts.js';
 import { guardStore, PROBE_DIGEST } from './guarded-store.js';
 import { KeyService } from './keys.js';
+import { LeakService } from './leaks.js';
 import { createKeyLookup } from './look-up.js';
 import { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
 import { OutageLog } from './outage-log.js';
@@ -12,6 +13,7 @@ import type { Pipeline } from './pipeline.js';
 import { policiesFor } from './rate-limit.js';
 import { withTimeout } from './timeout.js';
 import type { AuditReader, Authorizer, Decision, KeyEnvironment, KeygateRequest } from './types.js';
+import type { WebhookRegistry } from './webhooks.js';
 
 export type { KeygateOptions } from './options.js';
 
@@ -25,6 +27,10 @@ export interface Keygate extends Authorizer {
    */
   decide(req: KeygateRequest): Decision | Promise<Decision>;
   readonly keys: KeyService;
+  /** Leaked keys: what a secret is, and reports that one leaked (see `LeakOptions`). */
+  readonly leaks: LeakService;
+  /** Owners' webhook endpoints and deliveries (`webhooks` option), or `null`. */
+  readonly webhooks: WebhookRegistry | null;
   readonly audit: AuditLog;
   readonly auditReader: AuditReader | null;
   readonly adminScope: string;
@@ -76,11 +82,23 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
   let draining = false;
   let closing: Promise<void> | undefined;
   const guarding = { audit, format: config.format, auditScopeChecks: config.auditScopeChecks };
+  const keys = new KeyService({ ...config, store, audit });
   const keygate: Keygate = {
     authenticate: (req) => Promise.resolve(authenticate(pipeline, req)),
     decide: (req) => authenticate(pipeline, req),
     authorize: (auth, requirement, resource) => authorize(guarding, auth, requirement, resource),
-    keys: new KeyService({ ...config, store, audit }),
+    keys,
+    leaks: new LeakService({
+      store,
+      format: config.format,
+      hasher: config.hasher,
+      audit,
+      storeSink: keys.storeSink,
+      auditReader,
+      policy: config.leaks,
+      invalidate: (id) => keys.invalidate(id),
+    }),
+    webhooks: config.webhooks,
     audit,
     auditReader,
     adminScope: config.adminScope,
@@ -106,6 +124,7 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
         () => limiter?.close?.(),
         () => failureGuard?.close?.(),
         () => invalidation.close?.(),
+        () => config.webhooks?.close?.(),
       ]).then(async (left) => {
         storeCircuit.close();
         await closeWithin(left, logger, [() => config.store.close?.()]);

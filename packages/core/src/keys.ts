@@ -104,6 +104,7 @@ export function keyDetails(record: ApiKeyRecord): KeyDetails {
     updatedAt: record.updatedAt,
     revokedAt: record.revokedAt,
     previousDigestExpiresAt: record.previousDigestExpiresAt,
+    leak: record.leak,
   };
 }
 
@@ -293,6 +294,16 @@ export class KeyService {
         `scopes: a public key cannot hold ${refused.join(', ')} (allowed: ${this.#deps.publicScopes.join(', ')})`,
       );
     }
+  }
+
+  /** Drops cached verifications of key `id` here, and announces it to every instance. */
+  async invalidate(id: string): Promise<void> {
+    await this.#invalidate(id);
+  }
+
+  /** The store's own audit sink when the store writes each change's events with it; `undefined` otherwise. */
+  get storeSink(): AuditSink | undefined {
+    return this.#storeSink;
   }
 
   async #invalidate(id: string): Promise<void> {

@@ -29,6 +29,7 @@ function key(id: string): KeyDetails {
     updatedAt: at,
     revokedAt: null,
     previousDigestExpiresAt: null,
+    leak: null,
   };
 }
 

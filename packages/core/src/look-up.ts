@@ -1,7 +1,9 @@
+import type { BlockList } from 'node:net';
 import type { VerificationCache } from './cache.js';
 import type { Circuit } from './circuit.js';
 import type { KeyHasher } from './key-format.js';
 import { keyDetails } from './keys.js';
+import { compileQuarantine } from './quarantine.js';
 import { policiesFor, type RateLimitTiers, rateLimitPolicyHeader } from './rate-limit.js';
 import { compileRestrictions, type RestrictionRules } from './restrictions.js';
 import type { ApiKeyRecord, KeyStore, Principal, RateLimitPolicy } from './types.js';
@@ -19,6 +21,8 @@ export interface KnownKey {
   /** Its `RateLimit-Policy` header, which only its policies decide. */
   readonly policyHeader: string;
   readonly restrictions: RestrictionRules | null;
+  /** Under a leak's quarantine: the addresses it still works from. */
+  readonly quarantine: BlockList | null;
 }
 
 /** What a secret was found as: the key (or none), and the digest it was found by. */
@@ -60,6 +64,7 @@ export function knownKey(
   shared?: SharedLimits,
 ): KnownKey {
   const { policies, header } = limitsOf(record, tiers, shared);
+  const quarantine = compileQuarantine(record.leak);
   return {
     id: record.id,
     record,
@@ -67,7 +72,8 @@ export function knownKey(
       kind: 'key',
       id: record.id,
       ownerId: record.ownerId,
-      scopes: record.scopes,
+      // A quarantined key keeps its read scopes only.
+      scopes: quarantine ? record.leak!.quarantine!.scopes : record.scopes,
       resources: record.resources,
       type: record.type,
       environment: record.environment,
@@ -76,6 +82,7 @@ export function knownKey(
     policies,
     policyHeader: header,
     restrictions: compileRestrictions(record.restrictions),
+    quarantine,
   };
 }
 

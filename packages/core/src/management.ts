@@ -3,10 +3,18 @@ import { crossSiteRefusal, mediaTypeRefusal } from './csrf.js';
 import { boundsOf } from './delegation.js';
 import { failure, isKeygateError, KeygateError } from './errors.js';
 import { pathOf } from './extract.js';
+import { findUnsafeText } from './key-input.js';
 import type { Keygate } from './keygate.js';
 import type { Actor } from './keys.js';
+import {
+  answerAdminLeakReport,
+  answerSignedLeakReport,
+  isSignedLeakReport,
+  MAX_LEAK_REPORT_BODY,
+} from './leak-report.js';
 import { requestIdOf } from './request-context.js';
 import type { Authentication, KeygateRequest, Principal } from './types.js';
+import type { WebhookRegistry } from './webhooks.js';
 
 export interface ManagementRequest {
   /** The request as the adapter converted it (method, headers and the query string are read from it). */
@@ -41,10 +49,16 @@ export interface ManagementResponse {
 export const MAX_MANAGEMENT_BODY = 64 * 1024;
 
 const ID = '([A-Za-z0-9_-]{1,200})';
+const LEAKS = /^\/leaks\/?$/;
 const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
   { method: 'GET', pattern: /^\/?$/, action: 'list' },
-  // Before `/:id`: key ids are `key_…`, so `me` never names a key.
+  // Before `/:id`: key ids are `key_…`, so `me` and `leaks` never name a key.
   { method: 'GET', pattern: /^\/me\/?$/, action: 'me' },
+  { method: 'POST', pattern: LEAKS, action: 'leaks' },
+  { method: 'GET', pattern: /^\/webhooks\/?$/, action: 'webhooks' },
+  { method: 'POST', pattern: /^\/webhooks\/?$/, action: 'webhook-create' },
+  { method: 'GET', pattern: /^\/webhooks\/deliveries\/?$/, action: 'webhook-deliveries' },
+  { method: 'DELETE', pattern: new RegExp(`^/webhooks/${ID}/?$`), action: 'webhook-delete' },
   { method: 'POST', pattern: /^\/?$/, action: 'create' },
   { method: 'GET', pattern: new RegExp(`^/${ID}/?$`), action: 'get' },
   { method: 'PATCH', pattern: new RegExp(`^/${ID}/?$`), action: 'update' },
@@ -55,6 +69,11 @@ const ROUTES: Array<{ method: string; pattern: RegExp; action: Action }> = [
 ];
 type Action =
   | 'me'
+  | 'leaks'
+  | 'webhooks'
+  | 'webhook-create'
+  | 'webhook-deliveries'
+  | 'webhook-delete'
   | 'list'
   | 'create'
   | 'get'
@@ -63,7 +82,13 @@ type Action =
   | 'rotate'
   | 'events'
   | 'usage';
-const TAKES_BODY: ReadonlySet<Action> = new Set(['create', 'update', 'rotate']);
+const TAKES_BODY: ReadonlySet<Action> = new Set([
+  'create',
+  'update',
+  'rotate',
+  'leaks',
+  'webhook-create',
+]);
 const KEY_ID = /^[A-Za-z0-9_-]{1,200}$/;
 
 /** The usage route's query parameters that are given, as the strings they are (validated by `keys.usage`). */
@@ -140,13 +165,17 @@ function isStream(body: unknown): body is AsyncIterable<Uint8Array | string> {
 }
 
 /** The body of a route that takes one, as JSON: read from the stream up to the limit, or as a parser left it. */
-async function parseBody(source: unknown, headers: KeygateRequest['headers']): Promise<unknown> {
+async function parseBody(
+  source: unknown,
+  headers: KeygateRequest['headers'],
+  limit = MAX_MANAGEMENT_BODY,
+): Promise<unknown> {
   const body = isStream(source)
-    ? await readBody(source, headers.get('content-length'), MAX_MANAGEMENT_BODY)
+    ? await readBody(source, headers.get('content-length'), limit)
     : source;
   if (body === undefined || body === null || body === '') return {};
   if (typeof body !== 'string') return body;
-  if (body.length > MAX_MANAGEMENT_BODY) throw bodyTooLarge();
+  if (body.length > limit) throw bodyTooLarge();
   try {
     return JSON.parse(body);
   } catch {
@@ -223,6 +252,17 @@ export async function handleManagementRequest(
   keygate: Keygate,
   req: ManagementRequest,
 ): Promise<ManagementResponse> {
+  if (isSignedLeakReport(req) && LEAKS.test(req.path)) {
+    if (req.request.method.toUpperCase() !== 'POST') {
+      return failure(new KeygateError('NOT_FOUND', { message: 'No such API key endpoint' }));
+    }
+    // GitHub signs its reports: the signature, not a key, authenticates them.
+    try {
+      return await answerSignedLeakReport(keygate, req);
+    } catch (error) {
+      return unavailable(keygate, error);
+    }
+  }
   const decision = req.authentication ?? (await keygate.authenticate(req.request));
   if (!decision.ok) return decision;
   const response = await answer(keygate, req, decision);
@@ -295,18 +335,63 @@ async function answer(
       }
       case 'usage':
         return ok(await keys.usage(id, usageParams(query), actor));
+      case 'leaks': {
+        const report = await parseBody(await req.body(), req.request.headers, MAX_LEAK_REPORT_BODY);
+        return ok(await answerAdminLeakReport(keygate, report, actor));
+      }
+      case 'webhooks':
+        return ok(await webhooksOf(keygate).listEndpoints(principal.ownerId));
+      case 'webhook-create': {
+        const input = await body();
+        const unsafe = findUnsafeText(input);
+        if (unsafe) throw invalid(unsafe);
+        return ok(await webhooksOf(keygate).createEndpoint(principal.ownerId, input), 201);
+      }
+      case 'webhook-delete':
+        if (!(await webhooksOf(keygate).deleteEndpoint(principal.ownerId, id))) {
+          throw new KeygateError('NOT_FOUND', { message: 'Webhook endpoint not found' });
+        }
+        return {
+          ok: true,
+          status: 200,
+          body: { success: true, message: 'Webhook endpoint deleted' },
+          headers: {},
+        };
+      case 'webhook-deliveries': {
+        const endpointId = query.get('endpoint') ?? undefined;
+        const keyId = query.get('key') ?? undefined;
+        if (endpointId !== undefined && !KEY_ID.test(endpointId))
+          throw invalid('endpoint must be an endpoint id');
+        if (keyId !== undefined && !KEY_ID.test(keyId)) throw invalid('key must be a key id');
+        const limit = intParam(query, 'limit', 100);
+        return ok(
+          await webhooksOf(keygate).listDeliveries(principal.ownerId, { endpointId, keyId, limit }),
+        );
+      }
     }
   } catch (error) {
     if (isKeygateError(error)) return refused(error);
-    // The store's circuit breaker logged once when it opened; the calls it refuses are not logged.
-    if (!(error instanceof BackendUnavailableError)) {
-      keygate.logger.error('[keygate] key management failed:', error);
-    }
-    const retryAfter = error instanceof BackendUnavailableError ? error.retryAfterSeconds : 1;
-    return failure(new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' }), {
-      'Retry-After': String(retryAfter),
-    });
+    return unavailable(keygate, error);
   }
+}
+
+function webhooksOf(keygate: Keygate): WebhookRegistry {
+  if (!keygate.webhooks) {
+    throw new KeygateError('NOT_FOUND', { message: 'Webhooks are not configured' });
+  }
+  return keygate.webhooks;
+}
+
+function unavailable(keygate: Keygate, error: unknown): ManagementResponse {
+  if (isKeygateError(error)) return refused(error);
+  // The store's circuit breaker logged once when it opened; the calls it refuses are not logged.
+  if (!(error instanceof BackendUnavailableError)) {
+    keygate.logger.error('[keygate] key management failed:', error);
+  }
+  const retryAfter = error instanceof BackendUnavailableError ? error.retryAfterSeconds : 1;
+  return failure(new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' }), {
+    'Retry-After': String(retryAfter),
+  });
 }
 
 /** A refusal; when the body was left unread (415) or read only in part (too large), the connection closes: its bytes cannot carry the next request. */

@@ -3,6 +3,8 @@ import type {
   KeyPatch,
   KeyRotation,
   KeyStore,
+  LeakChange,
+  LeakReportRecord,
   ListKeysQuery,
   NewKeyRecord,
 } from './types.js';
@@ -11,6 +13,8 @@ import type {
 export class MemoryKeyStore implements KeyStore {
   readonly #byId = new Map<string, ApiKeyRecord>();
   readonly #byDigest = new Map<string, string>();
+  /** Leak reports already recorded, as key id and fingerprint. */
+  readonly #leakReports = new Set<string>();
 
   async findByDigest(digest: string): Promise<ApiKeyRecord | null> {
     const id = this.#byDigest.get(digest);
@@ -29,6 +33,7 @@ export class MemoryKeyStore implements KeyStore {
       revokedAt: null,
       previousDigest: null,
       previousDigestExpiresAt: null,
+      leak: null,
     };
     this.#byId.set(record.id, record);
     this.#byDigest.set(record.digest, record.id);
@@ -98,6 +103,22 @@ export class MemoryKeyStore implements KeyStore {
     record.revokedAt ??= at;
     record.updatedAt = at;
     return clone(record);
+  }
+
+  async recordLeak(
+    report: LeakReportRecord,
+    contain: (current: ApiKeyRecord) => LeakChange,
+  ): Promise<{ record: ApiKeyRecord; change: LeakChange | null } | null> {
+    const record = this.#byId.get(report.keyId);
+    if (!record) return null;
+    const seen = `${report.keyId}\0${report.fingerprint}`;
+    if (this.#leakReports.has(seen)) return { record: clone(record), change: null };
+    this.#leakReports.add(seen);
+    const change = contain(clone(record));
+    record.leak = clone(change.leak);
+    if (change.revoke) record.revokedAt ??= report.at;
+    record.updatedAt = report.at;
+    return { record: clone(record), change };
   }
 }
 

@@ -13,6 +13,7 @@ import {
   type KeyHasher,
   type KeyPrefixes,
 } from './key-format.js';
+import { type LeakOptions, type LeakPolicy, resolveLeakPolicy } from './leaks.js';
 import {
   type AuthFailureLimit,
   LocalInvalidationBus,
@@ -37,6 +38,7 @@ import type {
   RateLimiter,
   SessionResolver,
 } from './types.js';
+import type { WebhookRegistry } from './webhooks.js';
 
 export interface KeygateOptions {
   /** Where keys live. Default: an in-memory store (single process, lost on restart). */
@@ -107,6 +109,17 @@ export interface KeygateOptions {
   trustedOrigins?: readonly string[];
   /** Where operational warnings go. Default `console`. */
   logger?: Pick<Console, 'warn' | 'error'>;
+  /**
+   * What a report that a key leaked does (`POST /v1/api-keys/leaks`, `keygate scan --report`):
+   * containment per environment, the quarantine's look-back, GitHub's signing keys. Default:
+   * secret keys of both environments are revoked; no GitHub key (signed reports refused).
+   */
+  leaks?: LeakOptions;
+  /**
+   * Owners' webhook endpoints and their deliveries, for the router's `/webhooks` routes (e.g.
+   * `PostgresWebhooks` of `@keygate/postgres`); `close()` closes it. Default: none (the routes answer 404).
+   */
+  webhooks?: WebhookRegistry;
 }
 
 /** Every option, with its default applied and checked: what `createKeygate` is built from. */
@@ -132,6 +145,8 @@ export interface KeygateConfig {
   defaultOwnerId: string;
   adminScope: string;
   trustedOrigins: ReadonlySet<string>;
+  leaks: LeakPolicy;
+  webhooks: WebhookRegistry | null;
 }
 
 /** Every option name, so a misspelt one is refused instead of silently ignored. */
@@ -160,6 +175,8 @@ const OPTION_NAMES: { readonly [K in keyof Required<KeygateOptions>]: true } = {
   adminScope: true,
   trustedOrigins: true,
   logger: true,
+  leaks: true,
+  webhooks: true,
 };
 
 /**
@@ -209,6 +226,8 @@ export function resolveOptions(options: KeygateOptions = {}): KeygateConfig {
     defaultOwnerId: options.defaultOwnerId ?? 'org_default',
     adminScope: options.adminScope ?? 'manage:keys',
     trustedOrigins: resolveOrigins(options.trustedOrigins ?? []),
+    leaks: resolveLeakPolicy(options.leaks),
+    webhooks: options.webhooks ?? null,
   };
 }
 

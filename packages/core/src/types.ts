@@ -83,6 +83,49 @@ export interface ApiKeyRecord {
   /** The digest that worked before the last rotation, honoured until `previousDigestExpiresAt`. */
   previousDigest: string | null;
   previousDigestExpiresAt: Date | null;
+  /** Set when the key was reported leaked: when, where, and what was done about it. */
+  leak: KeyLeak | null;
+}
+
+/** What a report that a key leaked makes the key do (per environment; see `LeakOptions`). */
+export type Containment = 'revoke' | 'quarantine' | 'notify';
+
+/** A leaked key's state, as its record keeps it. Times are ISO-8601 text (the record stores them as JSON). */
+export interface KeyLeak {
+  /** The first report. */
+  reportedAt: string;
+  /** The latest report. */
+  lastReportedAt: string;
+  /** Distinct reports (a report repeated for the same place is counted once). */
+  reports: number;
+  /** Where the latest report found it (e.g. the GitHub URL), when it said. */
+  url: string | null;
+  /** Who found it: `github:<source>`, `scan`, or `admin`. */
+  source: string;
+  /** What was done at the first report. */
+  containment: Containment;
+  /**
+   * Under `quarantine`: the client IPs the key keeps working from (those it was used from in the
+   * days before the report) and the scopes it keeps (its read scopes). `null` otherwise.
+   */
+  quarantine: { ips: string[]; scopes: string[] } | null;
+}
+
+/** One report that a key leaked, as the store records it (once per key and fingerprint). */
+export interface LeakReportRecord {
+  keyId: string;
+  /** Names the report's place (source and URL): a report with the same fingerprint is a repeat. */
+  fingerprint: string;
+  url: string | null;
+  source: string;
+  at: Date;
+}
+
+/** What the first report of a place changes: the key's leak state, whether to revoke it now, and the audit events. */
+export interface LeakChange {
+  leak: KeyLeak;
+  revoke: boolean;
+  events: AuditEvent[];
 }
 
 /** A key as a verified request carries it (`principal.key`): no digests. */
@@ -101,7 +144,7 @@ export interface ApiKey extends KeyDetails {
 export interface NewKeyRecord
   extends Omit<
     ApiKeyRecord,
-    'createdAt' | 'updatedAt' | 'revokedAt' | 'previousDigest' | 'previousDigestExpiresAt'
+    'createdAt' | 'updatedAt' | 'revokedAt' | 'previousDigest' | 'previousDigestExpiresAt' | 'leak'
   > {}
 
 export type KeyPatch = Partial<
@@ -158,6 +201,19 @@ export interface KeyStore {
   update(id: string, patch: KeyPatch, event?: AuditEvent): Promise<ApiKeyRecord | null>;
   rotate(id: string, rotation: KeyRotation, event?: AuditEvent): Promise<ApiKeyRecord | null>;
   revoke(id: string, at: Date, event?: AuditEvent): Promise<ApiKeyRecord | null>;
+  /**
+   * Records a report that key `report.keyId` leaked, atomically: a report whose fingerprint the
+   * store holds for the key already changes nothing (`change: null`); otherwise the store asks
+   * `contain` for the change with the key as it stands (read under a lock, so concurrent reports
+   * take turns), saves `leak`, revokes the key when `revoke` says so (keeping an earlier
+   * revocation's time), and, when `writeEvents`, writes the change's events in the same
+   * transaction. `null` when there is no such key.
+   */
+  recordLeak(
+    report: LeakReportRecord,
+    contain: (current: ApiKeyRecord) => LeakChange,
+    writeEvents: boolean,
+  ): Promise<{ record: ApiKeyRecord; change: LeakChange | null } | null>;
   close?(): Promise<void>;
 }
 
@@ -244,7 +300,8 @@ export type AuditAction =
   | 'key.created'
   | 'key.updated'
   | 'key.rotated'
-  | 'key.revoked';
+  | 'key.revoked'
+  | 'key.leaked';
 
 export type AuditOutcome = 'success' | 'failure';
 
@@ -363,6 +420,11 @@ export interface AuditReader {
   usage?(query: UsageQuery): Promise<UsageCounts[]>;
   /** The last successful use of each key that has one (the latest `lastSeen` of its usage rows). */
   lastUsed?(keyIds: readonly string[]): Promise<Map<string, Date>>;
+  /**
+   * The client IPs a key was used from successfully since `since` (at most `limit`, most used
+   * first): what a quarantined key keeps working from. Without this method, none.
+   */
+  clientIps?(keyId: string, since: Date, limit: number): Promise<string[]>;
 }
 
 /** A browser session resolved by the application when no key is sent. */

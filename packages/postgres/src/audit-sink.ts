@@ -12,6 +12,7 @@ import { and, eq, gte, lt, type SQL, sql } from 'drizzle-orm';
 import type { KeygateDatabase } from './database.js';
 import { auditEvents, usageBatches, usageCounts } from './schema.js';
 import { attempt, DEFAULT_CALL_TIMEOUT_MS, type PostgresStoreOptions } from './store-error.js';
+import { enqueueWebhookEvents, makesWebhookEvents } from './webhook-outbox.js';
 
 const DEFAULT_QUERY_LIMIT = 100;
 const MAX_QUERY_LIMIT = 1000;
@@ -125,11 +126,40 @@ export class PostgresAuditSink implements AuditSink, AuditReader {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
-  /** One INSERT per batch; a batch retried after a lost reply is not written twice. */
+  /**
+   * One INSERT per batch; a batch retried after a lost reply is not written twice. Events that
+   * owners hear of (a revocation, a leak, a refused rate limit) go into the webhook outbox in the
+   * same transaction.
+   */
   write(events: readonly AuditEvent[]): Promise<void> {
     return attempt('write audit events', this.#timeoutMs, () =>
-      insertAuditEvents(this.#db, events),
+      makesWebhookEvents(events)
+        ? this.#db.transaction(async (tx) => {
+            await insertAuditEvents(tx, events);
+            await enqueueWebhookEvents(tx, events);
+          })
+        : insertAuditEvents(this.#db, events),
     );
+  }
+
+  /** The IPs a key was used from since `since`, most used first (what a quarantined key keeps). */
+  clientIps(keyId: string, since: Date, limit: number): Promise<string[]> {
+    return attempt('query client IPs', this.#timeoutMs, async () => {
+      const rows = await this.#db
+        .select({ ip: usageCounts.ip })
+        .from(usageCounts)
+        .where(
+          and(
+            eq(usageCounts.keyId, keyId),
+            gte(usageCounts.minute, since),
+            sql`${usageCounts.ip} is not null`,
+          ),
+        )
+        .groupBy(usageCounts.ip)
+        .orderBy(sql`sum(${usageCounts.authenticated}) desc`)
+        .limit(limit);
+      return rows.map((row) => row.ip!);
+    });
   }
 
   /** One statement per batch into `keygate_usage_counts`; a batch retried after a lost reply is not counted twice. */

@@ -13,5 +13,22 @@ export { DataDirectoryLockedError } from './data-dir-lock.js';
 export type { KeygateDatabase } from './database.js';
 export { PostgresKeyStore, type PostgresKeyStoreOptions } from './key-store.js';
 export { type MigrationResult, migrate, migrationsFolder } from './migrate.js';
-export { apiKeys, auditEvents, usageBatches, usageCounts } from './schema.js';
+export {
+  apiKeys,
+  auditEvents,
+  leakReports,
+  usageBatches,
+  usageCounts,
+  webhookAttempts,
+  webhookDeliveries,
+  webhookEndpoints,
+  webhookEvents,
+  webhookWorker,
+} from './schema.js';
 export { PostgresStoreError, type PostgresStoreOptions } from './store-error.js';
+export { enqueueWebhooks } from './webhook-outbox.js';
+export {
+  type OperatorWebhookEndpoint,
+  PostgresWebhooks,
+  type PostgresWebhooksOptions,
+} from './webhooks.js';

@@ -4,6 +4,8 @@ import type {
   KeyPatch,
   KeyRotation,
   KeyStore,
+  LeakChange,
+  LeakReportRecord,
   ListKeysQuery,
   NewKeyRecord,
 } from '@keygate/core';
@@ -13,8 +15,9 @@ import { alias } from 'drizzle-orm/pg-core';
 import type { Sql } from 'postgres';
 import { insertAuditEvents, PostgresAuditSink } from './audit-sink.js';
 import type { KeygateDatabase } from './database.js';
-import { apiKeys } from './schema.js';
+import { apiKeys, leakReports } from './schema.js';
 import { attempt, DEFAULT_CALL_TIMEOUT_MS, type PostgresStoreOptions } from './store-error.js';
+import { enqueueWebhookEvents } from './webhook-outbox.js';
 
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
@@ -261,6 +264,59 @@ export class PostgresKeyStore implements KeyStore {
     });
   }
 
+  /**
+   * Records a leak report in one transaction: the key's row locked, the report's place inserted
+   * (a repeat changes nothing), then the key's leak state, its revocation, the audit events and
+   * their webhook events, all or nothing.
+   */
+  recordLeak(
+    report: LeakReportRecord,
+    contain: (current: ApiKeyRecord) => LeakChange,
+    writeEvents: boolean,
+  ): Promise<{ record: ApiKeyRecord; change: LeakChange | null } | null> {
+    return attempt('record leak', this.#timeoutMs, () =>
+      this.#db.transaction(async (tx) => {
+        const [current] = await tx
+          .select()
+          .from(apiKeys)
+          .where(eq(apiKeys.id, report.keyId))
+          .for('update');
+        if (!current) return null;
+        const inserted = await tx
+          .insert(leakReports)
+          .values({
+            keyId: report.keyId,
+            fingerprint: report.fingerprint,
+            url: report.url,
+            source: report.source,
+            reportedAt: report.at,
+          })
+          .onConflictDoNothing()
+          .returning({ keyId: leakReports.keyId });
+        if (inserted.length === 0) return { record: current, change: null };
+        const change = contain(current);
+        const [record] = await tx
+          .update(apiKeys)
+          .set({
+            leak: change.leak,
+            ...(change.revoke
+              ? {
+                  revokedAt: sql`coalesce(${apiKeys.revokedAt}, ${report.at.toISOString()}::timestamptz)`,
+                }
+              : {}),
+            updatedAt: report.at,
+          })
+          .where(eq(apiKeys.id, report.keyId))
+          .returning();
+        if (writeEvents) {
+          await insertAuditEvents(tx, change.events);
+          await enqueueWebhookEvents(tx, change.events);
+        }
+        return { record: record!, change };
+      }),
+    );
+  }
+
   /** Runs one key change; with an audit event, both in one transaction. */
   #change(
     operation: string,
@@ -272,7 +328,10 @@ export class PostgresKeyStore implements KeyStore {
       return this.#db.transaction(async (tx) => {
         const row = await change(tx);
         // A key that does not exist was not changed: there is nothing to record.
-        if (row) await insertAuditEvents(tx, [event]);
+        if (row) {
+          await insertAuditEvents(tx, [event]);
+          await enqueueWebhookEvents(tx, [event]);
+        }
         return row ?? null;
       });
     });

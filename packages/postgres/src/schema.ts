@@ -2,13 +2,16 @@ import type {
   AuditAction,
   AuditOutcome,
   KeyEnvironment,
+  KeyLeak,
   KeyRestrictions,
   KeyType,
   RateLimitOverride,
 } from '@keygate/core';
 import { sql } from 'drizzle-orm';
 import {
+  boolean,
   check,
+  foreignKey,
   index,
   integer,
   jsonb,
@@ -46,6 +49,8 @@ export const apiKeys = pgTable(
     createdAt: timestamptz('created_at').notNull().defaultNow(),
     updatedAt: timestamptz('updated_at').notNull().defaultNow(),
     revokedAt: timestamptz('revoked_at'),
+    /** Set when the key was reported leaked: when, where, and what was done. */
+    leak: jsonb('leak').$type<KeyLeak>(),
   },
   (table) => [
     uniqueIndex('keygate_api_keys_digest_key').on(table.digest),
@@ -135,3 +140,150 @@ export const usageBatches = pgTable(
   },
   (table) => [index('keygate_usage_batches_at_idx').on(table.at)],
 );
+
+/**
+ * Reports that a key leaked, one per key and reported place (fingerprint of source and URL): a
+ * report repeated for the same place finds its row and changes nothing.
+ */
+export const leakReports = pgTable(
+  'keygate_leak_reports',
+  {
+    keyId: text('key_id')
+      .notNull()
+      .references(() => apiKeys.id, { onDelete: 'cascade' }),
+    fingerprint: text('fingerprint').notNull(),
+    url: text('url'),
+    source: text('source').notNull(),
+    reportedAt: timestamptz('reported_at').notNull(),
+  },
+  (table) => [
+    primaryKey({ name: 'keygate_leak_reports_pkey', columns: [table.keyId, table.fingerprint] }),
+  ],
+);
+
+/**
+ * Where owners hear of their keys' events: an owner's endpoints (`owner_id`), or the operator's
+ * (`owner_id` null: every owner's events), each with the secret its deliveries are signed with.
+ */
+export const webhookEndpoints = pgTable(
+  'keygate_webhook_endpoints',
+  {
+    id: text('id').primaryKey(),
+    /** `null`: an operator's endpoint, which hears every owner's events. */
+    ownerId: text('owner_id'),
+    url: text('url').notNull(),
+    /** `whsec_` and the base64 HMAC key (Standard Webhooks). */
+    secret: text('secret').notNull(),
+    /** The event types it hears. */
+    events: text('events').array().notNull(),
+    description: text('description'),
+    /** `config` (the operator's options, kept in step by the delivery worker) or `api` (the router). */
+    managedBy: text('managed_by').notNull(),
+    /** An operator endpoint no longer in the options stops hearing events; its deliveries stay visible. */
+    enabled: boolean('enabled').notNull().default(true),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (table) => [
+    index('keygate_webhook_endpoints_owner_idx').on(table.ownerId),
+    check(
+      'keygate_webhook_endpoints_managed_by_check',
+      sql`${table.managedBy} in ('config', 'api')`,
+    ),
+  ],
+);
+
+/**
+ * The outbox: each webhook event, written in the transaction of what caused it (a key change, its
+ * audit event), so an event is never lost between the change and its delivery. Ids are the
+ * Standard Webhooks `webhook-id`; deterministic ids make an event at most once (one
+ * `key.rate_limited` per key and hour, one `key.expiring` per key, expiry and warning).
+ */
+export const webhookEvents = pgTable(
+  'keygate_webhook_events',
+  {
+    id: text('id').primaryKey(),
+    type: text('type').notNull(),
+    ownerId: text('owner_id'),
+    keyId: text('key_id'),
+    /** The JSON body delivered: `{type, timestamp, data}`. */
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (table) => [index('keygate_webhook_events_created_idx').on(table.createdAt)],
+);
+
+/** One event to one endpoint: its state, attempts and next attempt. */
+export const webhookDeliveries = pgTable(
+  'keygate_webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    eventId: text('event_id').notNull(),
+    endpointId: text('endpoint_id').notNull(),
+    ownerId: text('owner_id'),
+    /** `pending` (to send or retry), `succeeded`, or `failed` (attempts used up). */
+    state: text('state').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamptz('next_attempt_at').notNull().defaultNow(),
+    /** While an attempt is in flight: until when the worker that took it holds it. */
+    leasedUntil: timestamptz('leased_until'),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    deliveredAt: timestamptz('delivered_at'),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (table) => [
+    uniqueIndex('keygate_webhook_deliveries_event_endpoint_key').on(
+      table.eventId,
+      table.endpointId,
+    ),
+    index('keygate_webhook_deliveries_due_idx')
+      .on(table.nextAttemptAt)
+      .where(sql`${table.state} = 'pending'`),
+    index('keygate_webhook_deliveries_owner_created_idx').on(table.ownerId, table.createdAt),
+    foreignKey({
+      name: 'keygate_webhook_deliveries_event_fk',
+      columns: [table.eventId],
+      foreignColumns: [webhookEvents.id],
+    }).onDelete('cascade'),
+    foreignKey({
+      name: 'keygate_webhook_deliveries_endpoint_fk',
+      columns: [table.endpointId],
+      foreignColumns: [webhookEndpoints.id],
+    }).onDelete('cascade'),
+    check(
+      'keygate_webhook_deliveries_state_check',
+      sql`${table.state} in ('pending', 'succeeded', 'failed')`,
+    ),
+  ],
+);
+
+/** Every attempt of a delivery, with what the endpoint answered. */
+export const webhookAttempts = pgTable(
+  'keygate_webhook_attempts',
+  {
+    deliveryId: text('delivery_id')
+      .notNull()
+      .references(() => webhookDeliveries.id, { onDelete: 'cascade' }),
+    attempt: integer('attempt').notNull(),
+    at: timestamptz('at').notNull(),
+    /** The HTTP status answered; `null` when none came (refused address, timeout, network). */
+    status: integer('status'),
+    error: text('error'),
+    durationMs: integer('duration_ms').notNull(),
+    /** Whether this attempt is the one that counted as the delivery (2xx while it held the lease). */
+    succeeded: boolean('succeeded').notNull(),
+  },
+  (table) => [
+    primaryKey({
+      name: 'keygate_webhook_attempts_pkey',
+      columns: [table.deliveryId, table.attempt],
+    }),
+  ],
+);
+
+/** Which instance runs the delivery worker, until when: one at a time across instances. */
+export const webhookWorker = pgTable('keygate_webhook_worker', {
+  name: text('name').primaryKey(),
+  holder: text('holder').notNull(),
+  leaseUntil: timestamptz('lease_until').notNull(),
+});
