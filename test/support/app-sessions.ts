@@ -1,59 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import type { KeygateRequest, Session, SessionResolver } from '@keygate/core';
 
-export const SESSION_COOKIE = 'keygate_session';
-
-interface Stored {
-  session: Session;
-  /** When the session ends (ms since the epoch); `Infinity` for none. */
-  expiresAt: number;
-  /** Asked on every request: the session ends as soon as this says no (e.g. its key was revoked). */
-  stillValid?: () => Promise<boolean>;
-}
-
-export interface IssueOptions {
-  /** Lifetime in ms. Default: none. */
-  ttlMs?: number;
-  /** Checked on every request; `false` ends the session. */
-  stillValid?: () => Promise<boolean>;
-}
+/** The cookie an application's own sign-in sets in these tests (not keygate's page sessions). */
+export const APP_SESSION_COOKIE = 'app_session';
 
 /**
- * Browser sessions for the reference app: an opaque cookie mapped to a session in memory.
- * A real app resolves its own login session here (database, signed cookie, ...).
+ * An application's own browser sessions, as a `session` resolver sees them: an opaque cookie
+ * mapped to a session in memory. Stands for an app's user sign-in in tests of the resolver.
  */
-export class DemoSessions {
-  readonly #sessions = new Map<string, Stored>();
+export class AppSessions {
+  readonly #sessions = new Map<string, Session>();
 
-  issue(
-    session: Omit<Session, 'id'>,
-    options: IssueOptions = {},
-  ): { token: string; cookie: string } {
+  issue(session: Omit<Session, 'id'>): { cookie: string } {
     const token = randomBytes(24).toString('base64url');
-    this.#sessions.set(token, {
-      session: { id: `sess_${token.slice(0, 8)}`, ...session },
-      expiresAt:
-        options.ttlMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.ttlMs,
-      stillValid: options.stillValid,
-    });
-    return { token, cookie: `${SESSION_COOKIE}=${token}` };
+    this.#sessions.set(token, { id: `sess_${token.slice(0, 8)}`, ...session });
+    return { cookie: `${APP_SESSION_COOKIE}=${token}` };
   }
 
-  readonly resolver: SessionResolver = async (req: KeygateRequest) => {
-    const token = readCookie(req.headers.get('cookie'), SESSION_COOKIE);
-    const stored = token ? this.#sessions.get(token) : undefined;
-    if (!token || !stored) return null;
-    if (stored.expiresAt <= Date.now() || (stored.stillValid && !(await stored.stillValid()))) {
-      this.#sessions.delete(token);
-      return null;
-    }
-    return stored.session;
+  readonly resolver: SessionResolver = (req: KeygateRequest) => {
+    const token = readCookie(req.headers.get('cookie'), APP_SESSION_COOKIE);
+    return (token && this.#sessions.get(token)) || null;
   };
 }
 
 function readCookie(header: string | null, name: string): string | null {
-  if (!header) return null;
-  for (const part of header.split(';')) {
+  for (const part of header?.split(';') ?? []) {
     const [key, ...value] = part.trim().split('=');
     if (key === name) return value.join('=');
   }

@@ -24,7 +24,8 @@ export function checkKey(
   return restrictionViolation((match.known as KnownKey).restrictions, req, path);
 }
 
-function invalidReason(
+/** Why the key found for a secret is invalid (`unknown`, `rotated`, `revoked`, `expired`, `wrong_environment`), or `null`. */
+export function invalidReason(
   { known, digest }: KeyMatch,
   parsed: ParsedKey,
   nowMs: number,

@@ -11,7 +11,6 @@ export {
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
 export { clientIpOf, proxyTrust, type TrustProxy } from './client-ip.js';
-export * from './dashboard.js';
 export {
   boundsOf,
   type DelegationBounds,
@@ -42,9 +41,24 @@ export {
   type MemoryAuthFailureGuardOptions,
 } from './local-backends.js';
 export * from './management.js';
+export { MemorySessionStore } from './memory-session-store.js';
 export { MemoryKeyStore } from './memory-store.js';
-export { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
+export {
+  type KeygateConfig,
+  type KeygateOptions,
+  type PageSessionConfig,
+  type PageSessionOptions,
+  resolveOptions,
+} from './options.js';
 export { OutageLog } from './outage-log.js';
+export {
+  type PageSessions,
+  SECURE_SESSION_COOKIE,
+  SESSION_COOKIE,
+  type SessionState,
+  type SignedIn,
+  type SignInInput,
+} from './page-session.js';
 export * from './rate-limit.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
 export { isPending, TimeoutError, withTimeout } from './timeout.js';

@@ -3,9 +3,10 @@ import { authenticate } from './authenticate.js';
 import { authorize } from './authorize.js';
 import { FailedAttempts } from './failed-attempts.js';
 import { KeyService } from './keys.js';
-import { createKeyLookup } from './look-up.js';
+import { createDigestLookup, createKeyLookup } from './look-up.js';
 import { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
 import { OutageLog } from './outage-log.js';
+import { type PageSessions, pageSessions } from './page-session.js';
 import type { Pipeline } from './pipeline.js';
 import { policiesFor } from './rate-limit.js';
 import type { AuditReader, Authorizer, Decision, KeyEnvironment, KeygateRequest } from './types.js';
@@ -29,8 +30,10 @@ export interface Keygate extends Authorizer {
   readonly publicScopes: readonly string[];
   /** Environments this app accepts keys from. */
   readonly environments: readonly KeyEnvironment[];
-  /** Whether browser sessions can authenticate (a session resolver is configured). */
+  /** Whether browser sessions can authenticate (page sessions are on, or a session resolver is configured). */
   readonly acceptsSessions: boolean;
+  /** The key-management page's sessions: sign in with a key, sign out, whether a request has one. */
+  readonly sessions: PageSessions;
   /** Origins, besides a request's own, from which a session may change keys (normalised). */
   readonly trustedOrigins: ReadonlySet<string>;
   readonly logger: Pick<Console, 'warn' | 'error'>;
@@ -55,7 +58,10 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     adminScope: config.adminScope,
     publicScopes: config.publicScopes,
     environments: config.environments,
-    acceptsSessions: config.session !== null,
+    acceptsSessions: config.session !== null || config.pageSessions !== null,
+    get sessions() {
+      return sessions;
+    },
     trustedOrigins: config.trustedOrigins,
     logger,
     async close() {
@@ -68,15 +74,18 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       ]);
     },
   };
+  const lookUpDeps = { store, cache, hasher: config.hasher, tiers: config.tiers };
   const pipeline: Pipeline = {
     config,
     audit,
     outage,
     attempts: new FailedAttempts(failureGuard, audit, outage),
-    lookUp: createKeyLookup({ store, cache, hasher: config.hasher, tiers: config.tiers }),
+    lookUp: createKeyLookup(lookUpDeps),
+    findByDigest: createDigestLookup(lookUpDeps),
     sessionPolicies: policiesFor(config.tiers.secret, null),
     keygate,
   };
+  const sessions = pageSessions(pipeline);
   followInvalidations(config);
   return keygate;
 }

@@ -1,10 +1,29 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { KeygateConfigError } from './errors.js';
-import type { Keygate } from './keygate.js';
+import { type Keygate, KeygateConfigError } from '@keygate/core';
+import { files } from '../ui/dist/assets.js';
+import {
+  linksFrom,
+  type PageRequest,
+  type PageResponse,
+  renderShell,
+  respond,
+  type ShellBase,
+} from './shell.js';
+import { createSessionRoutes, type SessionRoutes } from './sign-in.js';
 
-export interface DashboardOptions {
+/** The page, its sign-in and its sign-out, and what it offers: what every framework's `keyDashboard()` takes. */
+export interface KeyDashboardOptions {
+  /** The instance whose keys the page manages (and whose sessions it signs in). */
+  keygate: Keygate;
+  /** Where the page is, below the framework's mount point. Default `/dashboard`. */
+  path?: string;
+  /**
+   * Where a browser signs in with an admin key for a page session (`GET` the form, `POST` it), or
+   * `false` for no page sessions: a key pasted in the page then stays in the tab and goes with
+   * each call. Default `/login` when `keygate.sessions` are on, else `false`.
+   */
+  signInPath?: string | false;
+  /** Where a page session signs out (`POST`). Default `/logout`. */
+  signOutPath?: string;
   /**
    * The scopes your application declares, offered as choices when a key is created or edited.
    * Default: none beyond the signed-in admin's own scopes.
@@ -12,94 +31,50 @@ export interface DashboardOptions {
   scopes?: readonly string[];
   /** Where the management router is mounted, as the browser sees it. Default `/v1/api-keys`. */
   managementPath?: string;
-  /** Your application's own sign-in page, linked from the page's sign-in screen. Default: none. */
+  /** Your application's own sign-in page (for its session resolver), linked from the sign-in screen. Default: none. */
   signInUrl?: string;
   /** The page's title. Default `API keys`. */
   title?: string;
 }
 
-/** What an adapter's `keyDashboard()` takes: the instance whose keys the page manages, and the page's options. */
-export interface KeyDashboardOptions extends DashboardOptions {
-  keygate: Keygate;
+/** The page as one handler, the same on every framework. */
+export interface KeyPage {
+  /** Whether `path` (below the mount point) is the page's, its assets', its sign-in's or its sign-out's. */
+  owns(path: string): boolean;
+  handle(req: PageRequest): Promise<PageResponse>;
 }
-
-export interface DashboardRequest {
-  method: string;
-  /** Where the page is mounted, as requested (`/dashboard`); a trailing slash is ignored. */
-  mountPath: string;
-  /** The path below the mount point: `` or `/` (the page), `/keys/key_1`, `/assets/main.1a2b3c.js`. */
-  path: string;
-}
-
-export interface DashboardResponse {
-  status: number;
-  headers: Record<string, string>;
-  /** Empty for `HEAD`. */
-  body: string | Uint8Array<ArrayBuffer>;
-}
-
-/** What the page reads at start-up (embedded in the HTML, never fetched). */
-export interface DashboardConfig {
-  title: string;
-  mountPath: string;
-  managementPath: string;
-  scopes: string[];
-  publicScopes: string[];
-  environments: string[];
-  adminScope: string;
-  /** Whether a browser session can sign in (the app configured a session resolver). */
-  sessions: boolean;
-  signInUrl: string | null;
-}
-
-/** Serves the key-management page: `(request) => response`, the same on every adapter. */
-export type DashboardHandler = (req: DashboardRequest) => DashboardResponse;
-
-const SECURITY_HEADERS = {
-  'Content-Security-Policy': [
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "connect-src 'self'",
-    "img-src 'self' data:",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-  ].join('; '),
-  'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
-  'X-Frame-Options': 'DENY',
-  'Cross-Origin-Opener-Policy': 'same-origin',
-} as const;
 
 const CONTENT_TYPES: Record<string, string> = {
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
 };
 
-interface Assets {
-  script: string;
-  style: string;
-  files: Map<string, Uint8Array<ArrayBuffer>>;
-}
-
-/** Built by `ui/build.mjs` at package build time (and by the repository's `prepare` step). */
-interface Manifest {
-  script: string;
-  style: string;
-}
-
 /**
- * The page's handler. Reads the built assets once, now: a package without them (not built) is a
- * configuration error raised here, never a failing request.
+ * The key-management page, its assets (built into this module: nothing is read from disk), and
+ * its sign-in and sign-out. Options are checked here, once.
  */
-export function createDashboard(
-  keygate: Keygate,
-  options: DashboardOptions = {},
-): DashboardHandler {
-  const managementPath = checkPath(options.managementPath ?? '/v1/api-keys', 'managementPath');
-  const signInUrl = options.signInUrl === undefined ? null : checkUrl(options.signInUrl);
+export function createKeyPage(options: KeyDashboardOptions): KeyPage {
+  const { keygate } = options;
+  const pagePath = checkPath(options.path ?? '/dashboard', 'path');
+  if (pagePath === '/') {
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'path must not be / (the page owns its subtree)',
+    );
+  }
+  const signInPath =
+    options.signInPath === undefined
+      ? keygate.sessions.enabled
+        ? '/login'
+        : false
+      : options.signInPath && checkPath(options.signInPath, 'signInPath');
+  if (signInPath !== false && !keygate.sessions.enabled) {
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'signInPath needs page sessions, which this keygate has none of (its key store keeps no sessions)',
+    );
+  }
+  const signOutPath = checkPath(options.signOutPath ?? '/logout', 'signOutPath');
   const scopes = [...new Set(options.scopes ?? [])];
   for (const scope of scopes) {
     if (typeof scope !== 'string' || !/^[\w.*:-]{1,100}$/.test(scope)) {
@@ -109,90 +84,73 @@ export function createDashboard(
       );
     }
   }
-  const assets = loadAssets();
-  const base = {
+  const base: ShellBase = {
     title: options.title ?? 'API keys',
-    managementPath,
+    managementPath: checkPath(options.managementPath ?? '/v1/api-keys', 'managementPath'),
     scopes,
     publicScopes: [...keygate.publicScopes],
     environments: [...keygate.environments],
     adminScope: keygate.adminScope,
-    sessions: keygate.acceptsSessions,
-    signInUrl,
+    signInUrl: options.signInUrl === undefined ? null : checkUrl(options.signInUrl),
+    pageSessions: signInPath === false ? null : { signInPath, signOutPath },
   };
+  const sessions: SessionRoutes | null =
+    signInPath === false ? null : createSessionRoutes(keygate, { pagePath, signInPath, base });
 
-  return (req) => {
-    const method = req.method.toUpperCase();
-    if (method !== 'GET' && method !== 'HEAD') {
-      return respond(
-        method,
-        405,
-        { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' },
-        'Method Not Allowed',
-      );
-    }
-    const assetName = /^\/assets\/([\w.-]+)$/.exec(req.path)?.[1];
-    if (assetName !== undefined || req.path.startsWith('/assets/')) {
-      const file = assetName === undefined ? undefined : assets.files.get(assetName);
-      if (!file) return respond(method, 404, { 'Content-Type': 'text/plain' }, 'Not Found');
-      return respond(
-        method,
-        200,
-        {
-          'Content-Type': CONTENT_TYPES[path.extname(assetName!)] ?? 'application/octet-stream',
-          'Cache-Control': 'public, max-age=31536000, immutable',
-        },
-        file,
-      );
-    }
-    const mountPath = req.mountPath.replace(/\/+$/, '');
-    const html = renderShell({ ...base, mountPath }, assets);
-    return respond(
-      method,
-      200,
-      { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' },
-      html,
-    );
-  };
-}
+  const isPage = (path: string) => path === pagePath || path.startsWith(`${pagePath}/`);
+  const sameAs = (path: string, route: string) => path === route || path === `${route}/`;
 
-function respond(
-  method: string,
-  status: number,
-  headers: Record<string, string>,
-  body: string | Uint8Array<ArrayBuffer>,
-): DashboardResponse {
   return {
-    status,
-    headers: { ...SECURITY_HEADERS, ...headers },
-    body: method === 'HEAD' ? '' : body,
+    owns: (path) =>
+      isPage(path) ||
+      (sessions !== null && (sameAs(path, signInPath as string) || sameAs(path, signOutPath))),
+    async handle(req) {
+      if (sessions && sameAs(req.path, signInPath as string)) return sessions.signIn(req);
+      if (sessions && sameAs(req.path, signOutPath)) return sessions.signOut(req);
+      const method = req.request.method.toUpperCase();
+      if (method !== 'GET' && method !== 'HEAD') {
+        return respond(
+          method,
+          405,
+          { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' },
+          'Method Not Allowed',
+        );
+      }
+      const below = req.path.slice(pagePath.length);
+      if (below.startsWith('/assets/')) return asset(method, below.slice('/assets/'.length));
+      const session = await keygate.sessions.current(req.request).catch(() => null);
+      const headers: Record<string, string> = {
+        'Content-Type': 'text/html; charset=utf-8',
+        'Cache-Control': 'no-store',
+      };
+      // A cookie whose session is over is cleared, so the page stops sending it.
+      if (session === 'ended') headers['Set-Cookie'] = keygate.sessions.clearCookie(req.origin);
+      const html = renderShell({
+        ...base,
+        ...linksFrom(base, req.base),
+        mountPath: `${req.base}${pagePath}`,
+        session: session === 'ended' ? null : session,
+        view: 'page',
+        message: null,
+      });
+      return respond(method, 200, headers, html);
+    },
   };
 }
 
-function renderShell(config: DashboardConfig, assets: Assets): string {
-  const at = (file: string) => escapeHtml(`${config.mountPath}/assets/${file}`);
-  // `<` escaped, so no value can close the data block early.
-  const json = JSON.stringify(config).replace(/</g, '\\u003c');
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(config.title)}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="${at(assets.style)}">
-<script type="module" src="${at(assets.script)}"></script>
-<script type="application/json" id="keygate-dashboard-config">${json}</script>
-</head>
-<body>
-<div id="app"><noscript>This page needs JavaScript.</noscript></div>
-</body>
-</html>
-`;
-}
-
-function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+function asset(method: string, name: string): PageResponse {
+  const body = /^[\w-]+\.\w+\.(js|css)$/.test(name) ? files[name] : undefined;
+  if (body === undefined)
+    return respond(method, 404, { 'Content-Type': 'text/plain' }, 'Not Found');
+  return respond(
+    method,
+    200,
+    {
+      'Content-Type': CONTENT_TYPES[name.slice(name.lastIndexOf('.') + 1)]!,
+      'Cache-Control': 'public, max-age=31536000, immutable',
+    },
+    body,
+  );
 }
 
 function checkPath(value: string, name: string): string {
@@ -208,37 +166,4 @@ function checkUrl(value: string): string {
     if (['http:', 'https:'].includes(new URL(value).protocol)) return value;
   } catch {}
   throw new KeygateConfigError('INVALID_OPTION', 'signInUrl must be a path or an http(s) URL');
-}
-
-/** The package's root: the nearest folder with a package.json, from source or from any build layout. */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return dir;
-}
-
-let loaded: Assets | undefined;
-
-function loadAssets(): Assets {
-  if (loaded) return loaded;
-  const dist = path.join(packageRoot(), 'ui', 'dist');
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(readFileSync(path.join(dist, 'manifest.json'), 'utf8')) as Manifest;
-  } catch {
-    throw new KeygateConfigError(
-      'DASHBOARD_NOT_BUILT',
-      `the key-management page's assets are missing (${dist}); build them with \`pnpm --filter @keygate/core build:ui\``,
-    );
-  }
-  const files = new Map<string, Uint8Array<ArrayBuffer>>();
-  for (const name of readdirSync(path.join(dist, 'assets'))) {
-    files.set(name, readFileSync(path.join(dist, 'assets', name)));
-  }
-  loaded = { script: manifest.script, style: manifest.style, files };
-  return loaded;
 }

@@ -1,143 +1,176 @@
-import type { Keygate, KeygateRequest } from '@keygate/core';
-import type { DemoSessions } from './session.js';
+import { type Failure, isKeygateError, type Keygate, readBody } from '@keygate/core';
+import {
+  linksFrom,
+  type PageRequest,
+  type PageResponse,
+  renderShell,
+  respond,
+  SECURITY_HEADERS,
+  type ShellBase,
+} from './shell.js';
 
-export interface LoginRequest {
-  method: string;
-  headers: KeygateRequest['headers'];
-  ip: string | undefined;
-  /** The form body as text. */
-  body: () => Promise<string>;
-}
-
-export interface LoginResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-const SESSION_TTL_MS = 60 * 60 * 1000;
 /** Largest sign-in form accepted, in bytes. */
-export const MAX_LOGIN_BODY = 4096;
+export const MAX_SIGN_IN_BODY = 4096;
 
-const HEADERS = {
-  'Content-Type': 'text/html; charset=utf-8',
-  'Cache-Control': 'no-store',
-  'Content-Security-Policy':
-    "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-  'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
-};
+const HTML = { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' };
 
-function page(message: string | null): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · keygate demo</title></head>
-<body>
-<main>
-<h1>Sign in to the keygate demo</h1>
-<p>The demo has no user accounts: an owner's key (a live secret key with <code>manage:keys</code>, no
-expiry, restrictions or limit of its own, like the key the app printed on its first start) opens a
-browser session for one hour. The session ends when the key is revoked.</p>
-${message ? `<p role="alert"><strong>${message}</strong></p>` : ''}
-<form method="post" action="/login">
-<label for="key">Admin key</label>
-<input id="key" name="key" type="password" autocomplete="off" required>
-<button type="submit">Sign in</button>
-</form>
-<p><a href="/dashboard">Back to the key-management page</a></p>
-</main>
-</body></html>
-`;
+/** The page's sign-in (`GET` the form, `POST` a key) and sign-out (`POST`). */
+export interface SessionRoutes {
+  signIn(req: PageRequest): Promise<PageResponse>;
+  signOut(req: PageRequest): Promise<PageResponse>;
 }
 
-/** Same origin only, so another site cannot sign a visitor in to its own account (login CSRF). */
-function sameOrigin(headers: KeygateRequest['headers']): boolean {
-  const site = headers.get('sec-fetch-site');
-  if (site) return site === 'same-origin';
-  const origin = headers.get('origin');
-  const host = headers.get('host');
-  return origin !== null && host !== null && URL.canParse(origin) && new URL(origin).host === host;
+interface SessionRoutesOptions {
+  /** Where the page is, below the mount point: signing in leads there. */
+  pagePath: string;
+  signInPath: string;
+  base: ShellBase;
 }
 
 /**
- * The reference app's sign-in: exchanges an admin key for a session cookie, so the
- * key-management page can be used with a browser session. The session holds no more than the key.
+ * Signing in to the page with an admin key: the key goes to the server once, in a form from this
+ * site only (login CSRF), and the browser keeps a session cookie that stands for the key, with
+ * the key's current record, until it signs out, the session ends, or the key changes.
  */
-export function demoLogin(keygate: Keygate, sessions: DemoSessions) {
-  return async (req: LoginRequest): Promise<LoginResponse> => {
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      return { status: 200, headers: HEADERS, body: page(null) };
-    }
-    if (req.method !== 'POST') {
-      return { status: 405, headers: { ...HEADERS, Allow: 'GET, POST' }, body: page(null) };
-    }
-    if (!sameOrigin(req.headers)) {
-      return {
-        status: 403,
-        headers: HEADERS,
-        body: page('Sign-in forms are accepted from this site only.'),
-      };
-    }
-    let form: string;
-    try {
-      form = await req.body();
-    } catch {
-      return { status: 413, headers: HEADERS, body: page('That form was too large.') };
-    }
-    const key = new URLSearchParams(form).get('key')?.trim() ?? '';
-    const decision = await keygate.authenticate({
-      method: 'POST',
-      url: '/login',
-      headers: {
-        get: (name) => (name === 'authorization' ? `Bearer ${key}` : req.headers.get(name)),
-      },
-      ip: req.ip,
-    });
-    const principal = decision.ok ? decision.principal : null;
-    if (
-      principal?.kind !== 'key' ||
-      principal.type !== 'secret' ||
-      principal.environment !== 'live' ||
-      !principal.scopes.includes(keygate.adminScope) ||
-      // A session's delegation bounds are its scopes and resources only: a key bounded by more
-      // (an expiry, a limit, restrictions) would open a session reaching further than itself.
-      principal.key.expiresAt !== null ||
-      principal.key.rateLimit !== null ||
-      Object.values(principal.key.restrictions ?? {}).some((list) => list.length > 0)
-    ) {
-      return {
-        status: 401,
-        headers: HEADERS,
-        body: page(
-          `That is not a live secret key with ${keygate.adminScope} and no expiry, restrictions or limit of its own.`,
-        ),
-      };
-    }
-    const { id } = principal.key;
-    const ttlMs = SESSION_TTL_MS;
-    const { cookie } = sessions.issue(
-      {
-        ownerId: principal.ownerId,
-        scopes: [...principal.scopes],
-        resources: principal.resources && [...principal.resources],
-        admin: true,
-      },
-      {
-        ttlMs,
-        stillValid: async () => {
-          const current = await keygate.keys.get(id).catch(() => null);
-          return current !== null && current.revokedAt === null;
-        },
-      },
+export function createSessionRoutes(
+  keygate: Keygate,
+  { pagePath, signInPath, base }: SessionRoutesOptions,
+): SessionRoutes {
+  const form = (
+    req: PageRequest,
+    status: number,
+    message: string | null,
+    headers: Record<string, string> = {},
+  ) =>
+    respond(
+      req.request.method,
+      status,
+      { ...HTML, ...headers },
+      renderShell({
+        ...base,
+        ...linksFrom(base, req.base),
+        mountPath: `${req.base}${pagePath}`,
+        session: null,
+        view: 'sign-in',
+        message,
+      }),
     );
-    return {
-      status: 303,
-      headers: {
-        ...HEADERS,
-        Location: '/dashboard',
-        'Set-Cookie': `${cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(ttlMs / 1000)}`,
-      },
-      body: '',
-    };
+  const redirect = (to: string, headers: Record<string, string> = {}): PageResponse => ({
+    status: 303,
+    headers: { ...SECURITY_HEADERS, 'Cache-Control': 'no-store', Location: to, ...headers },
+    body: '',
+  });
+
+  return {
+    async signIn(req) {
+      const method = req.request.method.toUpperCase();
+      if (method === 'GET' || method === 'HEAD') {
+        const session = await keygate.sessions.current(req.request).catch(() => null);
+        if (session === 'page') return redirect(`${req.base}${pagePath}`);
+        const cleared: Record<string, string> =
+          session === 'ended' ? { 'Set-Cookie': keygate.sessions.clearCookie(req.origin) } : {};
+        return form(req, 200, null, cleared);
+      }
+      if (method !== 'POST') return form(req, 405, null, { Allow: 'GET, HEAD, POST' });
+      if (!fromThisSite(req)) {
+        return form(req, 403, 'Sign-in forms are accepted from this site only.');
+      }
+      let secret: string;
+      try {
+        secret = keyOf(await formBody(req));
+      } catch (error) {
+        const tooLarge = isKeygateError(error) && error.reason === 'body_too_large';
+        return form(
+          req,
+          tooLarge ? 413 : 400,
+          tooLarge ? 'That form was too large.' : 'That form could not be read.',
+        );
+      }
+      let signedIn: Awaited<ReturnType<Keygate['sessions']['signIn']>>;
+      try {
+        signedIn = await keygate.sessions.signIn({
+          secret,
+          request: req.request,
+          origin: req.origin,
+        });
+      } catch (error) {
+        keygate.logger.error('[keygate] sign-in failed:', error);
+        return form(req, 503, UNAVAILABLE, { 'Retry-After': '1' });
+      }
+      if (!signedIn.ok) {
+        const retry = signedIn.headers['Retry-After'];
+        return form(
+          req,
+          signedIn.status,
+          explain(signedIn, keygate.adminScope),
+          retry ? { 'Retry-After': retry } : {},
+        );
+      }
+      return redirect(`${req.base}${pagePath}`, { 'Set-Cookie': signedIn.cookie });
+    },
+
+    async signOut(req) {
+      if (req.request.method.toUpperCase() !== 'POST') {
+        return form(req, 405, null, { Allow: 'POST' });
+      }
+      if (!fromThisSite(req)) return form(req, 403, 'Sign-out is accepted from this site only.');
+      try {
+        const { cookie } = await keygate.sessions.signOut(req.request, req.origin);
+        return redirect(`${req.base}${signInPath}`, { 'Set-Cookie': cookie });
+      } catch (error) {
+        keygate.logger.error('[keygate] sign-out failed:', error);
+        return form(req, 503, 'The session could not be ended: try again.', { 'Retry-After': '1' });
+      }
+    },
   };
+}
+
+const UNAVAILABLE = 'Keys cannot be checked right now: try again in a moment.';
+
+/** What a person reads when a key does not sign in: what is wrong, never whether a key exists. */
+function explain({ error }: Failure, adminScope: string): string {
+  switch (error.code) {
+    case 'INVALID_API_KEY':
+      return 'That key was not accepted: it is unknown, revoked, expired, rotated or mistyped.';
+    case 'INSUFFICIENT_SCOPE':
+      return `That key cannot manage keys: it needs the ${adminScope} scope.`;
+    case 'FORBIDDEN':
+      return error.reason === 'key_type'
+        ? 'Public keys cannot sign in: use a secret key.'
+        : 'That key may not be used from here: its IP or origin restrictions do not allow it.';
+    case 'RATE_LIMITED':
+      return 'Too many failed attempts from your address: wait a few minutes and try again.';
+    case 'SERVICE_UNAVAILABLE':
+      return UNAVAILABLE;
+    default:
+      return error.message;
+  }
+}
+
+/**
+ * Whether the form came from this site (login CSRF: another site must not sign a visitor in to
+ * the attacker's key): the browser says so (`Sec-Fetch-Site`), or its `Origin` is this origin.
+ */
+function fromThisSite({ request, origin }: PageRequest): boolean {
+  const site = request.headers.get('sec-fetch-site');
+  if (site !== null) return site === 'same-origin';
+  const claimed = request.headers.get('origin');
+  if (claimed === null || !URL.canParse(claimed) || !URL.canParse(origin)) return false;
+  return new URL(claimed).origin === new URL(origin).origin;
+}
+
+/** The form as text, read up to its limit, or what a body parser made of it. */
+async function formBody(req: PageRequest): Promise<unknown> {
+  const body = await req.body();
+  if (typeof body === 'object' && body !== null && Symbol.asyncIterator in body) {
+    const length = req.request.headers.get('content-length');
+    return readBody(body as AsyncIterable<Uint8Array>, length, MAX_SIGN_IN_BODY);
+  }
+  return body;
+}
+
+function keyOf(body: unknown): string {
+  if (typeof body === 'string') return new URLSearchParams(body).get('key')?.trim() ?? '';
+  const key = (body as { key?: unknown } | null | undefined)?.key;
+  return typeof key === 'string' ? key.trim() : '';
 }

@@ -1,5 +1,6 @@
-// Bundles the key-management page into ui/dist: hashed script and stylesheet, and manifest.json
-// naming them for the server (src/dashboard.ts). Run at package build time and on install.
+// Bundles the key-management page into ui/dist/assets.js: a module holding the hashed script and
+// stylesheet as text, which the server (src/dashboard.ts) imports and tsdown builds into the
+// package, so serving the page reads no file at run time. Run at package build time and on install.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,11 +22,36 @@ const result = await build({
   jsx: 'automatic',
   jsxImportSource: 'preact',
   legalComments: 'eof',
-  metafile: true,
+  write: false,
   logLevel: 'warning',
 });
-const outputs = Object.keys(result.metafile.outputs).map((file) => path.basename(file));
-const script = outputs.find((file) => file.endsWith('.js'));
-const style = outputs.find((file) => file.endsWith('.css'));
-if (!script || !style) throw new Error(`ui build produced ${outputs.join(', ')}`);
-await writeFile(path.join(dist, 'manifest.json'), `${JSON.stringify({ script, style })}\n`);
+const files = Object.fromEntries(
+  result.outputFiles.map((file) => [path.basename(file.path), file.text]),
+);
+const names = Object.keys(files);
+const script = names.find((name) => name.endsWith('.js'));
+const style = names.find((name) => name.endsWith('.css'));
+if (!script || !style || names.length !== 2)
+  throw new Error(`ui build produced ${names.join(', ')}`);
+await writeFile(
+  path.join(dist, 'assets.js'),
+  [
+    "// Built by ui/build.mjs: the page's script and stylesheet, named by their content hash.",
+    `export const script = ${JSON.stringify(script)};`,
+    `export const style = ${JSON.stringify(style)};`,
+    `export const files = ${JSON.stringify(files)};`,
+    '',
+  ].join('\n'),
+);
+await writeFile(
+  path.join(dist, 'assets.d.ts'),
+  [
+    "/** The script's file name (`main.<hash>.js`). */",
+    'export declare const script: string;',
+    "/** The stylesheet's file name (`main.<hash>.css`). */",
+    'export declare const style: string;',
+    "/** Each file's text by name. */",
+    'export declare const files: Readonly<Record<string, string>>;',
+    '',
+  ].join('\n'),
+);

@@ -13,5 +13,6 @@ export { DataDirectoryLockedError } from './data-dir-lock.js';
 export type { KeygateDatabase } from './database.js';
 export { PostgresKeyStore, type PostgresKeyStoreOptions } from './key-store.js';
 export { type MigrationResult, migrate, migrationsFolder } from './migrate.js';
-export { apiKeys, auditEvents, usageBatches, usageCounts } from './schema.js';
+export { apiKeys, auditEvents, pageSessions, usageBatches, usageCounts } from './schema.js';
+export { PostgresSessionStore } from './session-store.js';
 export { PostgresStoreError, type PostgresStoreOptions } from './store-error.js';

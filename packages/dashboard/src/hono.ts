@@ -1,0 +1,36 @@
+import { clientIp } from '@keygate/hono';
+import type { Context, MiddlewareHandler } from 'hono';
+import { basePath } from 'hono/route';
+import type { ContentfulStatusCode as Status } from 'hono/utils/http-status';
+import { createKeyPage, type KeyDashboardOptions } from './dashboard.js';
+
+export type { KeyDashboardOptions } from './dashboard.js';
+
+/** `getIp`: the client IP, as `apiKeyAuth` finds it (default `clientIp()` of `@keygate/hono`). */
+export type HonoDashboardOptions = KeyDashboardOptions & {
+  getIp?: (c: Context) => string | undefined;
+};
+
+/**
+ * The key-management page, its assets, sign-in and sign-out as one middleware:
+ * `app.use(keyDashboard({ keygate }))` serves `/dashboard`, `/login` and `/logout` (see the
+ * options); every other request goes on.
+ */
+export function keyDashboard({ getIp = clientIp(), ...options }: HonoDashboardOptions) {
+  const page = createKeyPage(options);
+  return (async (c, next) => {
+    const base = basePath(c).replace(/\/+$/, '');
+    const path = c.req.path.slice(base.length) || '/';
+    if (!page.owns(path)) return next();
+    const { method, url } = c.req;
+    const answer = await page.handle({
+      request: { method, url, headers: c.req.raw.headers, ip: getIp(c) },
+      path,
+      base,
+      origin: new URL(url).origin,
+      // A middleware before may have read the body: Hono keeps it.
+      body: () => (c.req.raw.bodyUsed ? c.req.text() : c.req.raw.body),
+    });
+    return c.body(answer.body, answer.status as Status, answer.headers);
+  }) satisfies MiddlewareHandler;
+}
