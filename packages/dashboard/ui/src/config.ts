@@ -1,4 +1,4 @@
-/** What the server embedded in the page (see `DashboardConfig` in src/dashboard.ts). */
+/** What the server embedded in the page (see `DashboardConfig` in src/shell.ts). */
 export interface Config {
   title: string;
   mountPath: string;
@@ -7,8 +7,14 @@ export interface Config {
   publicScopes: string[];
   environments: Array<'live' | 'test'>;
   adminScope: string;
-  sessions: boolean;
   signInUrl: string | null;
+  /** Page sessions: where the sign-in form posts the key, and where signing out posts. */
+  pageSessions: { signInPath: string; signOutPath: string } | null;
+  /** Whether this request came with a session, so the page asks who it is only then. */
+  session: 'page' | 'app' | null;
+  view: 'page' | 'sign-in';
+  /** Why the last sign-in failed. */
+  message: string | null;
 }
 
 export function readConfig(): Config {
