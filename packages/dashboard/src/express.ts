@@ -1,8 +1,8 @@
 import { nodeHeaders } from '@keygate/core';
 import type { RequestHandler } from 'express';
-import { createKeyPage, type KeyDashboardOptions } from './dashboard.js';
+import { createKeyPage, type KeyDashboardOptions } from './index.js';
 
-export type { KeyDashboardOptions } from './dashboard.js';
+export type { KeyDashboardOptions } from './index.js';
 
 /**
  * The key-management page, its assets, sign-in and sign-out as one middleware:

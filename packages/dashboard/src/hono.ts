@@ -2,9 +2,9 @@ import { clientIp } from '@keygate/hono';
 import type { Context, MiddlewareHandler } from 'hono';
 import { basePath } from 'hono/route';
 import type { ContentfulStatusCode as Status } from 'hono/utils/http-status';
-import { createKeyPage, type KeyDashboardOptions } from './dashboard.js';
+import { createKeyPage, type KeyDashboardOptions } from './index.js';
 
-export type { KeyDashboardOptions } from './dashboard.js';
+export type { KeyDashboardOptions } from './index.js';
 
 /** `getIp`: the client IP, as `apiKeyAuth` finds it (default `clientIp()` of `@keygate/hono`). */
 export type HonoDashboardOptions = KeyDashboardOptions & {
