@@ -71,6 +71,21 @@ export const pageSessionCases: ConformanceCase[] = [
         handlerRan: false,
       },
       {
+        // The attack of issue #21: a session that kept the scopes copied at sign-in made a global admin key.
+        request: ({ cookie, origin }) =>
+          manage(
+            'POST',
+            '',
+            { cookie: cookie('browser'), origin },
+            { name: 'global admin', scopes: ['manage:keys', 'read:data'] },
+          ),
+        status: 403,
+        body: failure(
+          'FORBIDDEN',
+          'resources: cannot grant access to every resource, which only a global caller has',
+        ),
+      },
+      {
         request: ({ key, id }) =>
           manage('PATCH', `/${id('owner')}`, bearer(key('root')), { scopes: ['read:data'] }),
         status: 200,
