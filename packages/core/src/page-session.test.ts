@@ -171,6 +171,10 @@ describe('page sessions: signing in', () => {
     expect(
       refused(await keygate.authenticate(request({ cookie: secure, method: 'POST' }))),
     ).toEqual([403, 'FORBIDDEN', 'restricted_endpoint']);
+    // The page itself is no endpoint of the API: it knows the session, whose calls are checked.
+    expect(await keygate.sessions.current(request({ cookie: secure, url: '/dashboard' }))).toBe(
+      'page',
+    );
     expect(
       refused(await keygate.authenticate(request({ cookie: secure, ip: '10.0.0.1' }))),
     ).toEqual([403, 'FORBIDDEN', 'restricted_ip']);

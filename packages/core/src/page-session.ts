@@ -204,7 +204,8 @@ async function signOut(
 async function currentSession(pipeline: Pipeline, request: KeygateRequest): Promise<SessionState> {
   const token = pipeline.config.pageSessions ? tokenOf(request.headers) : null;
   if (token) {
-    const found = await findSession(pipeline, token, request, pathOf(request.url));
+    // The page is no endpoint of the API: the key's endpoint restrictions apply to its calls.
+    const found = await findSession(pipeline, token, request, null);
     if ('session' in found) return 'page';
     if ('ended' in found) return 'ended';
     return null;
@@ -294,13 +295,14 @@ type Found =
 
 /**
  * The session a cookie names and its key's current record, or why it is over (it is then
- * deleted, everywhere), or the restriction of its key this request breaks.
+ * deleted, everywhere), or the restriction of its key this request breaks (its endpoint
+ * restrictions against `path`, none when `path` is `null`).
  */
 async function findSession(
   pipeline: Pipeline,
   token: SessionToken,
   req: KeygateRequest,
-  path: string,
+  path: string | null,
 ): Promise<Found> {
   const { store } = configOf(pipeline);
   if (!TOKEN.test(token.value)) return { ended: 'unknown', known: null };
@@ -316,7 +318,9 @@ async function findSession(
     return { ended: reason, known };
   }
   const key = known as KnownKey;
-  const refused = restrictionViolation(key.restrictions, fromOrigin(req, session.origin), path);
+  const rules =
+    path === null && key.restrictions ? { ...key.restrictions, endpoints: null } : key.restrictions;
+  const refused = restrictionViolation(rules, fromOrigin(req, session.origin), path ?? '/');
   return refused ? { refused, known: key } : { session, known: key };
 }
 
