@@ -10,7 +10,6 @@ import type { PageSessionConfig } from './options.js';
 import type { Pipeline } from './pipeline.js';
 import { requestContext, requestIdOf } from './request-context.js';
 import { restrictionViolation } from './restrictions.js';
-import { isPending } from './timeout.js';
 import type {
   AuditContext,
   Decision,
@@ -261,8 +260,7 @@ export async function authenticatePageSession(
     known.policyHeader,
     pipeline.outage,
   );
-  const answer = isPending(limited) ? await limited : limited;
-  return admit(pipeline, known, session, context, answer);
+  return admit(pipeline, known, session, context, await limited);
 }
 
 function admit(
