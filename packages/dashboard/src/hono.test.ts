@@ -55,6 +55,18 @@ describe('@keygate/dashboard/hono', () => {
     expect(plain.headers.get('set-cookie')).not.toContain('Secure');
   });
 
+  it('takes the origin from getOrigin behind a TLS-terminating proxy', async () => {
+    const keygate = createKeygate({ authFailureLimit: false });
+    open.push(keygate);
+    const app = new Hono();
+    app.use(keyDashboard({ keygate, getOrigin: () => 'https://keys.example.com' }));
+    const admin = await keygate.keys.create({ name: 'admin', scopes: ['manage:keys'] });
+    const signedIn = await app.request('/login', form(admin.secret, 'https://keys.example.com'));
+    expect(signedIn.headers.get('set-cookie')).toMatch(
+      /^__Host-keygate_session=\w{64};.*; Secure;/,
+    );
+  });
+
   it('links from where a sub-app is mounted', async () => {
     const keygate = createKeygate();
     open.push(keygate);

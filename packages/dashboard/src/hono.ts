@@ -6,17 +6,29 @@ import { createKeyPage, type KeyDashboardOptions } from './index.js';
 
 export type { KeyDashboardOptions } from './index.js';
 
-/** `getIp`: the client IP, as `apiKeyAuth` finds it (default `clientIp()` of `@keygate/hono`). */
 export type HonoDashboardOptions = KeyDashboardOptions & {
+  /** The client IP, as `apiKeyAuth` finds it. Default `clientIp()` of `@keygate/hono`. */
   getIp?: (c: Context) => string | undefined;
+  /**
+   * The request's origin (scheme and host), which decides a `__Host-` + `Secure` cookie. Hono has
+   * no proxy setting: behind a TLS-terminating proxy, name your public origin here. Default: the
+   * request URL's.
+   */
+  getOrigin?: (c: Context) => string;
 };
+
+const urlOrigin = (c: Context) => new URL(c.req.url).origin;
 
 /**
  * The key-management page, its assets, sign-in and sign-out as one middleware:
  * `app.use(keyDashboard({ keygate }))` serves `/dashboard`, `/login` and `/logout` (see the
  * options); every other request goes on.
  */
-export function keyDashboard({ getIp = clientIp(), ...options }: HonoDashboardOptions) {
+export function keyDashboard({
+  getIp = clientIp(),
+  getOrigin = urlOrigin,
+  ...options
+}: HonoDashboardOptions) {
   const page = createKeyPage(options);
   return (async (c, next) => {
     const base = basePath(c).replace(/\/+$/, '');
@@ -27,7 +39,7 @@ export function keyDashboard({ getIp = clientIp(), ...options }: HonoDashboardOp
       request: { method, url, headers: c.req.raw.headers, ip: getIp(c) },
       path,
       base,
-      origin: new URL(url).origin,
+      origin: getOrigin(c),
       // A middleware before may have read the body: Hono keeps it.
       body: () => (c.req.raw.bodyUsed ? c.req.text() : c.req.raw.body),
     });
