@@ -50,6 +50,7 @@ describe('migrate', () => {
       'keygate_api_keys',
       'keygate_audit_events',
       'keygate_migrations',
+      'keygate_page_sessions',
       'keygate_usage_batches',
       'keygate_usage_counts',
     ]);
