@@ -51,16 +51,15 @@ export {
   resolveOptions,
 } from './options.js';
 export { OutageLog } from './outage-log.js';
-export {
-  type PageSessions,
-  SECURE_SESSION_COOKIE,
-  SESSION_COOKIE,
-  type SessionState,
-  type SignedIn,
-  type SignInInput,
+export type {
+  PageSessions,
+  SessionState,
+  SignedIn,
+  SignInInput,
 } from './page-session.js';
 export * from './rate-limit.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
+export { SECURE_SESSION_COOKIE, SESSION_COOKIE } from './session-cookie.js';
 export { isPending, TimeoutError, withTimeout } from './timeout.js';
 export { withTurn } from './turn.js';
 export type * from './types.js';
