@@ -1,3 +1,3 @@
 import { packageBuild } from '../../tsdown.base.js';
 
-export default packageBuild({ entry: ['src/index.ts'] });
+export default packageBuild({ entry: ['src/index.ts', 'src/node.ts'] });

@@ -116,3 +116,66 @@ export function loadFromWorker(
     });
   });
 }
+
+export interface SteadyLoad {
+  /** Answers received so far with `status`. */
+  count(status: number): number;
+  /** Resolves once every connection's loop has ended: the server stopped accepting connections. */
+  done: Promise<{ statuses: Map<number, number>; errors: number; closedByServer: number }>;
+}
+
+/**
+ * Sends `request` over `connections` keep-alive connections, each as soon as the previous answer
+ * arrived, until the server refuses new connections (it stopped listening): the load of a rolling
+ * deploy's clients. Counts answers by status, failed requests (a connection reset under a request),
+ * and answers that carried `Connection: close`.
+ */
+export function steadyLoad(origin: string, request: SentRequest, connections = 50): SteadyLoad {
+  const url = new URL(origin);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const statuses = new Map<number, number>();
+  let errors = 0;
+  let closedByServer = 0;
+  const send = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          agent,
+          host: url.hostname,
+          port: url.port,
+          method: request.method ?? 'GET',
+          path: request.path,
+          headers: request.headers,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            statuses.set(status, (statuses.get(status) ?? 0) + 1);
+            if (res.headers.connection === 'close') closedByServer++;
+            resolve();
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(request.body);
+    });
+  const loop = async () => {
+    // A server that resets every connection without ever refusing one would loop forever.
+    for (let failed = 0; failed < 1_000; ) {
+      try {
+        await send();
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') return;
+        errors++;
+        failed++;
+      }
+    }
+  };
+  const done = Promise.all(Array.from({ length: connections }, loop)).then(() => {
+    agent.destroy();
+    return { statuses, errors, closedByServer };
+  });
+  return { count: (status) => statuses.get(status) ?? 0, done };
+}

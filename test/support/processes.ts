@@ -42,6 +42,10 @@ export interface AppProcess {
   output(): string;
   /** SIGTERM (the app flushes and closes); resolves once it has exited, rejects if it had to be killed after 30 s. */
   stop(): Promise<void>;
+  /** Sends `signal` (by PID) and nothing else. */
+  signal(signal: NodeJS.Signals): void;
+  /** How the process ended, once it has. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /**
@@ -58,12 +62,13 @@ export async function startAppProcess(
     ...env,
   });
   running.add(child);
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
       running.delete(child);
-      resolve();
+      resolve({ code, signal });
     });
   });
+  const exited = ended.then(() => undefined);
   let output = '';
   const port = await new Promise<number>((resolve, reject) => {
     // Generous: a loaded CI machine may take a while to transpile and start the app.
@@ -115,6 +120,10 @@ export async function startAppProcess(
     pid: child.pid!,
     output: () => output,
     stop,
+    signal: (signal) => {
+      child.kill(signal);
+    },
+    exited: ended,
   };
 }
 

@@ -8,7 +8,7 @@ import {
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import { apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/express';
+import { apiKeyAuth, apiKeyRoutes, readiness, requireScope } from '@keygate/express';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 
 /** The reference analytics API on Express (SPEC §8). */
@@ -20,8 +20,10 @@ export function createApp(keygate: Keygate, config: { trustProxy?: TrustProxy } 
   app.enable('case sensitive routing');
   // A number of hops or the proxies' addresses: the client is the rightmost untrusted address.
   app.set('trust proxy', config.trustProxy ?? 0);
+  // Readiness: 503 once the instance is shutting down.
   app.get('/health', (_req, res) => {
-    res.json({ success: true, data: { status: 'ok' } });
+    const answer = readiness(keygate);
+    res.status(answer.status).set(answer.headers).json(answer.body);
   });
   app.get('/', (_req, res) => res.redirect('/dashboard'));
   // The key-management page at /dashboard, signing in at /login and out at /logout.

@@ -8,7 +8,7 @@ import {
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import { apiKeyAuth, apiKeyRoutes, clientIp, requireScope } from '@keygate/hono';
+import { apiKeyAuth, apiKeyRoutes, clientIp, readiness, requireScope } from '@keygate/hono';
 import { Hono } from 'hono';
 
 /** The reference analytics API on Hono (SPEC §8). */
@@ -17,7 +17,11 @@ export function createApp(keygate: Keygate, config: { trustProxy?: TrustProxy } 
   const app = new Hono({ strict: false });
   // Hono has no proxy setting: the client IP is the socket's, or per `TRUST_PROXY`'s proxies.
   const options = { keygate, getIp: clientIp({ trustProxy: config.trustProxy ?? 0 }) };
-  app.get('/health', (c) => c.json({ success: true, data: { status: 'ok' } }));
+  // Readiness: 503 once the instance is shutting down.
+  app.get('/health', (c) => {
+    const answer = readiness(keygate);
+    return c.json(answer.body, answer.status as 200, answer.headers);
+  });
   app.get('/', (c) => c.redirect('/dashboard'));
   // The key-management page at /dashboard, signing in at /login and out at /logout.
   app.use(keyDashboard({ keygate, scopes: APP_SCOPES, getIp: options.getIp }));

@@ -8,7 +8,7 @@ import {
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import { type ApiKeyState, apiKeyAuth, apiKeyRoutes, requireScope } from '@keygate/koa';
+import { type ApiKeyState, apiKeyAuth, apiKeyRoutes, readiness, requireScope } from '@keygate/koa';
 import Router from '@koa/router';
 import Koa from 'koa';
 import proxyaddr from 'proxy-addr';
@@ -35,8 +35,12 @@ export function createApp(
   }
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   const router = new Router<ApiKeyState>({ sensitive: true });
+  // Readiness: 503 once the instance is shutting down.
   router.get('/health', (ctx) => {
-    ctx.body = { success: true, data: { status: 'ok' } };
+    const answer = readiness(keygate);
+    ctx.status = answer.status;
+    ctx.set(answer.headers);
+    ctx.body = answer.body;
   });
   router.get('/', (ctx) => ctx.redirect('/dashboard'));
   router.get('/v1/query/websites', requireScope('read:data', { keyType: 'secret' }), (ctx) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { limitsFrom, openRuntime, trustProxyFrom } from './runtime.js';
+import { limitsFrom, openRuntime, shutdownDeadlineFrom, trustProxyFrom } from './runtime.js';
 
 describe('TRUST_PROXY', () => {
   it('is off when unset, empty or 0', () => {
@@ -54,5 +54,17 @@ describe('KEYGATE_LIMITS', () => {
     expect(() => limitsFrom({ KEYGATE_LIMITS: 'local' })).toThrow(
       'KEYGATE_LIMITS must be exact or leased (got local)',
     );
+  });
+});
+
+describe('KEYGATE_SHUTDOWN_MS', () => {
+  it('KEYGATE_SHUTDOWN_MS: 10 s by default, whole milliseconds from 1 to 600000', () => {
+    expect(shutdownDeadlineFrom({})).toBe(10_000);
+    expect(shutdownDeadlineFrom({ KEYGATE_SHUTDOWN_MS: ' 3000 ' })).toBe(3_000);
+    for (const value of ['0', '600001', '1.5', '-1', 'ten']) {
+      expect(() => shutdownDeadlineFrom({ KEYGATE_SHUTDOWN_MS: value }), value).toThrow(
+        `KEYGATE_SHUTDOWN_MS must be a whole number of milliseconds from 1 to 600000 (got ${value})`,
+      );
+    }
   });
 });

@@ -116,22 +116,23 @@ export function bootstrapMessage(issued: IssuedKey, baseUrl: string): string {
   ].join('\n');
 }
 
-/** Closes the server and flushes keygate on SIGINT/SIGTERM, so no audit event is lost. */
-export function closeOnSignals(close: () => Promise<void>): void {
-  let closing = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (closing) return;
-    closing = true;
-    close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(`keygate: error while stopping on ${signal}:`, error);
-        process.exit(1);
-      },
+/** The longest `KEYGATE_SHUTDOWN_MS` taken. */
+const MAX_SHUTDOWN_MS = 600_000;
+
+/**
+ * `KEYGATE_SHUTDOWN_MS`: how long a shutdown (SIGTERM, SIGINT) may take before connections are cut
+ * and the process exits, in ms, 1 to 600000. Default 10000, inside Kubernetes' default 30 s grace.
+ */
+export function shutdownDeadlineFrom(env: NodeJS.ProcessEnv = process.env): number {
+  const value = env.KEYGATE_SHUTDOWN_MS?.trim();
+  if (!value) return 10_000;
+  const ms = Number(value);
+  if (!/^\d+$/.test(value) || ms < 1 || ms > MAX_SHUTDOWN_MS) {
+    throw new Error(
+      `KEYGATE_SHUTDOWN_MS must be a whole number of milliseconds from 1 to ${MAX_SHUTDOWN_MS} (got ${value})`,
     );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  }
+  return ms;
 }
 
 export function portFrom(env: NodeJS.ProcessEnv = process.env): number {

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { CircuitRetry } from './circuit.js';
 import { requestIdOf } from './request-context.js';
+import { SinkBuffer } from './sink-buffer.js';
 import { withTimeout } from './timeout.js';
 import type {
   AuditAction,
@@ -35,8 +37,16 @@ export interface AuditLogOptions {
   maxQueue?: number;
   /** What to do when the queue is full. Default `'drop-oldest'`. */
   onQueueFull?: AuditQueueFullPolicy;
-  /** Longest `close()` waits for the sinks before giving up on what is left, in ms. Default 30,000. */
+  /** Longest `close()` waits for the sinks before giving up on what is left, in ms. Default 10,000. */
   closeTimeoutMs?: number;
+  /**
+   * Most events and usage rows held for one sink while it is down (after a write timed out or lost
+   * its connection); past that the oldest are dropped, counted in `dropped` and logged once per
+   * outage. Default 100,000.
+   */
+  maxHeldPerSink?: number;
+  /** How soon a sink that is down is probed again. Default: about 500 ms, doubling up to 5 s. */
+  circuitBreaker?: CircuitRetry;
   /**
    * Most distinct usage rows waiting (key, client, method, path and minute); a flush starts
    * early at this many. While the sinks cannot take them, uses that would add a row past it are
@@ -128,6 +138,8 @@ class EventQueue {
  */
 export class AuditLog {
   readonly #sinks: AuditSink[];
+  /** Each sink's writes, behind its own circuit breaker and buffer. */
+  readonly #buffers: Map<AuditSink, SinkBuffer>;
   readonly #batchSize: number;
   readonly #maxQueue: number;
   readonly #policy: AuditQueueFullPolicy;
@@ -151,19 +163,26 @@ export class AuditLog {
 
   constructor(options: AuditLogOptions) {
     this.#sinks = options.sinks;
-    this.#closeTimeout = options.closeTimeoutMs ?? 30_000;
+    this.#closeTimeout = options.closeTimeoutMs ?? 10_000;
     this.#batchSize = options.batchSize ?? 1000;
     this.#interval = options.flushIntervalMs ?? 200;
     this.#maxQueue = options.maxQueue ?? 1_000_000;
     this.#policy = options.onQueueFull ?? 'drop-oldest';
     this.#logger = options.logger ?? console;
+    const held = {
+      maxHeld: options.maxHeldPerSink ?? 100_000,
+      logger: this.#logger,
+      onDropped: (count: number) => this.#countDropped(count),
+      ...options.circuitBreaker,
+    };
+    this.#buffers = new Map(this.#sinks.map((sink) => [sink, new SinkBuffer(sink, held)]));
     const usageSinks = this.#sinks.filter(keepsUsage);
     this.#successEvents = usageSinks.length < this.#sinks.length;
     this.#usage =
       usageSinks.length === 0
         ? undefined
         : new UsageCounter({
-            sinks: usageSinks,
+            sinks: usageSinks.map((sink) => this.#buffers.get(sink)!),
             maxRows: options.maxUsageRows ?? 100_000,
             logger: this.#logger,
             onDropped: (count) => this.#countDropped(count),
@@ -180,9 +199,16 @@ export class AuditLog {
     return this.#overflowed;
   }
 
-  /** Events and counted uses not yet written: queued, or in the sink call in progress. */
+  /** Events and counted uses not yet written: queued, in the sink call in progress, or held for a sink that is down. */
   get pending(): number {
-    return this.#queue.length + this.#inFlight + (this.#usage?.pending ?? 0);
+    return this.#queue.length + this.#inFlight + (this.#usage?.pending ?? 0) + this.#held();
+  }
+
+  /** Events and usage rows held for sinks that are down. */
+  #held(): number {
+    let held = 0;
+    for (const buffer of this.#buffers.values()) held += buffer.pending;
+    return held;
   }
 
   /** Whether some sink wants every success as an event (one keeps no usage counts): only then does a success's detail matter. */
@@ -271,6 +297,7 @@ export class AuditLog {
   /** Writes everything recorded so far, events and counted uses; resolves when the sinks have it (or failed). */
   async flush(): Promise<void> {
     await Promise.all([this.#flushEvents(), this.#usage?.flush()]);
+    await Promise.all(Array.from(this.#buffers.values(), (buffer) => buffer.settled()));
   }
 
   async #flushEvents(): Promise<void> {
@@ -318,13 +345,14 @@ export class AuditLog {
   }
 
   #write(sink: AuditSink, batch: AuditEvent[]): Promise<void> | undefined {
-    if (!batch.some((event) => this.#except.has(event))) return sink.write(batch);
+    const buffer = this.#buffers.get(sink)!;
+    if (!batch.some((event) => this.#except.has(event))) return buffer.write(batch);
     const counted = this.#usage !== undefined && keepsUsage(sink) ? COUNTED : undefined;
     const events = batch.filter((event) => {
       const except = this.#except.get(event);
       return except === undefined || (except !== sink && except !== counted);
     });
-    return events.length > 0 ? sink.write(events) : undefined;
+    return events.length > 0 ? buffer.write(events) : undefined;
   }
 
   #countDropped(count: number): void {
@@ -343,28 +371,36 @@ export class AuditLog {
     }
   }
 
-  /** Flush and close every sink (graceful shutdown). */
-  async close(): Promise<void> {
-    // A sink that never answers must not hold up shutdown forever: past the deadline, say what was lost.
+  /**
+   * Flushes and closes every sink (graceful shutdown) within `deadlineMs` (default
+   * `closeTimeoutMs`): a sink that never answers cannot hold shutdown up; what could not be written
+   * by then is logged.
+   */
+  async close(deadlineMs = this.#closeTimeout): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    const left = () => Math.max(0, deadline - Date.now());
+    const buffers = [...this.#buffers.values()];
     const finished = await withinDeadline(async () => {
       for (let attempt = 0; attempt < 5 && this.pending > 0; attempt++) {
         await this.flush();
-        if (this.pending > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+        // What is held for a sink that is down gets one more try now: there is no later.
+        await Promise.all(buffers.map((buffer) => buffer.flushHeld()));
+        if (this.pending > 0) {
+          await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, left())));
+        }
       }
-    }, this.#closeTimeout);
+    }, deadlineMs);
     if (this.#timer) clearTimeout(this.#timer);
     this.#usage?.stop();
     if (!finished || this.pending > 0) {
       const events = this.#queue.length + this.#inFlight;
       const uses = this.#usage?.pending ?? 0;
+      const held = this.#held();
       this.#logger.error(
-        `[keygate] audit: ${events} events${uses > 0 ? ` and ${uses} counted uses` : ''} could not be written before close`,
+        `[keygate] audit: ${events} events${uses > 0 ? ` and ${uses} counted uses` : ''}${held > 0 ? `, and ${held} events and usage rows held for a sink that was down,` : ''} could not be written before close`,
       );
     }
-    await withinDeadline(
-      () => Promise.all(this.#sinks.map((sink) => sink.close?.())),
-      this.#closeTimeout,
-    );
+    await withinDeadline(() => Promise.all(buffers.map((buffer) => buffer.close())), left());
   }
 }
 

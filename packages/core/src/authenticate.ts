@@ -1,4 +1,5 @@
 import { checkKey } from './check-key.js';
+import { BackendUnavailableError, isOutage } from './circuit.js';
 import { type Failure, KeygateError } from './errors.js';
 import { extractKey, pathOf } from './extract.js';
 import type { ParsedKey } from './key-format.js';
@@ -9,8 +10,6 @@ import { requestContext } from './request-context.js';
 import { authenticateSession } from './session.js';
 import { isPending } from './timeout.js';
 import type { AuditContext, Decision, KeygateRequest } from './types.js';
-
-const RETRY_SOON = { 'Retry-After': '1' };
 
 /**
  * A request, step by step: extract the credential → parse it → look the key up → check it
@@ -47,10 +46,15 @@ export function authenticate(
   );
 }
 
+/** 503 with `Retry-After`: when the store's circuit will next try it, or 1 s. */
 function storeUnavailable(pipeline: Pipeline, context: AuditContext, error: unknown): Failure {
-  pipeline.outage.warn('key store unavailable', error);
+  // An outage was logged once by the store's circuit breaker when it opened.
+  if (!isOutage(error)) pipeline.outage.warn('key store unavailable', error);
+  const retryAfter = error instanceof BackendUnavailableError ? error.retryAfterSeconds : 1;
   const unavailable = new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' });
-  return pipeline.attempts.refuse(context, unavailable, null, RETRY_SOON);
+  return pipeline.attempts.refuse(context, unavailable, null, {
+    'Retry-After': String(retryAfter),
+  });
 }
 
 /** The steps after the look-up: check the key against the request, limit, record the use. */

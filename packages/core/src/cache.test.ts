@@ -262,3 +262,35 @@ describe('VerificationCache', () => {
     await expect(reload).rejects.toThrow('store down');
   });
 });
+
+describe('VerificationCache while the invalidation bus is down', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('trusts an entry for busDownTtlMs only, then asks the store; trusts the TTL again once the bus is back', async () => {
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 30_000, busDownTtlMs: 1_000 });
+    await cache.lookup('d1', async () => record('key_1'), Date.now());
+    cache.setInvalidationsHeard(false);
+    vi.advanceTimersByTime(999);
+    expect(cache.fresh('d1', Date.now())).toMatchObject({ id: 'key_1' });
+    vi.advanceTimersByTime(1);
+    expect(cache.fresh('d1', Date.now())).toBeUndefined();
+    cache.setInvalidationsHeard(true);
+    expect(cache.fresh('d1', Date.now())).toMatchObject({ id: 'key_1' });
+  });
+
+  it('stale() answers an expired known key within staleIfErrorMs, and nothing for an unknown one', async () => {
+    const cache = new VerificationCache<ApiKeyRecord>({ ttlMs: 1_000, staleIfErrorMs: 5_000 });
+    await cache.lookup('d1', async () => record('key_1'), Date.now());
+    await cache.lookup('unknown', async () => null, Date.now());
+    vi.advanceTimersByTime(2_000);
+    expect(cache.stale('d1', Date.now())).toMatchObject({ id: 'key_1' });
+    expect(cache.stale('unknown', Date.now())).toBeUndefined();
+    cache.invalidateKey('key_1');
+    expect(cache.stale('d1', Date.now())).toBeUndefined();
+  });
+});

@@ -9,12 +9,19 @@ export interface VerificationCacheOptions {
   negativeTtlMs?: number;
   /** How long past its TTL a known key may still be served while the store is failing, in ms. Default 300,000. */
   staleIfErrorMs?: number;
+  /**
+   * How long a cached answer is trusted while the invalidation bus is down (changes made on other
+   * instances may be missed), in ms: older ones are checked with the store again. Default 1,000.
+   */
+  busDownTtlMs?: number;
 }
 
 interface Entry<T> {
   record: T | null;
   freshUntil: number;
   staleUntil: number;
+  /** When the store gave it. */
+  loadedAt: number;
   /** When a hit last moved the entry to the front of the LRU order. */
   usedAt: number;
 }
@@ -39,6 +46,9 @@ export class VerificationCache<T extends { readonly id: string }> {
   readonly #ttl: number;
   readonly #negativeTtl: number;
   readonly #staleIfError: number;
+  readonly #busDownTtl: number;
+  /** How long an entry is trusted since it was loaded, whatever its TTL: finite while the invalidation bus is down. */
+  #trustMs = Number.POSITIVE_INFINITY;
   /** Bumped by every invalidation, so a store read that began before one is neither cached nor shared after it. */
   #generation = 0;
 
@@ -47,6 +57,25 @@ export class VerificationCache<T extends { readonly id: string }> {
     this.#ttl = options.ttlMs ?? 30_000;
     this.#negativeTtl = options.negativeTtlMs ?? 10_000;
     this.#staleIfError = options.staleIfErrorMs ?? 300_000;
+    this.#busDownTtl = options.busDownTtlMs ?? 1_000;
+  }
+
+  /** How long past its TTL a known key may be served while the store is failing, in ms. */
+  get staleIfErrorMs(): number {
+    return this.#staleIfError;
+  }
+
+  /** How long an answer is trusted while the invalidation bus is down, in ms. */
+  get busDownTtlMs(): number {
+    return this.#busDownTtl;
+  }
+
+  /**
+   * The invalidation bus is down (`false`) or back (`true`): while it is down, changes made on
+   * other instances may not be heard of, so no answer older than `busDownTtlMs` is served fresh.
+   */
+  setInvalidationsHeard(heard: boolean): void {
+    this.#trustMs = heard ? Number.POSITIVE_INFINITY : this.#busDownTtl;
   }
 
   get size(): number {
@@ -59,12 +88,27 @@ export class VerificationCache<T extends { readonly id: string }> {
    */
   fresh(digest: string, nowMs: number): T | null | undefined {
     const entry = this.#entries.peek(digest);
-    if (entry === undefined || entry.freshUntil <= nowMs) return undefined;
+    if (
+      entry === undefined ||
+      entry.freshUntil <= nowMs ||
+      nowMs - entry.loadedAt >= this.#trustMs
+    ) {
+      return undefined;
+    }
     if (nowMs - entry.usedAt >= RECENCY_MS) {
       entry.usedAt = nowMs;
       this.#entries.get(digest);
     }
     return entry.record;
+  }
+
+  /**
+   * A known key's entry for `digest` past its TTL but within `staleIfErrorMs`, for when the store
+   * is known to be down: `undefined` when there is none.
+   */
+  stale(digest: string, nowMs: number): T | undefined {
+    const entry = this.#entries.peek(digest);
+    return entry?.record && entry.staleUntil > nowMs ? entry.record : undefined;
   }
 
   /** The record for `digest`: from the cache while fresh, else from `load` (falling back to a stale entry if it throws). */
@@ -108,6 +152,7 @@ export class VerificationCache<T extends { readonly id: string }> {
       record,
       freshUntil: nowMs + ttl,
       staleUntil: record ? nowMs + ttl + this.#staleIfError : nowMs + ttl,
+      loadedAt: nowMs,
       usedAt: Number.NEGATIVE_INFINITY,
     });
   }

@@ -10,6 +10,7 @@ export {
   MemoryAuditSink,
 } from './audit.js';
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
+export { BackendUnavailableError, type CircuitRetry } from './circuit.js';
 export { clientIpOf, proxyTrust, type TrustProxy } from './client-ip.js';
 export {
   boundsOf,
@@ -58,6 +59,7 @@ export type {
   SignInInput,
 } from './page-session.js';
 export * from './rate-limit.js';
+export { readiness } from './readiness.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
 export { SECURE_SESSION_COOKIE, SESSION_COOKIE } from './session-cookie.js';
 export { isPending, TimeoutError, withTimeout } from './timeout.js';

@@ -1,4 +1,5 @@
 import type { VerificationCache } from './cache.js';
+import type { Circuit } from './circuit.js';
 import type { KeyHasher } from './key-format.js';
 import { keyDetails } from './keys.js';
 import { policiesFor, type RateLimitTiers, rateLimitPolicyHeader } from './rate-limit.js';
@@ -28,6 +29,8 @@ export interface KeyMatch {
 
 export interface KeyLookupDeps {
   store: KeyStore;
+  /** The store's circuit breaker: while it is open, stale entries answer at once, and the others fail at once. */
+  circuit?: Pick<Circuit, 'isOpen' | 'unavailable'>;
   cache: VerificationCache<KnownKey> | null;
   hasher: KeyHasher;
   tiers: RateLimitTiers;
@@ -100,7 +103,7 @@ export function createDigestLookup(
 export function createKeyLookup(
   deps: KeyLookupDeps,
 ): (secret: string) => KeyMatch | Promise<KeyMatch> {
-  const { store, cache, hasher } = deps;
+  const { store, cache, hasher, circuit } = deps;
   const find = createDigestLookup(deps);
 
   // Whether the store holds keys made before a pepper was configured (asked once).
@@ -126,9 +129,22 @@ export function createKeyLookup(
       known || !hasher.legacy ? { known, digest } : withLegacy(secret, digest),
     );
 
+  // The store is known to be down: answered in memory, without a promise or a store call.
+  const whileDown = (secret: string, digest: string, nowMs: number): KeyMatch => {
+    const stale = cache?.stale(digest, nowMs);
+    if (stale) return { known: stale, digest };
+    const legacy = hasher.legacy?.digest(secret);
+    const staleLegacy = legacy === undefined ? undefined : cache?.stale(legacy, nowMs);
+    if (staleLegacy && legacy !== undefined) return { known: staleLegacy, digest: legacy };
+    throw circuit!.unavailable();
+  };
+
   return function lookUp(secret) {
     const digest = hasher.digest(secret);
-    const hit = cache?.fresh(digest, Date.now());
-    return hit ? { known: hit, digest } : miss(secret, digest, hit);
+    const now = Date.now();
+    const hit = cache?.fresh(digest, now);
+    if (hit) return { known: hit, digest };
+    if (hit === undefined && circuit?.isOpen) return whileDown(secret, digest, now);
+    return miss(secret, digest, hit);
   };
 }

@@ -1,3 +1,4 @@
+import { BackendUnavailableError } from './circuit.js';
 import { crossSiteRefusal, mediaTypeRefusal } from './csrf.js';
 import { boundsOf } from './delegation.js';
 import { failure, isKeygateError, KeygateError } from './errors.js';
@@ -308,8 +309,14 @@ async function answer(
     }
   } catch (error) {
     if (isKeygateError(error)) return refused(error);
-    keygate.logger.error('[keygate] key management failed:', error);
-    return failure(new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' }));
+    // The store's circuit breaker logged once when it opened; the calls it refuses are not logged.
+    if (!(error instanceof BackendUnavailableError)) {
+      keygate.logger.error('[keygate] key management failed:', error);
+    }
+    const retryAfter = error instanceof BackendUnavailableError ? error.retryAfterSeconds : 1;
+    return failure(new KeygateError('SERVICE_UNAVAILABLE', { reason: 'store_unavailable' }), {
+      'Retry-After': String(retryAfter),
+    });
   }
 }
 

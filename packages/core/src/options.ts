@@ -2,6 +2,7 @@ import type { AuditLogOptions } from './audit.js';
 import { MemoryAuditSink } from './audit.js';
 import type { VerificationCacheOptions } from './cache.js';
 import { VerificationCache } from './cache.js';
+import type { CircuitRetry } from './circuit.js';
 import { normaliseOrigin } from './csrf.js';
 import { KeygateConfigError } from './errors.js';
 import { ALL_SOURCES, type ExtractOptions, type KeySource, validateSources } from './extract.js';
@@ -77,12 +78,25 @@ export interface KeygateOptions {
   auditReader?: AuditReader;
   /**
    * Audit queue tuning. Default: batches of 1,000, flushed every 200 ms, 1,000,000 events held,
-   * `'drop-oldest'` past that; up to 100,000 usage rows waiting.
+   * `'drop-oldest'` past that; up to 100,000 usage rows waiting; up to 100,000 events and usage
+   * rows held for a sink that is down; `close()` waits 10 s at most.
    */
   auditQueue?: Pick<
     AuditLogOptions,
-    'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'onQueueFull' | 'closeTimeoutMs' | 'maxUsageRows'
+    | 'batchSize'
+    | 'flushIntervalMs'
+    | 'maxQueue'
+    | 'onQueueFull'
+    | 'closeTimeoutMs'
+    | 'maxUsageRows'
+    | 'maxHeldPerSink'
   >;
+  /**
+   * While the key store or an audit sink is down (a call timed out or lost its connection), no
+   * call waits on it: one background probe checks it about `retryMs` later, then at doubling
+   * intervals up to `maxRetryMs`, jittered. Default `{ retryMs: 500, maxRetryMs: 5000 }`.
+   */
+  circuitBreaker?: CircuitRetry;
   /** Audit every guard decision: a failed check as a `scope.checked`/`resource.checked` event, a passed one counted as usage. Default `true`. */
   auditScopeChecks?: boolean;
   /** Where a key is looked for, in order. Default `['authorization', 'header', 'query']`. */
@@ -138,6 +152,7 @@ export interface KeygateConfig {
   invalidation: InvalidationBus;
   sinks: AuditSink[];
   auditQueue: NonNullable<KeygateOptions['auditQueue']>;
+  circuitBreaker: Required<CircuitRetry>;
   auditReader: AuditReader | null;
   auditScopeChecks: boolean;
   session: SessionResolver | null;
@@ -159,6 +174,7 @@ const OPTION_NAMES: { readonly [K in keyof Required<KeygateOptions>]: true } = {
   auditSinks: true,
   auditReader: true,
   auditQueue: true,
+  circuitBreaker: true,
   auditScopeChecks: true,
   sources: true,
   headerName: true,
@@ -216,6 +232,7 @@ export function resolveOptions(options: KeygateOptions = {}): KeygateConfig {
     invalidation: options.invalidation ?? new LocalInvalidationBus(),
     sinks,
     auditQueue: options.auditQueue ?? {},
+    circuitBreaker: resolveCircuitBreaker(options.circuitBreaker),
     auditReader: options.auditReader ?? sinks.find(isReader) ?? null,
     auditScopeChecks: options.auditScopeChecks ?? true,
     session: options.session ?? null,
@@ -225,6 +242,25 @@ export function resolveOptions(options: KeygateOptions = {}): KeygateConfig {
     adminScope: options.adminScope ?? 'manage:keys',
     trustedOrigins: resolveOrigins(options.trustedOrigins ?? []),
   };
+}
+
+function resolveCircuitBreaker(retry: CircuitRetry = {}): Required<CircuitRetry> {
+  const { retryMs = 500, maxRetryMs = 5_000 } = retry;
+  for (const [name, value] of Object.entries({ retryMs, maxRetryMs })) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new KeygateConfigError(
+        'INVALID_OPTION',
+        `circuitBreaker.${name} must be a positive number of milliseconds (got ${String(value)})`,
+      );
+    }
+  }
+  if (maxRetryMs < retryMs) {
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      `circuitBreaker.maxRetryMs (${maxRetryMs}) must not be less than retryMs (${retryMs})`,
+    );
+  }
+  return { retryMs, maxRetryMs };
 }
 
 function resolveTiers(tiers: KeygateOptions['tiers']): RateLimitTiers {

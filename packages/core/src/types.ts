@@ -268,8 +268,16 @@ export interface AuthFailureGuard {
 /** Tells every instance to drop cached verifications of a key. */
 export interface InvalidationBus {
   publish(keyId: string): Promise<void>;
-  /** Subscribe; `onReset` is called when the subscription was interrupted (drop everything). */
-  subscribe(onInvalidate: (keyId: string) => void, onReset: () => void): Promise<void>;
+  /**
+   * Subscribe. `onLost`: the subscription is interrupted, so changes made elsewhere go unheard
+   * (keygate then trusts a cached key for `cache.busDownTtlMs` only, and says so once; `cause`
+   * is for that line). `onReset`: it is back after an interruption (drop everything cached).
+   */
+  subscribe(
+    onInvalidate: (keyId: string) => void,
+    onReset: () => void,
+    onLost?: (cause: string) => void,
+  ): Promise<void>;
   close?(): Promise<void>;
 }
 

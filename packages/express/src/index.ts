@@ -2,6 +2,8 @@ import * as core from '@keygate/core';
 import type { Request, RequestHandler, Response } from 'express';
 
 export * from '@keygate/core';
+// Node only, as this adapter is: shutting its server down on time.
+export * from '@keygate/core/node';
 
 declare global {
   namespace Express {

@@ -2,6 +2,8 @@ import * as core from '@keygate/core';
 import type { Context, Middleware } from 'koa';
 
 export * from '@keygate/core';
+// Node only, as this adapter is: shutting its server down on time.
+export * from '@keygate/core/node';
 
 /** What `apiKeyAuth` puts on `ctx.state`. */
 export interface ApiKeyState {

@@ -7,6 +7,12 @@ import { KeygateError, withTimeout } from '@keygate/core';
 export class PostgresStoreError extends Error {
   /** SQLSTATE (e.g. `23505`), network error code (e.g. `ECONNREFUSED`), or `QUERY_TIMEOUT`. */
   readonly code: string | undefined;
+  /**
+   * Whether the database is down or out of reach (a timeout, a lost or refused connection, a
+   * server shutting down or out of resources) rather than refusing this statement: keygate's
+   * circuit breakers stop calling it until it answers again.
+   */
+  readonly unavailable: boolean;
 
   constructor(operation: string, error: unknown) {
     // Drizzle's wrapper prints every parameter of the query; report the driver's error instead.
@@ -15,7 +21,20 @@ export class PostgresStoreError extends Error {
     this.name = 'PostgresStoreError';
     const code = (cause as { code?: unknown } | null)?.code;
     this.code = typeof code === 'string' ? code : undefined;
+    this.unavailable = isOutageCode(this.code);
   }
+}
+
+/**
+ * SQLSTATE classes of a server that cannot serve: 08 connection exception, 53 insufficient
+ * resources, 57 operator intervention (shutdown, statement timeout), 58 system error. A code that
+ * is no SQLSTATE is the driver's or the network's (`ECONNREFUSED`, `CONNECT_TIMEOUT`), and an error
+ * without a code is not understood: both count as the database being unreachable.
+ */
+function isOutageCode(code: string | undefined): boolean {
+  // `EPIPE` has a SQLSTATE's shape; no SQLSTATE class starts with E.
+  if (code === undefined || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('E')) return true;
+  return /^(08|53|57|58)/.test(code);
 }
 
 /**

@@ -28,6 +28,7 @@ export interface RedisInvalidationBusOptions {
 interface Listener {
   onInvalidate: (keyId: string) => void;
   onReset: () => void;
+  onLost?: ((cause: string) => void) | undefined;
 }
 
 const PUBLISH_COMMAND = 'keygatePublishInvalidation';
@@ -167,7 +168,9 @@ export class RedisInvalidationBus implements InvalidationBus {
       }
       this.#logger.warn(
         `[keygate] could not publish the invalidation of key ${keyId} (${describeError(failure)}); ` +
-          'other instances drop it when their cache entry expires',
+          'other instances may serve it from their cache meanwhile: those that cannot reach Redis ' +
+          'either check it with the key store again within their busDownTtlMs (1 s by default), ' +
+          'the others when their cache entry expires (ttlMs, 30 s by default)',
       );
     }
   }
@@ -184,9 +187,13 @@ export class RedisInvalidationBus implements InvalidationBus {
    * Resolves once the subscription is active, or as soon as a first connection attempt
    * fails; the subscriber then keeps reconnecting and calls `onReset` when it gets through.
    */
-  async subscribe(onInvalidate: (keyId: string) => void, onReset: () => void): Promise<void> {
+  async subscribe(
+    onInvalidate: (keyId: string) => void,
+    onReset: () => void,
+    onLost?: (cause: string) => void,
+  ): Promise<void> {
     if (this.#phase === 'closed') throw new Error('RedisInvalidationBus is closed');
-    this.#listeners.add({ onInvalidate, onReset });
+    this.#listeners.add({ onInvalidate, onReset, onLost });
     this.#started ??= this.#start();
     await this.#started;
   }
@@ -308,20 +315,35 @@ export class RedisInvalidationBus implements InvalidationBus {
     if (this.#phase === 'active') {
       // Changes published from now on are lost to this instance until it subscribes again: at once.
       this.#phase = 'reconnecting';
+      this.#lost(cause);
       void this.#connect();
       return;
     }
     this.#attemptFailed(cause);
   }
 
+  /** Tells the listeners that take it that changes go unheard; whether any did (and logged it). */
+  #lost(cause: unknown): boolean {
+    let told = false;
+    for (const listener of this.#listeners) {
+      if (!listener.onLost) continue;
+      listener.onLost(`Redis subscription: ${describeError(cause)}`);
+      told = true;
+    }
+    return told;
+  }
+
   #attemptFailed(cause: unknown): void {
-    if (this.#phase === 'starting') {
+    if (this.#phase === 'starting' && this.#lost(cause)) {
+      // A failed first attempt must not hold up startup; the listeners said what it means.
+      this.#settleStarted();
+    } else if (this.#phase === 'starting') {
       this.#logger.warn(
         `[keygate] cache invalidation cannot reach Redis yet (${describeError(cause)}); subscribing when it is reachable`,
       );
       // A failed first attempt must not hold up startup; the subscription follows when Redis is back.
       this.#settleStarted();
-    } else if (this.#phase === 'reconnecting') {
+    } else if (this.#phase === 'reconnecting' && !this.#hasLostListener()) {
       this.#logger.warn(
         `[keygate] cache invalidation subscription lost (${describeError(cause)}); changes made elsewhere reach this instance when it is restored`,
       );
@@ -330,6 +352,11 @@ export class RedisInvalidationBus implements InvalidationBus {
     this.#failures += 1;
     this.#retryTimer = setTimeout(() => void this.#connect(), reconnectDelay(this.#failures));
     this.#retryTimer.unref();
+  }
+
+  #hasLostListener(): boolean {
+    for (const listener of this.#listeners) if (listener.onLost) return true;
+    return false;
   }
 
   #receive(message: string): void {
