@@ -1,14 +1,15 @@
 /**
- * `keyDashboard()` on each adapter: the reference apps' `/dashboard` (and `/` leading there), and
- * a mount anywhere else, answer the same page and assets with the same headers.
+ * `keyDashboard()` of `@keygate/dashboard` on each framework: the reference apps' `/dashboard`
+ * (and `/` leading there), `/login` and `/logout`, and a mount anywhere else, answer the same page
+ * and assets with the same headers.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { createKeygate, type Keygate } from '@keygate/core';
-import { keyDashboard as expressDashboard } from '@keygate/express';
-import { keyDashboard as honoDashboard } from '@keygate/hono';
-import { keyDashboard as koaDashboard } from '@keygate/koa';
+import { keyDashboard as expressDashboard } from '@keygate/dashboard/express';
+import { keyDashboard as honoDashboard } from '@keygate/dashboard/hono';
+import { keyDashboard as koaDashboard } from '@keygate/dashboard/koa';
 import express from 'express';
 import { Hono } from 'hono';
 import Koa from 'koa';
@@ -22,17 +23,17 @@ afterAll(() => keygate.close());
 const nested: Record<string, () => http.Server> = {
   hono: () => {
     const app = new Hono();
-    app.route('/admin/api-keys', honoDashboard({ keygate }));
+    app.use(honoDashboard({ keygate, path: '/admin/api-keys' }));
     return createAdaptorServer({ fetch: app.fetch }) as http.Server;
   },
   express: () => {
     const app = express();
-    app.use('/admin/api-keys', expressDashboard({ keygate }));
+    app.use('/admin', expressDashboard({ keygate, path: '/api-keys' }));
     return http.createServer(app);
   },
   koa: () => {
     const app = new Koa();
-    app.use(koaDashboard({ keygate, prefix: '/admin/api-keys' }));
+    app.use(koaDashboard({ keygate, path: '/admin/api-keys' }));
     app.use((ctx) => {
       ctx.status = 404;
     });
@@ -60,8 +61,13 @@ describe.each(adapters)('the key-management page on $name', (adapter) => {
         expect(page.status, path).toBe(200);
         expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
         expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+        expect(page.headers.get('cache-control')).toBe('no-store');
         expect(await page.text()).toContain('src="/dashboard/assets/main.');
       }
+      const signIn = await fetch(`${app.origin}/login`);
+      expect(signIn.status).toBe(200);
+      expect(await signIn.text()).toContain('"view":"sign-in"');
+      expect((await fetch(`${app.origin}/logout`)).status).toBe(405);
     } finally {
       await app.close();
     }

@@ -51,6 +51,7 @@ describe('migrate', () => {
       'keygate_audit_events',
       'keygate_leak_reports',
       'keygate_migrations',
+      'keygate_page_sessions',
       'keygate_usage_batches',
       'keygate_usage_counts',
       'keygate_webhook_attempts',

@@ -60,8 +60,10 @@ export interface ConformanceCase {
   trustProxy?: TrustProxy;
   host?: '127.0.0.1' | '::1';
   keys?: Record<string, KeySetup>;
-  /** Browser sessions; when given, the app resolves `keygate_session` cookies. */
+  /** The app's own browser sessions; when given, the app resolves `app_session` cookies. */
   sessions?: Record<string, Omit<Session, 'id'>>;
+  /** Page sessions by name, each signed in with the named key of `keys` (from 127.0.0.1). */
+  pageSessions?: Record<string, string>;
   steps: Step[];
 }
 
@@ -937,7 +939,7 @@ export const cases: ConformanceCase[] = [
         handlerRan: true,
       },
       {
-        request: () => get(W1, { cookie: 'keygate_session=forged' }),
+        request: () => get(W1, { cookie: 'app_session=forged' }),
         status: 401,
         body: AUTH_REQUIRED,
         headers: { 'www-authenticate': BEARER_CHALLENGE },

@@ -6,7 +6,7 @@
 import { createKeygate, type Keygate, MemoryKeyStore } from '@keygate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as data from '../../examples/shared/src/data.js';
-import { DemoSessions } from '../../examples/shared/src/session.js';
+import { AppSessions } from '../support/app-sessions.js';
 import {
   type CaseContext,
   type CaseRequest,
@@ -21,6 +21,7 @@ import {
   rawRequest,
   startApp,
 } from './harness.js';
+import { pageSessionCases } from './page-session-cases.js';
 
 function handlerRuns(): number {
   return [data.visibleWebsites, data.websiteAnalytics, data.linkAnalytics].reduce(
@@ -42,7 +43,7 @@ export async function arrange(
   testCase: ConformanceCase,
 ): Promise<{ app: RunningApp; ctx: CaseContext; keygate: Keygate; ids: Map<string, string> }> {
   const store = new MemoryKeyStore();
-  const sessions = new DemoSessions();
+  const sessions = new AppSessions();
   const keygate = createKeygate({
     store,
     authFailureLimit: false,
@@ -61,20 +62,23 @@ export async function arrange(
       await store.update(issued.key.id, { expiresAt: new Date(Date.now() - 1000) });
     }
   }
+  const lookup = (map: Map<string, string>, name: string) => {
+    const value = map.get(name);
+    if (value === undefined) throw new Error(`the case defines no ${name}`);
+    return value;
+  };
   const cookies = new Map<string, string>();
   for (const [name, session] of Object.entries(testCase.sessions ?? {})) {
     cookies.set(name, sessions.issue(session).cookie);
+  }
+  for (const [name, keyName] of Object.entries(testCase.pageSessions ?? {})) {
+    cookies.set(name, await signIn(keygate, lookup(secrets, keyName)));
   }
   const app = await startApp(adapter, keygate, {
     trustProxy: testCase.trustProxy,
     host: testCase.host,
   });
   running.push({ app, keygate });
-  const lookup = (map: Map<string, string>, name: string) => {
-    const value = map.get(name);
-    if (value === undefined) throw new Error(`the case defines no ${name}`);
-    return value;
-  };
   return {
     app,
     ctx: {
@@ -86,6 +90,17 @@ export async function arrange(
     keygate,
     ids,
   };
+}
+
+/** A page session signed in with `secret` from the app's own origin: the `Cookie` header value. */
+async function signIn(keygate: Keygate, secret: string): Promise<string> {
+  const signedIn = await keygate.sessions.signIn({
+    secret,
+    request: { method: 'POST', url: '/login', headers: new Headers(), ip: '127.0.0.1' },
+    origin: 'http://127.0.0.1',
+  });
+  if (!signedIn.ok) throw new Error(`signing in failed: ${signedIn.body.code}`);
+  return signedIn.cookie.split(';')[0]!;
 }
 
 async function send(app: RunningApp, request: CaseRequest): Promise<RawResponse> {
@@ -117,7 +132,7 @@ export interface ConformanceTarget {
 /** Registers the conformance table: every case of `cases.ts` against each target's reference app. */
 export function describeConformance(targets: ConformanceTarget[]): void {
   describe.each(targets)('$label reference app', ({ adapter }) => {
-    it.each([...cases, ...securityCases])('$name', async (testCase) => {
+    it.each([...cases, ...securityCases, ...pageSessionCases])('$name', async (testCase) => {
       const { app, ctx } = await arrange(adapter, testCase);
       for (const [index, step] of testCase.steps.entries()) {
         const label = `step ${index + 1}`;

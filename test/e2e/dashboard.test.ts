@@ -1,8 +1,10 @@
 /**
  * SPEC §10 in a real browser: Debian's Chromium driven by playwright-core, against each reference
- * app (Hono, Express, Koa) as a separate process over a fresh Postgres database. A person signs in,
- * creates a key, reads its secret off the page, uses it, rotates and revokes it, and sees it all in
- * the key's audit events and usage chart; sessions, a cross-origin attack and delegation bounds too.
+ * app (Hono, Express, Koa) as a separate process over a fresh Postgres database. A person signs in
+ * (a page session), creates a key, reads its secret off the page, uses it, rotates and revokes it,
+ * and sees it all in the key's audit events and usage chart. A session's key revoked, rotated or
+ * narrowed by another client refuses the page's next action; signing out ends the session; a
+ * cross-origin attack and delegation bounds too; and, without page sessions, a pasted key.
  *
  * Screenshots for the docs are written to docs/ when KEYGATE_SCREENSHOTS=1 (with a dummy secret).
  */
@@ -12,7 +14,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createAdaptorServer } from '@hono/node-server';
 import { createKeygate, type Keygate } from '@keygate/core';
+import { keyDashboard } from '@keygate/dashboard/hono';
+import { apiKeyRoutes } from '@keygate/hono';
+import { Hono } from 'hono';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -120,14 +126,54 @@ async function openPage(viewport = { width: 1280, height: 860 }): Promise<{
       errors.push(message.text());
     }
   });
+  // The page asks who is signed in only when the server saw a session: never a 401 on loading.
+  page.on('response', (response) => {
+    if (response.url().endsWith('/v1/api-keys/me') && response.status() === 401) {
+      errors.push(`${response.status()} from ${response.url()}`);
+    }
+  });
   return { context, page, errors };
 }
 
-async function signInWithKey(page: Page, origin: string, key: string): Promise<void> {
+/** Signs in as a person does: the sign-in form, which opens a page session. */
+async function signIn(page: Page, origin: string, key: string): Promise<void> {
   await page.goto(`${origin}/dashboard`);
   await page.getByLabel('Admin key').fill(key);
-  await page.getByRole('button', { name: 'Sign in with key' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('heading', { name: 'API keys', level: 1 }).waitFor();
+}
+
+/** The management API as another client (a script with an admin key) uses it. */
+async function manage(
+  origin: string,
+  secret: string,
+  method: string,
+  path: string,
+  body?: unknown,
+) {
+  const response = await fetch(`${origin}/v1/api-keys${path}`, {
+    method,
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  expect(response.status, `${method} ${path}`).toBe(200);
+  return response.json() as Promise<{ data: Record<string, unknown> }>;
+}
+
+/** A new admin key, made by another client through the management API. */
+async function createdBy(
+  origin: string,
+  admin: string,
+  name: string,
+): Promise<{ id: string; secret: string }> {
+  const response = await fetch(`${origin}/v1/api-keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name, scopes: ['manage:keys', 'read:data'] }),
+  });
+  expect(response.status).toBe(201);
+  const { data } = (await response.json()) as { data: { id: string; secret: string } };
+  return data;
 }
 
 async function call(
@@ -175,18 +221,21 @@ async function dismissSecret(page: Page, secret: string): Promise<void> {
 }
 
 describe.each(FRAMEWORKS)('the key-management page on %s', (framework) => {
-  it('signs in with a pasted admin key, creates, uses, rotates and revokes a key, and shows it all', async () => {
+  it('signs in with an admin key, creates, uses, rotates and revokes a key, and shows it all', async () => {
     const { app, admin } = targets.get(framework)!;
     const { context, page, errors } = await openPage();
     try {
       await page.goto(`${app.origin}/`);
       expect(new URL(page.url()).pathname).toBe('/dashboard');
+      if (framework === 'hono') await shoot(page, 'dashboard-sign-in.png');
       await page.getByLabel('Admin key').fill(admin);
-      await page.getByRole('button', { name: 'Sign in with key' }).click();
-      await page.getByTestId('whoami').getByText('sk_live_').waitFor();
-      expect(await page.evaluate<string>(STORAGE)).toMatch(
-        /^\{"keygate\.dashboard\.key":"sk_live_/,
-      );
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByTestId('whoami').getByText('Admin (ops)').waitFor();
+      // The key went to the server once: the browser keeps an HttpOnly cookie and nothing else.
+      expect(await page.evaluate<string>(STORAGE)).toBe('{}');
+      expect(await page.evaluate<string>('document.cookie')).toBe('');
+      const [cookie] = await context.cookies();
+      expect(cookie).toMatchObject({ name: 'keygate_session', httpOnly: true, sameSite: 'Strict' });
       await page.getByRole('row', { name: /Browser SDK/ }).waitFor();
       if (framework === 'hono') await shoot(page, 'dashboard-keys.png');
 
@@ -272,8 +321,9 @@ describe.each(FRAMEWORKS)('the key-management page on %s', (framework) => {
         REDIS_URL: '',
       });
       targets.get(framework)!.app = restarted;
-      await signInWithKey(page, restarted.origin, admin);
+      // The session lives in Postgres: it outlives the restart.
       await page.goto(`${restarted.origin}${keyPath}`);
+      await page.getByTestId('whoami').getByText('Admin (ops)').waitFor();
       const events = page.getByTestId('events');
       await expect
         .poll(
@@ -297,6 +347,10 @@ describe.each(FRAMEWORKS)('the key-management page on %s', (framework) => {
       ).toBe(1);
       expect(await events.locator('tbody tr').last().getAttribute('data-action')).toBe(
         'key.created',
+      );
+      // Who made each change, by the name and start of their key.
+      expect(await events.locator('tr[data-action="key.revoked"]').textContent()).toMatch(
+        /by Admin \(ops\)sk_live_\w+…/,
       );
 
       const totals = page.getByTestId('usage-totals');
@@ -333,38 +387,60 @@ describe.each(FRAMEWORKS)('the key-management page on %s', (framework) => {
     }
   }, 120_000);
 
-  it('signs in with a browser session and manages keys with it', async () => {
-    const { app, admin, database } = targets.get(framework)!;
+  it('a session acts with its key as it is now: narrowed, rotated or revoked elsewhere, the next action is refused; signing out ends it', async () => {
+    const { app, admin } = targets.get(framework)!;
     const { context, page, errors } = await openPage();
     try {
-      await page.goto(`${app.origin}/dashboard`);
-      await page.getByRole('link', { name: 'Sign in with your account' }).click();
-      await page.getByLabel('Admin key').fill(admin);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.getByTestId('whoami').getByText('Signed in with your session').waitFor();
-      const cookies = await context.cookies();
-      expect(cookies.find((cookie) => cookie.name === 'keygate_session')).toMatchObject({
-        httpOnly: true,
-        sameSite: 'Strict',
-      });
-      expect(await page.evaluate<string>(STORAGE)).toBe('{}');
+      // Narrowed by another client: the page's next action is refused for want of the scope.
+      const narrowed = await createdBy(app.origin, admin, 'Narrowed admin');
+      await signIn(page, app.origin, narrowed.secret);
+      await page.getByRole('row', { name: /Browser SDK/ }).waitFor();
+      await manage(app.origin, admin, 'PATCH', `/${narrowed.id}`, { scopes: ['read:data'] });
+      await page.getByRole('link', { name: 'Browser SDK' }).click();
+      await page.getByText('API key lacks the required scope: manage:keys').waitFor();
 
+      // Rotated (with a grace period for its servers): the session is over.
+      const rotated = await createdBy(app.origin, admin, 'Rotated admin');
+      await signIn(page, app.origin, rotated.secret);
+      await manage(app.origin, admin, 'POST', `/${rotated.id}/rotate`, {
+        gracePeriodSeconds: 3600,
+      });
       await page.getByRole('button', { name: 'Create key' }).click();
       const dialog = page.getByRole('dialog', { name: 'Create an API key' });
-      await dialog.getByLabel('Name').fill('Created by session');
+      await dialog.getByLabel('Name').fill('After the rotation');
       await dialog.getByRole('checkbox', { name: 'read:data' }).check();
       await dialog.getByRole('button', { name: 'Create key' }).click();
-      const secret = await readSecret(page);
-      await dismissSecret(page, secret);
-      expect(await call(app.origin, '/v1/query/websites', secret)).toMatchObject({ status: 200 });
-      const [row] =
-        await database.sql`select id from keygate_api_keys where name = 'Created by session'`;
-      expect(row).toBeDefined();
+      await page.getByText('You were signed out: the key or session is no longer valid.').waitFor();
+      expect(await page.getByTestId('secret').count(), 'no key was issued').toBe(0);
+
+      // Revoked: the same.
+      const revoked = await createdBy(app.origin, admin, 'Revoked admin');
+      await signIn(page, app.origin, revoked.secret);
+      await manage(app.origin, admin, 'DELETE', `/${revoked.id}`);
+      await page.getByRole('link', { name: 'Browser SDK' }).click();
+      await page.getByText('You were signed out: the key or session is no longer valid.').waitFor();
+      // A reload clears the dead cookie, and asks nothing of the server.
+      await page.reload();
+      await page.getByLabel('Admin key').waitFor();
+      expect(await context.cookies()).toEqual([]);
+
+      // Signing out ends the session on the server: the cookie, replayed, opens nothing.
+      const leaving = await createdBy(app.origin, admin, 'Leaving admin');
+      await signIn(page, app.origin, leaving.secret);
+      const [cookie] = await context.cookies();
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Admin key').waitFor();
+      expect(new URL(page.url()).pathname).toBe('/login');
+      expect(await context.cookies()).toEqual([]);
+      const replayed = await fetch(`${app.origin}/v1/api-keys/me`, {
+        headers: { cookie: `${cookie!.name}=${cookie!.value}` },
+      });
+      expect(replayed.status).toBe(401);
       expect(errors).toEqual([]);
     } finally {
       await context.close();
     }
-  }, 60_000);
+  }, 120_000);
 
   it('refuses a state-changing request that another origin sends with the session cookie', async () => {
     const { app, admin, database } = targets.get(framework)!;
@@ -382,10 +458,7 @@ describe.each(FRAMEWORKS)('the key-management page on %s', (framework) => {
     });
     await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
     try {
-      await page.goto(`${app.origin}/login`);
-      await page.getByLabel('Admin key').fill(admin);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.getByTestId('whoami').waitFor();
+      await signIn(page, app.origin, admin);
       const refused = page.waitForResponse(
         (response) =>
           response.url().endsWith('/v1/api-keys') && response.request().method() === 'POST',
@@ -405,7 +478,7 @@ describe.each(FRAMEWORKS)('the key-management page on %s', (framework) => {
     const { app, limitedAdmin, database } = targets.get(framework)!;
     const { context, page } = await openPage();
     try {
-      await signInWithKey(page, app.origin, limitedAdmin);
+      await signIn(page, app.origin, limitedAdmin);
       await page.getByRole('button', { name: 'Create key' }).click();
       const dialog = page.getByRole('dialog', { name: 'Create an API key' });
       await dialog.getByLabel('Name').fill('Wider than me');
@@ -430,6 +503,60 @@ describe.each(FRAMEWORKS)('the key-management page on %s', (framework) => {
 });
 
 describe('the page itself', () => {
+  it('asks who is signed in only when the request came with a session: no failed request on load', async () => {
+    const { app } = targets.get('express')!;
+    const { context, page, errors } = await openPage();
+    const asked: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/v1/api-keys')) asked.push(request.url());
+    });
+    try {
+      await page.goto(`${app.origin}/dashboard`);
+      await page.getByLabel('Admin key').waitFor();
+      await page.goto(`${app.origin}/login`);
+      await page.getByLabel('Admin key').waitFor();
+      expect(asked).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('without page sessions, a pasted key stays in the tab only, and signing out forgets it', async () => {
+    const { database, admin } = targets.get('hono')!;
+    const keygate = createKeygate({
+      store: database.store,
+      auditSinks: [database.auditSink],
+      pageSessions: false,
+    });
+    const hono = new Hono();
+    hono.use(keyDashboard({ keygate }));
+    hono.route('/v1/api-keys', apiKeyRoutes({ keygate }));
+    const server = createAdaptorServer({ fetch: hono.fetch }) as http.Server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { context, page, errors } = await openPage();
+    try {
+      expect((await fetch(`${origin}/login`)).status).toBe(404);
+      await page.goto(`${origin}/dashboard`);
+      await page.getByLabel('Admin key').fill(admin);
+      await page.getByRole('button', { name: 'Sign in with key' }).click();
+      await page.getByTestId('whoami').getByText('sk_live_').waitFor();
+      expect(await page.evaluate<string>(STORAGE)).toMatch(
+        /^\{"keygate\.dashboard\.key":"sk_live_/,
+      );
+      expect(await context.cookies()).toEqual([]);
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Admin key').waitFor();
+      expect(await page.evaluate<string>(STORAGE)).toBe('{}');
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+      server.close();
+      await keygate.close();
+    }
+  }, 60_000);
+
   it('is served with a strict CSP, long-cached hashed assets, and works at phone width', async () => {
     const { app, admin } = targets.get('hono')!;
     const html = await fetch(`${app.origin}/dashboard`);
@@ -442,7 +569,7 @@ describe('the page itself', () => {
 
     const { context, page, errors } = await openPage({ width: 390, height: 844 });
     try {
-      await signInWithKey(page, app.origin, admin);
+      await signIn(page, app.origin, admin);
       await page.getByRole('row', { name: /Browser SDK/ }).waitFor();
       const overflow = await page.evaluate<number>(
         'document.documentElement.scrollWidth - document.documentElement.clientWidth',

@@ -104,7 +104,7 @@ async function checkApp(node: string, project: string, script: string): Promise<
     );
     expect(await denied.json()).toMatchObject({ success: false, code: 'INSUFFICIENT_SCOPE' });
 
-    // The key-management page and its script, served from the installed package's `ui/dist`.
+    // The key-management page and its script, served from the module `@keygate/dashboard` was built with.
     const page = await fetch(`http://127.0.0.1:${app.port}/dashboard`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
@@ -113,6 +113,21 @@ async function checkApp(node: string, project: string, script: string): Promise<
     const asset = await fetch(`http://127.0.0.1:${app.port}${script}`);
     expect(asset.status).toBe(200);
     expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+    // Its sign-in: the form, and a key that cannot manage keys refused on it without a session.
+    const signIn = `http://127.0.0.1:${app.port}/login`;
+    expect((await fetch(signIn)).status).toBe(200);
+    const refused = await fetch(signIn, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'sec-fetch-site': 'same-origin',
+      },
+      body: new URLSearchParams({ key: app.secret }).toString(),
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('set-cookie')).toBeNull();
+    expect(await refused.text()).toContain('needs the manage:keys scope');
   } finally {
     // Closing stdin is the app's signal to close its server and keygate, then exit on its own.
     child.stdin.end();
@@ -134,6 +149,7 @@ export function describeFrameworks(frameworks: Framework[]): void {
         [
           tarballs['@keygate/core']!,
           tarballs[framework.adapter]!,
+          tarballs['@keygate/dashboard']!,
           ...framework.specs,
           '@types/node@20',
         ],

@@ -25,14 +25,21 @@ describe.each(Object.keys(tarballs).sort())('%s', (name) => {
     for (const extension of ['.mjs', '.cjs', '.d.mts', '.d.cts', '.mjs.map', '.cjs.map']) {
       expect(files).toContain(`dist/index${extension}`);
     }
-    if (name === '@keygate/core') {
-      // The key-management page, built by the package's own build step.
-      expect(files).toContain('ui/dist/manifest.json');
-      expect(files.filter((file) => file.startsWith('ui/dist/assets/'))).toHaveLength(2);
-      expect(
-        files.filter((file) => file.startsWith('ui/') && !file.startsWith('ui/dist/')),
-      ).toEqual([]);
+    if (name === '@keygate/dashboard') {
+      // An entry per framework, and the page's assets built into the code: no file beside it.
+      for (const entry of ['hono', 'express', 'koa']) {
+        for (const extension of ['.mjs', '.cjs', '.d.mts', '.d.cts']) {
+          expect(files).toContain(`dist/${entry}${extension}`);
+        }
+      }
+      for (const build of ['dist/index.mjs', 'dist/index.cjs']) {
+        const code = await run('tar', ['-xzOf', tarball, `package/${build}`], { cwd: ROOT });
+        expect(code.stdout).toContain('main.');
+        expect(code.stdout).not.toMatch(/["']node:|readFile|fileURLToPath|import\.meta/);
+      }
     }
+    // Nothing is read from the package's folder at run time: no page assets ship beside the code.
+    expect(files.filter((file) => file.startsWith('ui/'))).toEqual([]);
     expect(
       files.filter((file) => /\.test\.|^src\/|\.ts$/.test(file.replace(/\.d\.[mc]ts$/, ''))),
     ).toEqual([]);

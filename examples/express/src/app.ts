@@ -1,31 +1,18 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
+import { keyDashboard } from '@keygate/dashboard/express';
 import {
   APP_SCOPES,
-  type DemoSessions,
-  demoLogin,
   linkAnalytics,
-  MAX_LOGIN_BODY,
   type TrustProxy,
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import {
-  apiKeyAuth,
-  apiKeyRoutes,
-  keyDashboard,
-  nodeHeaders,
-  readBody,
-  readiness,
-  requireScope,
-} from '@keygate/express';
+import { apiKeyAuth, apiKeyRoutes, readiness, requireScope } from '@keygate/express';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 
 /** The reference analytics API on Express (SPEC §8). */
-export function createApp(
-  keygate: Keygate,
-  config: { trustProxy?: TrustProxy; sessions?: DemoSessions } = {},
-): Express {
+export function createApp(keygate: Keygate, config: { trustProxy?: TrustProxy } = {}): Express {
   const app = express();
   const options = { keygate };
   app.disable('x-powered-by');
@@ -39,27 +26,8 @@ export function createApp(
     res.status(answer.status).set(answer.headers).json(answer.body);
   });
   app.get('/', (_req, res) => res.redirect('/dashboard'));
-  app.use(
-    '/dashboard',
-    keyDashboard({
-      keygate,
-      scopes: APP_SCOPES,
-      ...(config.sessions ? { signInUrl: '/login' } : {}),
-    }),
-  );
-  if (config.sessions) {
-    const login = demoLogin(keygate, config.sessions);
-    app.all('/login', (req, res, next) => {
-      login({
-        method: req.method,
-        headers: nodeHeaders(req.headersDistinct),
-        ip: req.ip,
-        body: () => readBody(req, req.headers['content-length'], MAX_LOGIN_BODY),
-      }).then((response) => {
-        res.status(response.status).set(response.headers).send(response.body);
-      }, next);
-    });
-  }
+  // The key-management page at /dashboard, signing in at /login and out at /logout.
+  app.use(keyDashboard({ keygate, scopes: APP_SCOPES }));
   app.use('/v1/api-keys', apiKeyRoutes(options));
   app.use('/v1', apiKeyAuth(options));
 

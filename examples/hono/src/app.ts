@@ -1,31 +1,18 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
+import { keyDashboard } from '@keygate/dashboard/hono';
 import {
   APP_SCOPES,
-  type DemoSessions,
-  demoLogin,
   linkAnalytics,
-  MAX_LOGIN_BODY,
   type TrustProxy,
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import {
-  apiKeyAuth,
-  apiKeyRoutes,
-  clientIp,
-  keyDashboard,
-  readBody,
-  readiness,
-  requireScope,
-} from '@keygate/hono';
+import { apiKeyAuth, apiKeyRoutes, clientIp, readiness, requireScope } from '@keygate/hono';
 import { Hono } from 'hono';
 
 /** The reference analytics API on Hono (SPEC §8). */
-export function createApp(
-  keygate: Keygate,
-  config: { trustProxy?: TrustProxy; sessions?: DemoSessions } = {},
-): Hono {
+export function createApp(keygate: Keygate, config: { trustProxy?: TrustProxy } = {}): Hono {
   // Paths are case-sensitive in all three reference apps, and a trailing slash is tolerated.
   const app = new Hono({ strict: false });
   // Hono has no proxy setting: the client IP is the socket's, or per `TRUST_PROXY`'s proxies.
@@ -36,31 +23,8 @@ export function createApp(
     return c.json(answer.body, answer.status as 200, answer.headers);
   });
   app.get('/', (c) => c.redirect('/dashboard'));
-  app.route(
-    '/dashboard',
-    keyDashboard({
-      keygate,
-      scopes: APP_SCOPES,
-      ...(config.sessions ? { signInUrl: '/login' } : {}),
-    }),
-  );
-  if (config.sessions) {
-    const login = demoLogin(keygate, config.sessions);
-    app.on(['GET', 'POST'], '/login', async (c) => {
-      const response = await login({
-        method: c.req.method,
-        headers: c.req.raw.headers,
-        ip: options.getIp(c),
-        body: () =>
-          readBody(
-            c.req.raw.body as AsyncIterable<Uint8Array> | null,
-            c.req.header('content-length'),
-            MAX_LOGIN_BODY,
-          ),
-      });
-      return c.body(response.body, response.status as 200, response.headers);
-    });
-  }
+  // The key-management page at /dashboard, signing in at /login and out at /logout.
+  app.use(keyDashboard({ keygate, scopes: APP_SCOPES, getIp: options.getIp }));
   app.route('/v1/api-keys', apiKeyRoutes(options));
   app.use('/v1/*', apiKeyAuth(options));
 

@@ -1,25 +1,14 @@
 import '@keygate/example-shared';
 import type { Keygate } from '@keygate/core';
+import { keyDashboard } from '@keygate/dashboard/koa';
 import {
   APP_SCOPES,
-  type DemoSessions,
-  demoLogin,
   linkAnalytics,
-  MAX_LOGIN_BODY,
   type TrustProxy,
   visibleWebsites,
   websiteAnalytics,
 } from '@keygate/example-shared';
-import {
-  type ApiKeyState,
-  apiKeyAuth,
-  apiKeyRoutes,
-  keyDashboard,
-  nodeHeaders,
-  readBody,
-  readiness,
-  requireScope,
-} from '@keygate/koa';
+import { type ApiKeyState, apiKeyAuth, apiKeyRoutes, readiness, requireScope } from '@keygate/koa';
 import Router from '@koa/router';
 import Koa from 'koa';
 import proxyaddr from 'proxy-addr';
@@ -27,7 +16,7 @@ import proxyaddr from 'proxy-addr';
 /** The reference analytics API on Koa (SPEC §8). */
 export function createApp(
   keygate: Keygate,
-  config: { trustProxy?: TrustProxy; sessions?: DemoSessions } = {},
+  config: { trustProxy?: TrustProxy } = {},
 ): Koa<ApiKeyState> {
   const app = new Koa<ApiKeyState>();
   const options = { keygate };
@@ -54,20 +43,6 @@ export function createApp(
     ctx.body = answer.body;
   });
   router.get('/', (ctx) => ctx.redirect('/dashboard'));
-  if (config.sessions) {
-    const login = demoLogin(keygate, config.sessions);
-    router.all('/login', async (ctx) => {
-      const response = await login({
-        method: ctx.method,
-        headers: nodeHeaders(ctx.req.headersDistinct),
-        ip: ctx.ip,
-        body: () => readBody(ctx.req, ctx.get('content-length') || undefined, MAX_LOGIN_BODY),
-      });
-      ctx.status = response.status;
-      ctx.set(response.headers);
-      ctx.body = response.body;
-    });
-  }
   router.get('/v1/query/websites', requireScope('read:data', { keyType: 'secret' }), (ctx) => {
     ctx.body = { success: true, data: visibleWebsites(ctx.state.apiKey) };
   });
@@ -100,14 +75,8 @@ export function createApp(
   });
 
   const authenticate = apiKeyAuth(options);
-  app.use(
-    keyDashboard({
-      keygate,
-      prefix: '/dashboard',
-      scopes: APP_SCOPES,
-      ...(config.sessions ? { signInUrl: '/login' } : {}),
-    }),
-  );
+  // The key-management page at /dashboard, signing in at /login and out at /logout.
+  app.use(keyDashboard({ keygate, scopes: APP_SCOPES }));
   app.use(apiKeyRoutes(options));
   app.use(async (ctx, next) => (ctx.path.startsWith('/v1/') ? authenticate(ctx, next) : next()));
   app.use(router.routes());

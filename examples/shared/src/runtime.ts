@@ -12,7 +12,6 @@ import {
 import { type KeyDatabase, openKeyDatabase, PostgresWebhooks } from '@keygate/postgres';
 import { createRedisBackends, type RedisLimitsMode, redisConnectionFromEnv } from '@keygate/redis';
 import proxyaddr from 'proxy-addr';
-import { DemoSessions } from './session.js';
 
 export interface Runtime {
   keygate: Keygate;
@@ -20,8 +19,6 @@ export interface Runtime {
   description: string;
   /** The admin key created on the first start with an empty embedded store. */
   bootstrap: IssuedKey | null;
-  /** Browser sessions opened at `/login` (resolved by keygate when a request has no key). */
-  sessions: DemoSessions;
   close(): Promise<void>;
 }
 
@@ -53,7 +50,6 @@ export async function openRuntime(
     throw error;
   }
   const auditToStdout = isOn(env.KEYGATE_AUDIT_STDOUT);
-  const sessions = new DemoSessions();
   let keygate: Keygate;
   let webhooks: PostgresWebhooks | undefined;
   try {
@@ -62,7 +58,6 @@ export async function openRuntime(
     keygate = createKeygate({
       leaks: leaksFrom(env),
       ...(webhooks ? { webhooks } : {}),
-      session: sessions.resolver,
       pepper: env.KEYGATE_PEPPER || undefined,
       store: database.store,
       auditSinks: auditToStdout
@@ -107,7 +102,6 @@ export async function openRuntime(
     keygate,
     description,
     bootstrap,
-    sessions,
     async close() {
       await keygate.close();
       await redis?.close();
@@ -123,7 +117,7 @@ export function bootstrapMessage(issued: IssuedKey, baseUrl: string): string {
     'Created a bootstrap admin key (shown once; store it now):',
     `  ${issued.secret}`,
     '',
-    `Manage keys in the browser: open ${baseUrl}/dashboard and paste it.`,
+    `Manage keys in the browser: open ${baseUrl}/login and sign in with it.`,
     '',
     'Try it:',
     `  curl -H "x-api-key: ${issued.secret}" ${baseUrl}/v1/query/websites`,

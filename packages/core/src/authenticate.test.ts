@@ -3,7 +3,7 @@ import { AuditLog } from './audit.js';
 import { authenticate } from './authenticate.js';
 import { FailedAttempts } from './failed-attempts.js';
 import type { Keygate } from './keygate.js';
-import { createKeyLookup } from './look-up.js';
+import { createDigestLookup, createKeyLookup } from './look-up.js';
 import { MemoryKeyStore } from './memory-store.js';
 import { type KeygateOptions, resolveOptions } from './options.js';
 import { OutageLog } from './outage-log.js';
@@ -39,6 +39,7 @@ function pipelineWith(options: KeygateOptions = {}) {
     outage,
     attempts: new FailedAttempts(null, audit, outage),
     lookUp: createKeyLookup({ ...config }),
+    findByDigest: createDigestLookup({ ...config }),
     sessionPolicies: policiesFor(config.tiers.secret, null),
     keygate,
   };

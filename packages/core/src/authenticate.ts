@@ -27,7 +27,7 @@ export function authenticate(
   const context = requestContext(req, path, config.format);
 
   const credential = extractKey(req, config.extract);
-  if (credential.kind === 'none') return authenticateSession(pipeline, req, context);
+  if (credential.kind === 'none') return authenticateSession(pipeline, req, context, path);
   if (credential.kind === 'error') return attempts.fail(context, credential.error, null);
 
   const parsed = config.format.parse(credential.key);

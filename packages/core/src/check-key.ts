@@ -29,7 +29,8 @@ export function checkKey(
   );
 }
 
-function invalidReason(
+/** Why the key found for a secret is invalid (`unknown`, `rotated`, `revoked`, `expired`, `wrong_environment`), or `null`. */
+export function invalidReason(
   { known, digest }: KeyMatch,
   parsed: ParsedKey,
   nowMs: number,

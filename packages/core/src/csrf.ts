@@ -15,7 +15,8 @@ export function normaliseOrigin(origin: string): string | null {
 
 /**
  * Refuses a state-changing request that a browser sent for another site: a cookie goes with
- * every request to its site, so a session alone does not show that the user meant it. The
+ * every request to its site, so a session (the app's, or a page session) alone does not show
+ * that the user meant it. The
  * request must come from `ownOrigin` or a trusted one (`Origin`), or say it is same-origin
  * (`Sec-Fetch-Site`). Requests authenticated by a key are not at risk: a page cannot attach one.
  */
@@ -25,7 +26,8 @@ export function crossSiteRefusal(
   ownOrigin: string,
   trustedOrigins: ReadonlySet<string>,
 ): KeygateError | null {
-  if (principal.kind !== 'session' || SAFE_METHODS.has(req.method.toUpperCase())) return null;
+  const byCookie = principal.kind === 'session' || principal.pageSession !== undefined;
+  if (!byCookie || SAFE_METHODS.has(req.method.toUpperCase())) return null;
   const origin = req.headers.get('origin');
   if (origin !== null) {
     const claimed = normaliseOrigin(origin);

@@ -20,7 +20,6 @@ export const CONFIG_ERROR_CODES = {
   UNKNOWN_OPTION: 'an option the factory does not take (a misspelling, or one it no longer has)',
   INVALID_OPTION: 'an option whose value cannot work; the message names the option',
   CONFLICTING_OPTIONS: 'options that exclude each other, e.g. `{ keygate }` with keygate options',
-  DASHBOARD_NOT_BUILT: "the key-management page's assets are missing from the package",
 } as const;
 
 export type ConfigErrorCode = keyof typeof CONFIG_ERROR_CODES;

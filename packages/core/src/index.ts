@@ -12,7 +12,6 @@ export {
 export { VerificationCache, type VerificationCacheOptions } from './cache.js';
 export { BackendUnavailableError, type CircuitRetry } from './circuit.js';
 export { clientIpOf, proxyTrust, type TrustProxy } from './client-ip.js';
-export * from './dashboard.js';
 export {
   boundsOf,
   type DelegationBounds,
@@ -60,12 +59,26 @@ export {
   type MemoryAuthFailureGuardOptions,
 } from './local-backends.js';
 export * from './management.js';
+export { MemorySessionStore } from './memory-session-store.js';
 export { MemoryKeyStore } from './memory-store.js';
-export { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
+export {
+  type KeygateConfig,
+  type KeygateOptions,
+  type PageSessionConfig,
+  type PageSessionOptions,
+  resolveOptions,
+} from './options.js';
 export { OutageLog } from './outage-log.js';
+export type {
+  PageSessions,
+  SessionState,
+  SignedIn,
+  SignInInput,
+} from './page-session.js';
 export * from './rate-limit.js';
 export { readiness } from './readiness.js';
 export { checkRestrictions, normaliseIp, validateRestrictions } from './restrictions.js';
+export { SECURE_SESSION_COOKIE, SESSION_COOKIE } from './session-cookie.js';
 export { isPending, TimeoutError, withTimeout } from './timeout.js';
 export { withTurn } from './turn.js';
 export type * from './types.js';

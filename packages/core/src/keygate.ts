@@ -6,9 +6,10 @@ import { FailedAttempts } from './failed-attempts.js';
 import { guardStore, PROBE_DIGEST } from './guarded-store.js';
 import { KeyService } from './keys.js';
 import { LeakService } from './leaks.js';
-import { createKeyLookup } from './look-up.js';
+import { createDigestLookup, createKeyLookup } from './look-up.js';
 import { type KeygateConfig, type KeygateOptions, resolveOptions } from './options.js';
 import { OutageLog } from './outage-log.js';
+import { type PageSessions, pageSessions } from './page-session.js';
 import type { Pipeline } from './pipeline.js';
 import { policiesFor } from './rate-limit.js';
 import { withTimeout } from './timeout.js';
@@ -38,8 +39,10 @@ export interface Keygate extends Authorizer {
   readonly publicScopes: readonly string[];
   /** Environments this app accepts keys from. */
   readonly environments: readonly KeyEnvironment[];
-  /** Whether browser sessions can authenticate (a session resolver is configured). */
+  /** Whether browser sessions can authenticate (page sessions are on, or a session resolver is configured). */
   readonly acceptsSessions: boolean;
+  /** The key-management page's sessions: sign in with a key, sign out, whether a request has one. */
+  readonly sessions: PageSessions;
   /** Origins, besides a request's own, from which a session may change keys (normalised). */
   readonly trustedOrigins: ReadonlySet<string>;
   readonly logger: Pick<Console, 'warn' | 'error'>;
@@ -104,7 +107,10 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
     adminScope: config.adminScope,
     publicScopes: config.publicScopes,
     environments: config.environments,
-    acceptsSessions: config.session !== null,
+    acceptsSessions: config.session !== null || config.pageSessions !== null,
+    get sessions() {
+      return sessions;
+    },
     trustedOrigins: config.trustedOrigins,
     logger,
     get storeAvailable() {
@@ -132,21 +138,24 @@ export function createKeygate(options: KeygateOptions = {}): Keygate {
       return closing;
     },
   };
+  const lookUpDeps = {
+    store,
+    cache,
+    hasher: config.hasher,
+    tiers: config.tiers,
+    circuit: storeCircuit,
+  };
   const pipeline: Pipeline = {
     config,
     audit,
     outage,
     attempts: new FailedAttempts(failureGuard, audit, outage),
-    lookUp: createKeyLookup({
-      store,
-      cache,
-      hasher: config.hasher,
-      tiers: config.tiers,
-      circuit: storeCircuit,
-    }),
+    lookUp: createKeyLookup(lookUpDeps),
+    findByDigest: createDigestLookup(lookUpDeps),
     sessionPolicies: policiesFor(config.tiers.secret, null),
     keygate,
   };
+  const sessions = pageSessions(pipeline);
   followInvalidations(config);
   return keygate;
 }

@@ -41,6 +41,11 @@ import {
 export interface Actor {
   /** Key id, session id, or e.g. `cli`. */
   id: string;
+  /** The acting key's name and start, which its audit records show beside its id. */
+  name?: string;
+  start?: string;
+  /** How the actor came: its key (`key`), a page session signed in with it (`page_session`), the app's session (`session`). */
+  via?: 'key' | 'page_session' | 'session';
   /** When set, the action only reaches keys of this owner (others answer not found). */
   ownerId?: string;
   /**
@@ -332,7 +337,7 @@ export class KeyService {
       method: actor.method ?? null,
       path: actor.path ?? null,
       requestId: actor.requestId ?? null,
-      detail,
+      detail: actor.via ? { ...detail, by: actorShown(actor) } : detail,
     };
   }
 
@@ -345,6 +350,15 @@ export class KeyService {
   #deliver(event: AuditEvent): void {
     this.#deps.audit.record(event, { except: this.#storeSink });
   }
+}
+
+/** Who acted, as an audit record shows it: the key's name and start (never its secret), and how it came. */
+function actorShown({ name, start, via }: Actor): Record<string, string> {
+  return {
+    ...(name === undefined ? {} : { name }),
+    ...(start === undefined ? {} : { start }),
+    ...(via === undefined ? {} : { via }),
+  };
 }
 
 function notFound(): KeygateError {

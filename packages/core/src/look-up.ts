@@ -87,6 +87,21 @@ export function knownKey(
 }
 
 /**
+ * The key whose current or previous digest is `digest`, from the cache while it is fresh, else
+ * from the store: how a page session, which holds the digest its key was signed in with, finds
+ * that key's current record. Cached entries are dropped when the key changes on any instance.
+ */
+export function createDigestLookup(
+  deps: KeyLookupDeps,
+): (digest: string) => Promise<KnownKey | null> {
+  const { store, cache, tiers } = deps;
+  const shared: SharedLimits = new Map();
+  const load = (digest: string): Promise<KnownKey | null> =>
+    store.findByDigest(digest).then((record) => (record ? knownKey(record, tiers, shared) : null));
+  return (digest) => (cache ? cache.lookup(digest, load, Date.now()) : load(digest));
+}
+
+/**
  * The look-up step: the key a secret belongs to, by its digest, from the cache or else the store;
  * with a pepper, also by its unpeppered digest while the store holds keys made before the pepper.
  * A fresh cache entry answers at once, without a promise; the store's answer comes as one, which
@@ -95,12 +110,8 @@ export function knownKey(
 export function createKeyLookup(
   deps: KeyLookupDeps,
 ): (secret: string) => KeyMatch | Promise<KeyMatch> {
-  const { store, cache, hasher, tiers, circuit } = deps;
-  const shared: SharedLimits = new Map();
-  const load = (digest: string): Promise<KnownKey | null> =>
-    store.findByDigest(digest).then((record) => (record ? knownKey(record, tiers, shared) : null));
-  const find = (digest: string): Promise<KnownKey | null> =>
-    cache ? cache.lookup(digest, load, Date.now()) : load(digest);
+  const { store, cache, hasher, circuit } = deps;
+  const find = createDigestLookup(deps);
 
   // Whether the store holds keys made before a pepper was configured (asked once).
   let legacyHeld: Promise<boolean> | undefined;

@@ -129,6 +129,25 @@ describe('management routes', () => {
     expect(created).not.toHaveProperty('digest');
   });
 
+  it('every answer, success or refusal, carries Cache-Control: no-store (some hold a secret)', async () => {
+    const { call } = await setup();
+    const created = await call('POST', '/', { body: { name: 'k', scopes: ['read:data'] } });
+    const id = data(created).id as string;
+    const answers = [
+      created,
+      await call('POST', `/${id}/rotate`, { body: {} }),
+      await call('GET', '/'),
+      await call('GET', '/me'),
+      await call('GET', `/${id}`),
+      await call('GET', '/key_missing'),
+      await call('GET', '/', { as: undefined, headers: { authorization: 'Bearer sk_live_x' } }),
+    ];
+    expect(answers.map((answer) => answer.headers['Cache-Control'])).toEqual(
+      answers.map(() => 'no-store'),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual([201, 200, 200, 200, 200, 404, 401]);
+  });
+
   it('accepts an already-parsed body', async () => {
     const { call } = await setup();
     const response = await call('POST', '', { body: { name: 'Parsed', scopes: [] } });
@@ -245,7 +264,7 @@ describe('management routes', () => {
       ok: true,
       status: 200,
       body: { success: true, message: 'API key revoked successfully' },
-      headers: { 'X-RateLimit-Limit': '10000' },
+      headers: { 'X-RateLimit-Limit': '10000', 'Cache-Control': 'no-store' },
     });
     await expect(principalFor(keygate, created.secret as string)).rejects.toThrow(
       'INVALID_API_KEY',
@@ -289,6 +308,10 @@ describe('management routes', () => {
       keyId: created.id,
       actor: expect.stringMatching(/^key_/),
       requestId: 'req-1',
+      // Who acted, by name and start as well as id: what the page shows on each row.
+      detail: expect.objectContaining({
+        by: { name: 'admin', start: expect.stringMatching(/^sk_live_/), via: 'key' },
+      }),
     });
     expect(JSON.stringify(events)).not.toContain(created.secret as string);
     const limited = (await call('GET', `/${created.id}/events`, { query: 'limit=1' })).body as {
@@ -784,6 +807,7 @@ describe('GET /me', () => {
       expiresAt: null,
       restrictions: null,
       rateLimit: null,
+      session: null,
     });
     expect(JSON.stringify(response.body)).not.toContain(admin.secret);
   });

@@ -45,6 +45,9 @@ export interface ManagementResponse {
   headers: Record<string, string>;
 }
 
+/** No answer of the router is kept by a browser or a proxy: some hold a secret, all describe keys. */
+const NO_STORE = { 'Cache-Control': 'no-store' };
+
 /** Largest management request body accepted, in bytes. */
 export const MAX_MANAGEMENT_BODY = 64 * 1024;
 
@@ -205,7 +208,8 @@ function describePrincipal(principal: Principal) {
   };
   if (principal.kind === 'session') return common;
   const { name, start, expiresAt, restrictions, rateLimit } = principal.key;
-  return { ...common, name, start, expiresAt, restrictions, rateLimit };
+  const session = principal.pageSession ?? null;
+  return { ...common, name, start, expiresAt, restrictions, rateLimit, session };
 }
 
 function queryOf(url: string): URLSearchParams {
@@ -264,9 +268,9 @@ export async function handleManagementRequest(
     }
   }
   const decision = req.authentication ?? (await keygate.authenticate(req.request));
-  if (!decision.ok) return decision;
+  if (!decision.ok) return { ...decision, headers: { ...decision.headers, ...NO_STORE } };
   const response = await answer(keygate, req, decision);
-  return { ...response, headers: { ...decision.headers, ...response.headers } };
+  return { ...response, headers: { ...decision.headers, ...response.headers, ...NO_STORE } };
 }
 
 async function answer(
@@ -286,6 +290,13 @@ async function answer(
   if (denied) return refused(denied);
   const actor: Actor = {
     id: principal.id,
+    ...(principal.kind === 'key'
+      ? {
+          name: principal.key.name,
+          start: principal.key.start,
+          via: principal.pageSession ? 'page_session' : 'key',
+        }
+      : { via: 'session' }),
     ownerId: principal.ownerId,
     bounds: boundsOf(principal),
     ip: auth.context.ip,

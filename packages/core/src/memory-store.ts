@@ -1,3 +1,4 @@
+import { MemorySessionStore } from './memory-session-store.js';
 import type {
   ApiKeyRecord,
   KeyPatch,
@@ -11,6 +12,8 @@ import type {
 
 /** Keys in process memory: for tests, demos and single-process apps that provision keys at start. */
 export class MemoryKeyStore implements KeyStore {
+  /** The key-management page's sessions, in memory with the keys. */
+  readonly sessions = new MemorySessionStore();
   readonly #byId = new Map<string, ApiKeyRecord>();
   readonly #byDigest = new Map<string, string>();
   /** Leak reports already recorded, as key id and fingerprint. */

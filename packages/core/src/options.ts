@@ -37,8 +37,29 @@ import type {
   KeyStore,
   RateLimiter,
   SessionResolver,
+  SessionStore,
 } from './types.js';
 import type { WebhookRegistry } from './webhooks.js';
+
+/** How the key-management page's sessions are kept (see `KeygateOptions.pageSessions`). */
+export interface PageSessionOptions {
+  /** Where sessions live. Default: the key store's own (`store.sessions`), so every instance sharing the keys shares them. */
+  store?: SessionStore;
+  /** How long a session lasts from sign-in however busy it is, in seconds. Default 28,800 (8 hours). */
+  ttlSeconds?: number;
+  /** How long a session lasts unused, in seconds. Default 1,800 (30 minutes). */
+  idleSeconds?: number;
+  /** Most sessions of one key; a sign-in past it ends that key's oldest. Default 10. */
+  maxPerKey?: number;
+}
+
+/** Page sessions with their defaults applied: what `createKeygate` keeps. */
+export interface PageSessionConfig {
+  store: SessionStore;
+  ttlSeconds: number;
+  idleSeconds: number;
+  maxPerKey: number;
+}
 
 export interface KeygateOptions {
   /** Where keys live. Default: an in-memory store (single process, lost on restart). */
@@ -94,8 +115,15 @@ export interface KeygateOptions {
   environments?: readonly KeyEnvironment[];
   /** Scopes a public key may hold. Default `['track:events', 'read:config']`. */
   publicScopes?: readonly string[];
-  /** Resolves a browser session when no key is sent. Default: none. */
+  /** Resolves a browser session of the app's own (its users' sign-in) when no key is sent. Default: none. */
   session?: SessionResolver;
+  /**
+   * The key-management page's sessions: a browser signed in with an admin key, acting with that
+   * key's current record on every request. `false`: none. Default: kept in the key store's
+   * `sessions` (`MemoryKeyStore`, `PostgresKeyStore`; off for a store without), 8 hours, 30
+   * minutes idle, 10 per key.
+   */
+  pageSessions?: PageSessionOptions | false;
   /** Verified-key cache, or `false` to ask the store on every request. Default: 10,000 entries, 30 s TTL. */
   cache?: VerificationCacheOptions | false;
   /** Owner given to keys created without one. Default `org_default`. */
@@ -141,6 +169,7 @@ export interface KeygateConfig {
   auditReader: AuditReader | null;
   auditScopeChecks: boolean;
   session: SessionResolver | null;
+  pageSessions: PageSessionConfig | null;
   publicScopes: readonly string[];
   defaultOwnerId: string;
   adminScope: string;
@@ -170,6 +199,7 @@ const OPTION_NAMES: { readonly [K in keyof Required<KeygateOptions>]: true } = {
   environments: true,
   publicScopes: true,
   session: true,
+  pageSessions: true,
   cache: true,
   defaultOwnerId: true,
   adminScope: true,
@@ -197,6 +227,7 @@ export function resolveOptions(options: KeygateOptions = {}): KeygateConfig {
     throw new KeygateConfigError('INVALID_OPTION', `environments must list 'live' and/or 'test'`);
   }
   const sinks = options.auditSinks ?? [new MemoryAuditSink()];
+  const store = options.store ?? new MemoryKeyStore();
   return {
     logger: options.logger ?? console,
     format: createKeyFormat(options.prefixes),
@@ -208,7 +239,7 @@ export function resolveOptions(options: KeygateOptions = {}): KeygateConfig {
     },
     environments,
     tiers: resolveTiers(options.tiers),
-    store: options.store ?? new MemoryKeyStore(),
+    store,
     limiter: options.limiter === false ? null : (options.limiter ?? new MemoryRateLimiter()),
     failureGuard:
       options.authFailureLimit === false
@@ -222,6 +253,7 @@ export function resolveOptions(options: KeygateOptions = {}): KeygateConfig {
     auditReader: options.auditReader ?? sinks.find(isReader) ?? null,
     auditScopeChecks: options.auditScopeChecks ?? true,
     session: options.session ?? null,
+    pageSessions: resolvePageSessions(options.pageSessions, store),
     publicScopes: options.publicScopes ?? ['track:events', 'read:config'],
     defaultOwnerId: options.defaultOwnerId ?? 'org_default',
     adminScope: options.adminScope ?? 'manage:keys',
@@ -258,6 +290,44 @@ function resolveTiers(tiers: KeygateOptions['tiers']): RateLimitTiers {
   validateTier(resolved.secret, 'tiers.secret');
   validateTier(resolved.public, 'tiers.public');
   return resolved;
+}
+
+const PAGE_SESSION_BOUNDS = {
+  ttlSeconds: { min: 60, max: 30 * 86_400, fallback: 8 * 3_600 },
+  idleSeconds: { min: 60, max: 30 * 86_400, fallback: 30 * 60 },
+  maxPerKey: { min: 1, max: 1_000, fallback: 10 },
+} as const;
+
+function resolvePageSessions(
+  options: PageSessionOptions | false | undefined,
+  keys: KeyStore,
+): PageSessionConfig | null {
+  if (options === false) return null;
+  const store = options?.store ?? keys.sessions;
+  if (!store) {
+    if (options === undefined) return null;
+    throw new KeygateConfigError(
+      'INVALID_OPTION',
+      'pageSessions needs a store: the key store keeps no sessions, so pass pageSessions.store',
+    );
+  }
+  const value = (name: keyof typeof PAGE_SESSION_BOUNDS): number => {
+    const { min, max, fallback } = PAGE_SESSION_BOUNDS[name];
+    const given = options?.[name] ?? fallback;
+    if (!Number.isInteger(given) || given < min || given > max) {
+      throw new KeygateConfigError(
+        'INVALID_OPTION',
+        `pageSessions.${name} must be a whole number from ${min} to ${max}`,
+      );
+    }
+    return given;
+  };
+  return {
+    store,
+    ttlSeconds: value('ttlSeconds'),
+    idleSeconds: value('idleSeconds'),
+    maxPerKey: value('maxPerKey'),
+  };
 }
 
 function resolveOrigins(origins: readonly string[]): ReadonlySet<string> {

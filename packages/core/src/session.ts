@@ -1,19 +1,24 @@
 import { KeygateError } from './errors.js';
 import { limitRequest } from './limit.js';
+import { authenticatePageSession } from './page-session.js';
 import type { Pipeline } from './pipeline.js';
 import type { AuditContext, Decision, KeygateRequest } from './types.js';
 
 const VIA_SESSION = { via: 'session' };
 
 /**
- * A request that carries no key: the session the app's resolver finds for it (a browser signed
- * in), limited as a secret key is, or `AUTH_REQUIRED` when there is none.
+ * A request that carries no key: its page session (signed in with a key, acting as that key), or
+ * else the session the app's resolver finds for it (a browser signed in to the app), limited as
+ * a secret key is, or `AUTH_REQUIRED` when there is none.
  */
 export async function authenticateSession(
   pipeline: Pipeline,
   req: KeygateRequest,
   context: AuditContext,
+  path: string,
 ): Promise<Decision> {
+  const pageSession = await authenticatePageSession(pipeline, req, context, path);
+  if (pageSession) return pageSession;
   const { config, attempts } = pipeline;
   const session = config.session ? await config.session(req) : null;
   if (!session) {

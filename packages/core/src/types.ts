@@ -214,7 +214,52 @@ export interface KeyStore {
     contain: (current: ApiKeyRecord) => LeakChange,
     writeEvents: boolean,
   ): Promise<{ record: ApiKeyRecord; change: LeakChange | null } | null>;
+  /**
+   * Where the key-management page's sessions live, next to the keys so that every instance
+   * sharing the keys shares them too. Default: none (page sessions are off unless
+   * `pageSessions.store` is given).
+   */
+  readonly sessions?: SessionStore;
   close?(): Promise<void>;
+}
+
+/**
+ * A page session as stored: the key it was signed in with and the digest of the secret used
+ * (never the secret), where it was signed in from, and until when. The token the cookie carries
+ * is never stored, only its hash.
+ */
+export interface PageSessionRecord {
+  /** SHA-256 (hex) of the session token in the cookie. */
+  tokenHash: string;
+  keyId: string;
+  /** The digest the key was found by at sign-in: once it is no longer the key's current one (a rotation), the session ends. */
+  keyDigest: string;
+  ownerId: string;
+  /** The origin the sign-in came from (`https://app.example.com`), checked against the key's referrer restrictions. */
+  origin: string;
+  createdAt: Date;
+  /** The fixed end: sign-in plus the TTL. */
+  expiresAt: Date;
+  /** The idle end: moved on by use, never past `expiresAt`. */
+  activeUntil: Date;
+}
+
+/**
+ * Where page sessions live. Implementations: `MemorySessionStore` (core, `MemoryKeyStore.sessions`),
+ * `PostgresSessionStore` (@keygate/postgres, `PostgresKeyStore.sessions`). Every method may throw
+ * when the backend is unreachable; the request is then answered 503.
+ */
+export interface SessionStore {
+  /** Stores a new session, and deletes the oldest of its key's sessions beyond `maxPerKey`. */
+  create(session: PageSessionRecord, maxPerKey: number): Promise<void>;
+  /** The session with this token hash while it is active at `now` (before its idle and fixed ends). */
+  get(tokenHash: string, now: Date): Promise<PageSessionRecord | null>;
+  /** Moves a session's idle end to `activeUntil`, never past its `expiresAt`. */
+  touch(tokenHash: string, activeUntil: Date): Promise<void>;
+  /** Ends a session: the one deleted, or `null` when there was none. */
+  delete(tokenHash: string): Promise<PageSessionRecord | null>;
+  /** Deletes up to `limit` sessions no longer active at `now`; returns how many it deleted. */
+  purge(now: Date, limit: number): Promise<number>;
 }
 
 /** One limit applied to a key. */
@@ -301,7 +346,9 @@ export type AuditAction =
   | 'key.updated'
   | 'key.rotated'
   | 'key.revoked'
-  | 'key.leaked';
+  | 'key.leaked'
+  | 'session.started'
+  | 'session.ended';
 
 export type AuditOutcome = 'success' | 'failure';
 
@@ -438,6 +485,13 @@ export interface Session {
   admin?: boolean;
 }
 
+/** The page session a request came with: which one (not its token), and its fixed end. */
+export interface PageSessionRef {
+  /** A public name for the session (from its token's hash), for the audit trail and `GET /me`. */
+  id: string;
+  expiresAt: Date;
+}
+
 export type SessionResolver = (req: KeygateRequest) => Session | null | Promise<Session | null>;
 
 /** Who a request acts as, put on the framework's context by each adapter. */
@@ -451,6 +505,8 @@ export type Principal =
       type: KeyType;
       environment: KeyEnvironment;
       key: KeyDetails;
+      /** Set when the request came with a page session signed in with this key, not with the key itself. */
+      pageSession?: PageSessionRef;
     }
   | {
       kind: 'session';

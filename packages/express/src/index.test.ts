@@ -7,7 +7,6 @@ import {
   createKeygate,
   type Keygate,
   type KeygateOptions,
-  keyDashboard,
   requireScope,
 } from './index.js';
 
@@ -171,7 +170,7 @@ describe('@keygate/express apiKeyAuth and requireScope', () => {
   });
 });
 
-describe('@keygate/express apiKeyRoutes and keyDashboard', () => {
+describe('@keygate/express apiKeyRoutes', () => {
   it('creates a key for an admin, reading the body itself or after express.json()', async () => {
     for (const parse of [false, true]) {
       const { app, admin, keygate } = await appWith({}, (app) => {
@@ -204,16 +203,5 @@ describe('@keygate/express apiKeyRoutes and keyDashboard', () => {
       .expect(415);
     expect(form.body.code).toBe('UNSUPPORTED_MEDIA_TYPE');
     expect(form.headers.connection).toBe('close');
-  });
-
-  it('serves the key-management page where it is mounted', async () => {
-    const keygate = createKeygate();
-    open.push(keygate);
-    const app = express();
-    app.use('/admin/keys', keyDashboard({ keygate }));
-    const page = await request(app).get('/admin/keys').expect(200);
-    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
-    expect(page.headers['content-security-policy']).toContain("default-src 'none'");
-    expect(page.text).toContain('/admin/keys/assets/');
   });
 });

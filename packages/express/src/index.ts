@@ -81,12 +81,3 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): RequestHandler {
       .then((response) => send(res, response), next);
   };
 }
-
-/** The key-management page, to mount with `app.use('/dashboard', keyDashboard({ keygate }))`. */
-export function keyDashboard({ keygate, ...options }: core.KeyDashboardOptions): RequestHandler {
-  const page = core.createDashboard(keygate, options);
-  return (req, res) => {
-    const answer = page({ method: req.method, mountPath: req.baseUrl, path: req.path });
-    res.status(answer.status).set(answer.headers).send(answer.body);
-  };
-}

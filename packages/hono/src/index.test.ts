@@ -12,7 +12,6 @@ import {
   type Keygate,
   KeygateConfigError,
   type KeygateOptions,
-  keyDashboard,
   MemoryAuditSink,
   requireScope,
 } from './index.js';
@@ -299,7 +298,7 @@ describe('clientIp', () => {
   });
 });
 
-describe('apiKeyRoutes and keyDashboard', () => {
+describe('apiKeyRoutes', () => {
   it('routes on the path as sent: an encoded slash in an id reaches no other route', async () => {
     const keygate = createKeygate({ authFailureLimit: false });
     open.push(keygate);
@@ -318,17 +317,6 @@ describe('apiKeyRoutes and keyDashboard', () => {
     expect(((await encoded.json()) as { code: string }).code).toBe('NOT_FOUND');
     const anonymous = await app.request('/v1/api-keys');
     expect(anonymous.status).toBe(401);
-  });
-
-  it('serves the key-management page where it is mounted', async () => {
-    const keygate = createKeygate();
-    open.push(keygate);
-    const app = new Hono();
-    app.route('/admin/keys', keyDashboard({ keygate }));
-    const page = await app.request('/admin/keys');
-    expect(page.status).toBe(200);
-    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
-    expect(await page.text()).toContain('/admin/keys/assets/');
   });
 
   it('takes a body a middleware mounted before it has already read', async () => {

@@ -106,14 +106,3 @@ export function apiKeyRoutes(options: ApiKeyAuthOptions): Hono {
     return c.json(response.body, response.status as Status, response.headers);
   });
 }
-
-/** The key-management page, to mount with `app.route('/dashboard', keyDashboard({ keygate }))`. */
-export function keyDashboard({ keygate, ...options }: core.KeyDashboardOptions) {
-  const page = core.createDashboard(keygate, options);
-  return new Hono().all('*', (c) => {
-    const mountPath = basePath(c);
-    const path = c.req.path.slice(mountPath.length);
-    const answer = page({ method: c.req.method, mountPath, path });
-    return c.body(answer.body, answer.status as Status, answer.headers);
-  });
-}

@@ -77,14 +77,3 @@ export function apiKeyRoutes(
     send(ctx, response);
   };
 }
-
-/** The key-management page as one middleware: `app.use(keyDashboard({ keygate, prefix? }))` (default prefix `/dashboard`). */
-export function keyDashboard(options: core.KeyDashboardOptions & { prefix?: string }): Middleware {
-  const { keygate, prefix = '/dashboard', ...rest } = options;
-  const page = core.createDashboard(keygate, rest);
-  return async (ctx, next) => {
-    const path = core.pathUnder(ctx.path, prefix);
-    if (path === null) return next();
-    send(ctx, page({ method: ctx.method, mountPath: prefix, path }));
-  };
-}

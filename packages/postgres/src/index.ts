@@ -17,6 +17,7 @@ export {
   apiKeys,
   auditEvents,
   leakReports,
+  pageSessions,
   usageBatches,
   usageCounts,
   webhookAttempts,
@@ -25,6 +26,7 @@ export {
   webhookEvents,
   webhookWorker,
 } from './schema.js';
+export { PostgresSessionStore } from './session-store.js';
 export { PostgresStoreError, type PostgresStoreOptions } from './store-error.js';
 export { enqueueWebhooks } from './webhook-outbox.js';
 export {

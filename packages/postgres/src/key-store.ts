@@ -16,6 +16,7 @@ import type { Sql } from 'postgres';
 import { insertAuditEvents, PostgresAuditSink } from './audit-sink.js';
 import type { KeygateDatabase } from './database.js';
 import { apiKeys, leakReports } from './schema.js';
+import { PostgresSessionStore } from './session-store.js';
 import { attempt, DEFAULT_CALL_TIMEOUT_MS, type PostgresStoreOptions } from './store-error.js';
 import { enqueueWebhookEvents } from './webhook-outbox.js';
 
@@ -87,6 +88,8 @@ export class PostgresKeyStore implements KeyStore {
    * write its audit event in the change's own transaction: both are stored, or neither.
    */
   readonly auditSink: PostgresAuditSink;
+  /** The key-management page's sessions, in this store's database next to the keys. */
+  readonly sessions: PostgresSessionStore;
   readonly #db: KeygateDatabase;
   readonly #timeoutMs: number;
   /** The cold path's one query, prepared once: drizzle's query builder costs more than the lookup. */
@@ -96,6 +99,7 @@ export class PostgresKeyStore implements KeyStore {
     this.#db = db;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.auditSink = new PostgresAuditSink(db, options);
+    this.sessions = new PostgresSessionStore(db, options);
     const client = options.postgresJs;
     if (client) {
       // The digests asked for while the event loop polled (the requests that arrived together)

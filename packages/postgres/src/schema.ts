@@ -287,3 +287,28 @@ export const webhookWorker = pgTable('keygate_webhook_worker', {
   holder: text('holder').notNull(),
   leaseUntil: timestamptz('lease_until').notNull(),
 });
+
+/**
+ * The key-management page's sessions, shared by every instance: the key each was signed in with
+ * and the digest of the secret used (never the secret), and the hash of its cookie's token
+ * (never the token). A session ends at `expires_at`, or unused at `active_until`; ended rows are
+ * purged.
+ */
+export const pageSessions = pgTable(
+  'keygate_page_sessions',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    keyId: text('key_id').notNull(),
+    keyDigest: text('key_digest').notNull(),
+    ownerId: text('owner_id').notNull(),
+    origin: text('origin').notNull(),
+    createdAt: timestamptz('created_at').notNull(),
+    expiresAt: timestamptz('expires_at').notNull(),
+    /** The idle end, moved on by use; never past `expires_at`, so purging by it alone is enough. */
+    activeUntil: timestamptz('active_until').notNull(),
+  },
+  (table) => [
+    index('keygate_page_sessions_key_created_idx').on(table.keyId, table.createdAt),
+    index('keygate_page_sessions_active_until_idx').on(table.activeUntil),
+  ],
+);

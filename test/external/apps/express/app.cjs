@@ -1,6 +1,7 @@
 // Express 4 or 5 from CommonJS JavaScript, as a user installs it: `npm install @keygate/express`.
 const express = require('express');
-const { apiKeyAuth, createKeygate, keyDashboard, requireScope } = require('@keygate/express');
+const { apiKeyAuth, createKeygate, requireScope } = require('@keygate/express');
+const { keyDashboard } = require('@keygate/dashboard/express');
 
 async function main() {
   const keygate = createKeygate();
@@ -8,7 +9,7 @@ async function main() {
   const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
   const app = express();
-  app.use('/dashboard', keyDashboard({ keygate }));
+  app.use(keyDashboard({ keygate }));
   app.use('/v1', apiKeyAuth({ keygate }));
   app.get('/v1/data', requireScope('read:data'), (req, res) => {
     res.json({ success: true, data: { keyId: req.apiKey.id, scopes: req.apiKey.scopes } });

@@ -1,12 +1,7 @@
 // Express 4 or 5 from TypeScript compiled to CommonJS, type-checked against the `.d.cts` declarations.
 import type { AddressInfo } from 'node:net';
-import {
-  apiKeyAuth,
-  createKeygate,
-  keyDashboard,
-  type Principal,
-  requireScope,
-} from '@keygate/express';
+import { keyDashboard } from '@keygate/dashboard/express';
+import { apiKeyAuth, createKeygate, type Principal, requireScope } from '@keygate/express';
 import express from 'express';
 
 /** `true` only for `any`: a context value typed `any` would fail the assignment below. */
@@ -18,7 +13,7 @@ async function main(): Promise<void> {
   const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
   const app = express();
-  app.use('/dashboard', keyDashboard({ keygate }));
+  app.use(keyDashboard({ keygate }));
   app.use('/v1', apiKeyAuth({ keygate }));
   app.get('/v1/data', requireScope('read:data'), (req, res) => {
     const apiKey: Principal | undefined = req.apiKey;

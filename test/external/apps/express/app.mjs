@@ -1,5 +1,6 @@
 // Express 4 or 5 from ESM JavaScript, as a user installs it: `npm install @keygate/express`.
-import { apiKeyAuth, createKeygate, keyDashboard, requireScope } from '@keygate/express';
+import { keyDashboard } from '@keygate/dashboard/express';
+import { apiKeyAuth, createKeygate, requireScope } from '@keygate/express';
 import express from 'express';
 
 const keygate = createKeygate();
@@ -7,7 +8,7 @@ const reader = await keygate.keys.create({ name: 'reader', scopes: ['read:data']
 const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
 const app = express();
-app.use('/dashboard', keyDashboard({ keygate }));
+app.use(keyDashboard({ keygate }));
 app.use('/v1', apiKeyAuth({ keygate }));
 app.get('/v1/data', requireScope('read:data'), (req, res) => {
   res.json({ success: true, data: { keyId: req.apiKey.id, scopes: req.apiKey.scopes } });

@@ -1,7 +1,8 @@
 // Hono 4 on Node from CommonJS JavaScript, as a user installs it: `npm install @keygate/hono`.
 const { serve } = require('@hono/node-server');
 const { Hono } = require('hono');
-const { apiKeyAuth, createKeygate, keyDashboard, requireScope } = require('@keygate/hono');
+const { apiKeyAuth, createKeygate, requireScope } = require('@keygate/hono');
+const { keyDashboard } = require('@keygate/dashboard/hono');
 
 async function main() {
   const keygate = createKeygate();
@@ -9,7 +10,7 @@ async function main() {
   const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
   const app = new Hono();
-  app.route('/dashboard', keyDashboard({ keygate }));
+  app.use(keyDashboard({ keygate }));
   app.use('/v1/*', apiKeyAuth({ keygate }));
   app.get('/v1/data', requireScope('read:data'), (c) => {
     const apiKey = c.get('apiKey');

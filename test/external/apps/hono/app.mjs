@@ -1,6 +1,7 @@
 // Hono 4 on Node from ESM JavaScript, as a user installs it: `npm install @keygate/hono`.
 import { serve } from '@hono/node-server';
-import { apiKeyAuth, createKeygate, keyDashboard, requireScope } from '@keygate/hono';
+import { keyDashboard } from '@keygate/dashboard/hono';
+import { apiKeyAuth, createKeygate, requireScope } from '@keygate/hono';
 import { Hono } from 'hono';
 
 const keygate = createKeygate();
@@ -8,7 +9,7 @@ const reader = await keygate.keys.create({ name: 'reader', scopes: ['read:data']
 const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
 const app = new Hono();
-app.route('/dashboard', keyDashboard({ keygate }));
+app.use(keyDashboard({ keygate }));
 app.use('/v1/*', apiKeyAuth({ keygate }));
 app.get('/v1/data', requireScope('read:data'), (c) => {
   const apiKey = c.get('apiKey');

@@ -1,12 +1,7 @@
 // Hono 4 on Node from TypeScript (ESM), type-checked with `nodenext` and `bundler` resolution.
 import { serve } from '@hono/node-server';
-import {
-  apiKeyAuth,
-  createKeygate,
-  keyDashboard,
-  type Principal,
-  requireScope,
-} from '@keygate/hono';
+import { keyDashboard } from '@keygate/dashboard/hono';
+import { apiKeyAuth, createKeygate, type Principal, requireScope } from '@keygate/hono';
 import { Hono } from 'hono';
 
 /** `true` only for `any`: a context value typed `any` would fail the assignment below. */
@@ -17,7 +12,7 @@ const reader = await keygate.keys.create({ name: 'reader', scopes: ['read:data']
 const writer = await keygate.keys.create({ name: 'writer', scopes: ['write:data'] });
 
 const app = new Hono();
-app.route('/dashboard', keyDashboard({ keygate }));
+app.use(keyDashboard({ keygate }));
 app.use('/v1/*', apiKeyAuth({ keygate }));
 app.get('/v1/data', requireScope('read:data'), (c) => {
   const apiKey = c.get('apiKey');

@@ -1,6 +1,7 @@
 // Koa 2 or 3 from CommonJS JavaScript, as a user installs it: `npm install @keygate/koa`.
 const Koa = require('koa');
-const { apiKeyAuth, createKeygate, keyDashboard, requireScope } = require('@keygate/koa');
+const { apiKeyAuth, createKeygate, requireScope } = require('@keygate/koa');
+const { keyDashboard } = require('@keygate/dashboard/koa');
 
 async function main() {
   const keygate = createKeygate();

@@ -1,5 +1,6 @@
 // Koa 2 or 3 from ESM JavaScript, as a user installs it: `npm install @keygate/koa`.
-import { apiKeyAuth, createKeygate, keyDashboard, requireScope } from '@keygate/koa';
+import { keyDashboard } from '@keygate/dashboard/koa';
+import { apiKeyAuth, createKeygate, requireScope } from '@keygate/koa';
 import Koa from 'koa';
 
 const keygate = createKeygate();

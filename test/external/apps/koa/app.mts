@@ -1,10 +1,10 @@
 // Koa 2 or 3 from TypeScript (ESM), type-checked with `nodenext` and `bundler` resolution.
 import type { AddressInfo } from 'node:net';
+import { keyDashboard } from '@keygate/dashboard/koa';
 import {
   type ApiKeyState,
   apiKeyAuth,
   createKeygate,
-  keyDashboard,
   type Principal,
   requireScope,
 } from '@keygate/koa';

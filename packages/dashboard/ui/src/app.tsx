@@ -11,7 +11,7 @@ import { Alert, Field, Spinner } from './ui.tsx';
 type Auth =
   | { state: 'checking' }
   | { state: 'signed-out'; message: string | null }
-  | { state: 'signed-in'; me: Me; via: 'key' | 'session' };
+  | { state: 'signed-in'; me: Me; via: 'key' | 'page' | 'app' };
 
 function explain(error: unknown, adminScope: string): string {
   if (!(error instanceof ApiError)) return String(error);
@@ -36,7 +36,13 @@ function SignIn({
   const [busy, setBusy] = useState(false);
   const form = useRef<HTMLFormElement>(null);
   useEffect(() => form.current?.querySelector('input')?.focus(), []);
+  const sessions = config.pageSessions;
   const submit = async (event: Event) => {
+    // With page sessions the browser posts the form itself: the key goes to the server once.
+    if (sessions) {
+      setBusy(true);
+      return;
+    }
     event.preventDefault();
     if (!key.trim()) return;
     setBusy(true);
@@ -53,10 +59,19 @@ function SignIn({
         <h1>{config.title}</h1>
         <p class="muted">Create, rotate and revoke the keys that call your API.</p>
         {message && <Alert>{message}</Alert>}
-        <form class="form" onSubmit={submit} ref={form}>
+        <form
+          class="form"
+          onSubmit={submit}
+          ref={form}
+          {...(sessions ? { method: 'post', action: sessions.signInPath } : {})}
+        >
           <Field
             label="Admin key"
-            hint={`A secret key with the ${config.adminScope} scope. It stays in this tab only and is forgotten when you close it.`}
+            hint={
+              sessions
+                ? `A secret key with the ${config.adminScope} scope. It opens a session for this browser, which acts as the key until you sign out; the key itself is not kept.`
+                : `A secret key with the ${config.adminScope} scope. It stays in this tab only and is forgotten when you close it.`
+            }
           >
             {(props) => (
               <input
@@ -65,6 +80,7 @@ function SignIn({
                 type="password"
                 autoComplete="off"
                 spellcheck={false}
+                required
                 placeholder="sk_live_…"
                 value={key}
                 onInput={(e) => setKey(e.currentTarget.value)}
@@ -76,7 +92,7 @@ function SignIn({
             class="button button-primary button-block"
             disabled={busy || !key.trim()}
           >
-            {busy ? 'Signing in…' : 'Sign in with key'}
+            {busy ? 'Signing in…' : sessions ? 'Sign in' : 'Sign in with key'}
           </button>
         </form>
         {config.signInUrl && (
@@ -94,7 +110,19 @@ function SignIn({
   );
 }
 
-function Header({ me, via, onSignOut }: { me: Me; via: 'key' | 'session'; onSignOut: () => void }) {
+type Via = 'key' | 'page' | 'app';
+
+function Header({
+  me,
+  via,
+  signOutPath,
+  onSignOut,
+}: {
+  me: Me;
+  via: Via;
+  signOutPath: string | null;
+  onSignOut: () => void;
+}) {
   return (
     <header class="topbar">
       <div class="topbar-inner">
@@ -108,18 +136,25 @@ function Header({ me, via, onSignOut }: { me: Me; via: 'key' | 'session'; onSign
           {me.ownerId}
         </span>
         <span class="whoami" data-testid="whoami">
-          {via === 'key' ? (
-            <>
-              Signed in with <code>{me.start}…</code>
-            </>
-          ) : (
+          {via === 'app' ? (
             <>Signed in with your session</>
+          ) : (
+            <>
+              Signed in as <strong>{me.name}</strong> <code>{me.start}…</code>
+            </>
           )}
         </span>
         {via === 'key' && (
           <button type="button" class="button button-small" onClick={onSignOut}>
             Sign out
           </button>
+        )}
+        {via === 'page' && signOutPath && (
+          <form method="post" action={signOutPath} class="signout">
+            <button type="submit" class="button button-small">
+              Sign out
+            </button>
+          </form>
         )}
       </div>
     </header>
@@ -190,7 +225,13 @@ function Keys({
 }
 
 export function App({ config }: { config: Config }) {
-  const [auth, setAuth] = useState<Auth>({ state: 'checking' });
+  // The server says whether this request has a session: without one, nothing is asked (no 401).
+  const pasted = config.view === 'page' && pastedKey.get() !== null;
+  const [auth, setAuth] = useState<Auth>(() =>
+    pasted || (config.view === 'page' && config.session)
+      ? { state: 'checking' }
+      : { state: 'signed-out', message: config.message },
+  );
   const [route, navigate] = useRoute(config.mountPath);
   const signOut = useCallback((message: string | null) => {
     pastedKey.clear();
@@ -205,22 +246,23 @@ export function App({ config }: { config: Config }) {
   );
 
   useEffect(() => {
-    const resume = async () => {
-      if (pastedKey.get() || config.sessions) {
-        try {
-          const via = pastedKey.get() ? 'key' : 'session';
-          return setAuth({ state: 'signed-in', me: await api.me(), via });
-        } catch (error) {
-          if (pastedKey.get()) return signOut(explain(error, config.adminScope));
-          if (error instanceof ApiError && error.status === 403) {
-            return signOut('You are signed in, but your account cannot manage API keys.');
-          }
+    if (auth.state !== 'checking') return;
+    const via = pasted ? 'key' : config.session === 'page' ? 'page' : 'app';
+    api.me().then(
+      (me) => setAuth({ state: 'signed-in', me, via }),
+      (error: unknown) => {
+        if (pasted) return signOut(explain(error, config.adminScope));
+        if (error instanceof ApiError && error.status === 403) {
+          return signOut(
+            via === 'page'
+              ? explain(error, config.adminScope)
+              : 'You are signed in, but your account cannot manage API keys.',
+          );
         }
-      }
-      setAuth({ state: 'signed-out', message: null });
-    };
-    void resume();
-  }, [api, config, signOut]);
+        signOut(error instanceof ApiError && error.status === 401 ? null : String(error));
+      },
+    );
+  }, [api, auth.state, config, pasted, signOut]);
 
   if (auth.state === 'checking') return <Spinner label="Checking your sign-in…" />;
   if (auth.state === 'signed-out') {
@@ -244,7 +286,12 @@ export function App({ config }: { config: Config }) {
       <a class="skip" href="#main">
         Skip to content
       </a>
-      <Header me={auth.me} via={auth.via} onSignOut={() => signOut(null)} />
+      <Header
+        me={auth.me}
+        via={auth.via}
+        signOutPath={config.pageSessions?.signOutPath ?? null}
+        onSignOut={() => signOut(null)}
+      />
       <main id="main" class="main" tabIndex={-1}>
         {route.name === 'key' ? (
           <KeyPage api={api} config={config} me={auth.me} keyId={route.id} navigate={navigate} />

@@ -53,6 +53,15 @@ export interface Me {
   expiresAt?: string | null;
   restrictions?: Restrictions | null;
   rateLimit?: RateLimit | null;
+  /** Set when signed in with a page session. */
+  session?: { id: string; expiresAt: string } | null;
+}
+
+/** Who changed a key, as its audit event records them. */
+export interface Actor {
+  name?: string;
+  start?: string;
+  via?: 'key' | 'page_session' | 'session';
 }
 
 export interface AuditEvent {

@@ -4,7 +4,7 @@ import type { Config } from './config.ts';
 import { EditKeyDialog, RevokeDialog, RotateDialog } from './dialogs.tsx';
 import { formatDateTime, formatRelative, statusOf } from './format.ts';
 import { followLink, hrefOf, type Route } from './router.ts';
-import type { ApiKey, AuditEvent, Me } from './types.ts';
+import type { Actor, ApiKey, AuditEvent, Me } from './types.ts';
 import { Alert, Badge, Chips, KeyBadges, Spinner, StatusBadge } from './ui.tsx';
 import { UsagePanel } from './usage-chart.tsx';
 
@@ -17,7 +17,25 @@ const ACTIONS: Record<string, string> = {
   'key.updated': 'Key updated',
   'key.rotated': 'Key rotated',
   'key.revoked': 'Key revoked',
+  'session.started': 'Signed in to the page',
+  'session.ended': 'Signed out of the page',
 };
+
+/** Who made a change: the acting key's name and start as the event recorded them, else its id. */
+function ActedBy({ event }: { event: AuditEvent }) {
+  const by = event.detail?.by as Actor | undefined;
+  if (by?.name) {
+    const via = by.via === 'page_session' ? 'signed in to this page' : 'with its key';
+    return (
+      <span class="acted-by" title={`${by.name}, ${via}`}>
+        by {by.name}
+        {by.start && <code>{by.start}…</code>}
+      </span>
+    );
+  }
+  if (!event.actor || event.actor === event.keyId) return null;
+  return <span class="acted-by">by {event.actor}</span>;
+}
 
 const EVENTS_PAGE = 25;
 
@@ -88,7 +106,7 @@ function Events({ api, keyId, refreshed }: { api: Api; keyId: string; refreshed:
                   </td>
                   <td data-label="Event">
                     {ACTIONS[event.action] ?? event.action}
-                    {event.actor && <span class="muted small"> by {event.actor}</span>}
+                    <ActedBy event={event} />
                   </td>
                   <td data-label="Outcome">
                     <Badge tone={event.outcome === 'success' ? 'ok' : 'bad'}>
